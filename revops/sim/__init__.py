@@ -1,0 +1,1 @@
+"""Simulated lightningd: a plugin-protocol harness and a market model of a routing node."""
