@@ -1,0 +1,360 @@
+"""Channel facts from lightningd RPC responses: `build_facts(rpc, now_s, flows)`.
+
+Which channels get facts: every listpeerchannels entry with a `short_channel_id`, whatever its
+state (pre-lock-in channels have no scid and are skipped; closing and ONCHAIN channels are
+included with `channel.active` false, so a policy can see them but should gate on `active`).
+
+peer.* and node.* balance sums and channel counts cover open channels (CHANNELD_NORMAL or
+CHANNELD_AWAITING_SPLICE); their flow sums cover every channel with a scid.
+
+Every fact of the registry is present in every ChannelFacts.values, never None: unknown values
+take the neutral default documented in the registry (0, "", false, 0.5 for reputations, NEVER_S
+for "time since" facts) alongside a companion bool where it matters.
+
+Pure: reads only its arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
+from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
+
+#: CLN's default max_accepted_htlcs, used when a channel does not report one.
+DEFAULT_MAX_HTLCS = 483
+#: Relay floor (253 perkw = 1 sat/vB), the fallback for unknown feerates.
+FLOOR_PERKW = 253
+#: Weights lightningd uses for onchain_fee_estimates (sat = perkw * weight / 1000).
+OPEN_WEIGHT = 702
+MUTUAL_CLOSE_WEIGHT = 673
+#: Costs used when feerates returns nothing at all (the original's ChainCostDefaults).
+DEFAULT_OPEN_COST_SAT = 5000
+DEFAULT_CLOSE_COST_SAT = 3000
+
+#: States whose balances count in peer.* and node.* sums ("open" channels).
+OPEN_STATES = frozenset({"CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"})
+
+_EMPTY_FLOW = ChannelFlow("")
+
+
+@dataclass(frozen=True)
+class ChannelFacts:
+    """The facts of one channel: its scid, its peer and a value for every registered fact."""
+
+    scid: str
+    peer_id: str
+    values: Mapping[str, Any]   # keys are FACTS names; every registered fact, never None
+
+
+def _int(v: Any, default: int = 0) -> int:
+    """Returns v if it is a usable integer amount (not bool), else default."""
+    return v if type(v) is int else (int(v) if type(v) is float else default)
+
+
+def _num(v: Any, default: float = 0) -> float:
+    """Returns v if it is a number (not bool), else default."""
+    return v if type(v) in (int, float) else default
+
+
+def _dict(v: Any) -> Mapping[str, Any]:
+    """Returns v if it is a mapping, else an empty one."""
+    return v if isinstance(v, Mapping) else {}
+
+
+def _list(v: Any) -> list:
+    """Returns v if it is a list, else an empty list."""
+    return v if isinstance(v, list) else []
+
+
+def scid_block(scid: str) -> int | None:
+    """Returns the funding block height encoded in a scid "BLOCKxTXxOUT", None if unparsable."""
+    head, sep, _ = scid.partition("x")
+    return int(head) if sep and head.isdigit() else None
+
+
+def laplace(successes: int, failures: int) -> float:
+    """Returns the Laplace-smoothed success score (s+1)/(s+f+2); 0.5 with no observations."""
+    return (successes + 1) / (successes + failures + 2)
+
+
+def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns the market.* facts from a feerates response (perkw or perkb style)."""
+    feerates = _dict(feerates)
+    perkw = _dict(feerates.get("perkw"))
+    scale = 1.0
+    if not perkw and isinstance(feerates.get("perkb"), Mapping):
+        perkw, scale = feerates["perkb"], 0.25  # perkb = 4 x perkw
+
+    def rate(key: str) -> int | None:
+        v = perkw.get(key)
+        return int(v * scale) if type(v) in (int, float) else None
+
+    opening = rate("opening")
+    known = opening is not None
+    floor = rate("floor") or FLOOR_PERKW
+    opening = opening or floor
+    mutual = rate("mutual_close") or opening
+    estimates = sorted(
+        (e for e in _list(perkw.get("estimates"))
+         if isinstance(e, Mapping) and type(e.get("blockcount")) is int
+         and type(e.get("feerate")) in (int, float)),
+        key=lambda e: e["blockcount"])
+    fast = int(estimates[0]["feerate"] * scale) if estimates else opening
+    slow = int(estimates[-1]["feerate"] * scale) if estimates else mutual
+
+    est = _dict(feerates.get("onchain_fee_estimates"))
+    open_cost = est.get("opening_channel_satoshis")
+    close_cost = est.get("mutual_close_satoshis")
+    if type(open_cost) is not int:
+        open_cost = opening * OPEN_WEIGHT // 1000 if known else DEFAULT_OPEN_COST_SAT
+    if type(close_cost) is not int:
+        close_cost = mutual * MUTUAL_CLOSE_WEIGHT // 1000 if known else DEFAULT_CLOSE_COST_SAT
+    return {
+        "market.feerates_known": known,
+        "market.opening_feerate_perkw": opening,
+        "market.mutual_close_feerate_perkw": mutual,
+        "market.unilateral_close_feerate_perkw": rate("unilateral_close") or opening,
+        "market.min_acceptable_perkw": rate("min_acceptable") or FLOOR_PERKW,
+        "market.max_acceptable_perkw": rate("max_acceptable") or opening * 10,
+        "market.floor_perkw": floor,
+        "market.fast_feerate_perkw": fast,
+        "market.slow_feerate_perkw": slow,
+        "market.opening_sat_per_vb": opening * 4 / 1000,
+        "market.open_cost_sat": open_cost,
+        "market.close_cost_sat": close_cost,
+        "market.replacement_cost_sat": open_cost + close_cost,
+    }
+
+
+def _onchain(listfunds: Mapping[str, Any]) -> tuple[int, int]:
+    """Returns (confirmed_sat, unconfirmed_sat) of listfunds outputs (immature counts as unconfirmed)."""
+    conf = unconf = 0
+    for o in _list(_dict(listfunds).get("outputs")):
+        if not isinstance(o, Mapping):
+            continue
+        amt = _int(o.get("amount_msat"))
+        st = o.get("status")
+        if st == "confirmed":
+            conf += amt
+        elif st in ("unconfirmed", "immature"):
+            unconf += amt
+    return conf // 1000, unconf // 1000
+
+
+def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: float,
+                   flow: ChannelFlow) -> dict[str, Any]:
+    """Returns the channel.* facts of one listpeerchannels entry with its flow aggregates."""
+    g = ch.get
+    total = _int(g("total_msat"))
+    local = _int(g("to_us_msat"))
+    spendable = _int(g("spendable_msat"))
+    state = g("state")
+    state = state if isinstance(state, str) else ""
+    connected = g("peer_connected") is True
+
+    updates = _dict(g("updates"))
+    loc = _dict(updates.get("local"))
+    rem = updates.get("remote")
+    peer_known = isinstance(rem, Mapping) and "fee_proportional_millionths" in rem
+    rem = _dict(rem)
+
+    start = scid_block(scid)
+    age_blocks = max(0, blockheight - start) if start is not None and blockheight else 0
+
+    max_htlcs = _int(g("max_accepted_htlcs"), DEFAULT_MAX_HTLCS) or DEFAULT_MAX_HTLCS
+    n_htlcs = 0
+    htlc_msat = 0
+    for h in _list(g("htlcs")):
+        n_htlcs += 1
+        if isinstance(h, Mapping):
+            htlc_msat += _int(h.get("amount_msat"))
+    value_cap = _int(g("our_max_htlc_value_in_flight_msat"), total) or total
+    value_cap = min(value_cap, total) if total else value_cap
+    slot_util = min(1.0, n_htlcs / max_htlcs)
+    value_util = min(1.0, htlc_msat / value_cap) if value_cap > 0 else 0.0
+
+    v: dict[str, Any] = {
+        "channel.scid": scid,
+        "channel.state": state,
+        "channel.active": state == "CHANNELD_NORMAL" and connected,
+        "channel.private": g("private") is True,
+        "channel.opener_local": g("opener") == "local",
+        "channel.capacity_sat": total // 1000,
+        "channel.local_msat": local,
+        "channel.remote_msat": max(0, total - local),
+        "channel.local_ratio": local / total if total > 0 else 0.0,
+        "channel.spendable_msat": spendable,
+        "channel.receivable_msat": _int(g("receivable_msat")),
+        "channel.spendable_ratio": min(1.0, spendable / total) if total > 0 else 0.0,
+        "channel.age_blocks": age_blocks,
+        "channel.age_days": age_blocks * BLOCK_S / 86_400,
+        "channel.fee_ppm": _int(loc.get("fee_proportional_millionths"),
+                                _int(g("fee_proportional_millionths"))),
+        "channel.fee_base_msat": _int(loc.get("fee_base_msat"), _int(g("fee_base_msat"))),
+        "channel.htlc_min_msat": _int(loc.get("htlc_minimum_msat"),
+                                      _int(g("minimum_htlc_out_msat"))),
+        "channel.htlc_max_msat": _int(loc.get("htlc_maximum_msat"),
+                                      _int(g("maximum_htlc_out_msat"), total)),
+        "channel.peer_fee_known": peer_known,
+        "channel.peer_fee_ppm": _int(rem.get("fee_proportional_millionths")),
+        "channel.peer_fee_base_msat": _int(rem.get("fee_base_msat")),
+        "channel.max_accepted_htlcs": max_htlcs,
+        "channel.htlcs_in_flight": n_htlcs,
+        "channel.htlcs_in_flight_msat": htlc_msat,
+        "channel.htlc_slot_util": slot_util,
+        "channel.htlc_value_util": value_util,
+        "channel.htlc_util": max(slot_util, value_util),
+    }
+
+    for w in WINDOWS_S:
+        wf = flow.window(w)
+        v[f"channel.out_fwds_{w}"] = wf.out_count
+        v[f"channel.in_fwds_{w}"] = wf.in_count
+        v[f"channel.out_volume_{w}_msat"] = wf.out_msat
+        v[f"channel.in_volume_{w}_msat"] = wf.in_msat
+        v[f"channel.fees_earned_{w}_msat"] = wf.fees_msat
+        v[f"channel.fees_sourced_{w}_msat"] = wf.sourced_fees_msat
+        v[f"channel.out_failed_liquidity_{w}"] = wf.out_failed_liquidity
+        v[f"channel.out_failed_policy_{w}"] = wf.out_failed_policy
+        v[f"channel.out_failed_remote_{w}"] = wf.out_failed_remote
+        v[f"channel.in_failed_{w}"] = wf.in_failed
+        v[f"channel.hold_samples_{w}"] = wf.hold_count
+        v[f"channel.hold_time_avg_{w}_s"] = wf.hold_avg_s
+        v[f"channel.hold_time_std_{w}_s"] = wf.hold_std_s
+
+    w7 = flow.window("7d")
+    out7, in7 = w7.out_msat, w7.in_msat
+    last_out, last_in = flow.last_out_s, flow.last_in_s
+    v["channel.has_forwarded"] = last_out is not None or last_in is not None
+    v["channel.last_out_fwd_age_s"] = (min(NEVER_S, max(0.0, now_s - last_out))
+                                       if last_out is not None else NEVER_S)
+    v["channel.last_in_fwd_age_s"] = (min(NEVER_S, max(0.0, now_s - last_in))
+                                      if last_in is not None else NEVER_S)
+    v["channel.net_flow_7d_msat"] = out7 - in7
+    v["channel.flow_ratio_7d"] = (out7 - in7) / (out7 + in7) if out7 + in7 > 0 else 0.0
+    v["channel.turnover_7d"] = (out7 + in7) / 7 / total if total > 0 else 0.0
+    v["channel.revenue_rate_7d_msat_per_h"] = w7.fees_msat / (WINDOWS_S["7d"] / 3600)
+    v["channel.in_reputation_7d"] = laplace(w7.in_count, w7.in_failed)
+    return v
+
+
+def build_facts(rpc: Mapping[str, Any], now_s: float,
+                flows: Mapping[str, ChannelFlow] | None = None) -> list[ChannelFacts]:
+    """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
+
+    `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
+    feerates, listfunds, listpeers; missing ones count as empty). `flows` are per-scid forward
+    aggregates (e.g. from the plugin's store); when None they are computed from
+    rpc["listforwards"]["forwards"] as of `now_s`.
+    """
+    getinfo = _dict(rpc.get("getinfo"))
+    blockheight = _int(getinfo.get("blockheight"))
+    if flows is None:
+        flows = flows_from_forwards(_list(_dict(rpc.get("listforwards")).get("forwards")), now_s)
+
+    connected_peers: dict[str, bool] = {}
+    for p in _list(_dict(rpc.get("listpeers")).get("peers")):
+        if isinstance(p, Mapping) and isinstance(p.get("id"), str):
+            connected_peers[p["id"]] = p.get("connected") is True
+
+    # Pass 1: channel facts, and the per-peer / per-node sums they feed.
+    chans: list[tuple[str, str, dict[str, Any]]] = []
+    peers: dict[str, list] = {}  # id -> [n, n_active, total_msat, local_msat, out7, in7, fees7, s, f, connected]
+    node_n = node_active = node_total = node_local = node_spend = node_recv = 0
+    node_fees_1d = node_fees_7d = 0
+    for ch in _list(_dict(rpc.get("listpeerchannels")).get("channels")):
+        if not isinstance(ch, Mapping):
+            continue
+        scid = ch.get("short_channel_id")
+        peer_id = ch.get("peer_id")
+        if not isinstance(scid, str) or not scid or not isinstance(peer_id, str):
+            continue
+        flow = flows.get(scid) or _EMPTY_FLOW
+        v = _channel_facts(ch, scid, blockheight, now_s, flow)
+        chans.append((scid, peer_id, v))
+
+        # Balances and counts cover open channels only; flows cover every channel with a scid.
+        is_open = v["channel.state"] in OPEN_STATES
+        total = _int(ch.get("total_msat")) if is_open else 0
+        local = v["channel.local_msat"] if is_open else 0
+        active = v["channel.active"]
+        p = peers.get(peer_id)
+        if p is None:
+            p = peers[peer_id] = [0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                  connected_peers.get(peer_id, False)]
+        w7 = flow.window("7d")
+        p[0] += is_open
+        p[1] += active
+        p[2] += total
+        p[3] += local
+        p[4] += w7.out_msat
+        p[5] += w7.in_msat
+        p[6] += w7.fees_msat
+        p[7] += w7.in_count
+        p[8] += w7.in_failed
+        p[9] = p[9] or ch.get("peer_connected") is True
+
+        node_n += is_open
+        node_active += active
+        node_total += total
+        node_local += local
+        if active:
+            node_spend += v["channel.spendable_msat"]
+            node_recv += v["channel.receivable_msat"]
+        node_fees_1d += flow.window("1d").fees_msat
+        node_fees_7d += w7.fees_msat
+
+    conf_sat, unconf_sat = _onchain(_dict(rpc.get("listfunds")))
+    alias = getinfo.get("alias")
+    network = getinfo.get("network")
+    node_id = getinfo.get("id")
+    common: dict[str, Any] = {
+        "node.id": node_id if isinstance(node_id, str) else "",
+        "node.alias": alias if isinstance(alias, str) else "",
+        "node.network": network if isinstance(network, str) else "",
+        "node.blockheight": blockheight,
+        "node.num_channels": node_n,
+        "node.num_active_channels": node_active,
+        "node.total_capacity_sat": node_total // 1000,
+        "node.total_local_msat": node_local,
+        "node.local_ratio": node_local / node_total if node_total > 0 else 0.0,
+        "node.channel_spendable_msat": node_spend,
+        "node.channel_receivable_msat": node_recv,
+        "node.onchain_confirmed_sat": conf_sat,
+        "node.onchain_unconfirmed_sat": unconf_sat,
+        "node.fees_collected_msat": _int(getinfo.get("fees_collected_msat")),
+        "node.fees_earned_1d_msat": node_fees_1d,
+        "node.fees_earned_7d_msat": node_fees_7d,
+    }
+    common.update(market_facts(_dict(rpc.get("feerates"))))
+
+    peer_facts: dict[str, dict[str, Any]] = {}
+    for pid, p in peers.items():
+        peer_facts[pid] = {
+            "peer.id": pid,
+            "peer.connected": bool(p[9]),
+            "peer.num_channels": p[0],
+            "peer.num_active_channels": p[1],
+            "peer.capacity_sat": p[2] // 1000,
+            "peer.local_msat": p[3],
+            "peer.local_ratio": p[3] / p[2] if p[2] > 0 else 0.0,
+            "peer.out_volume_7d_msat": p[4],
+            "peer.in_volume_7d_msat": p[5],
+            "peer.fees_earned_7d_msat": p[6],
+            "peer.reputation_7d": laplace(p[7], p[8]),
+        }
+
+    out: list[ChannelFacts] = []
+    for scid, peer_id, v in chans:
+        v.update(peer_facts[peer_id])
+        v.update(common)
+        out.append(ChannelFacts(scid, peer_id, MappingProxyType(v)))
+    return out
+
+
+def missing_facts(values: Mapping[str, Any]) -> list[str]:
+    """Returns the registered fact names absent from `values` or set to None (for tests/checks)."""
+    return [n for n in FACTS if values.get(n) is None]

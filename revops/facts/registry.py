@@ -1,0 +1,224 @@
+"""The fact registry: every name a policy may reference, with its type, unit and meaning.
+
+The policy compiler type-checks conditions against `FACTS`; `build_facts` (build.py) fills a
+value for every registered name on every channel, never None. Where a value can be unknown, the
+fact has a documented neutral default and a companion bool (`channel.peer_fee_known`,
+`market.feerates_known`, `channel.has_forwarded`).
+
+Namespaces: `channel.` (one channel), `peer.` (all our channels with that channel's peer),
+`node.` (the whole node; same value on every channel), `market.` (on-chain fee market; same
+value on every channel). docs/facts.md says how each fact is computed and from which RPC field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+TYPES = ("number", "bool", "string")
+
+#: Flow windows: label used in fact names -> length in seconds.
+WINDOWS_S: Mapping[str, int] = MappingProxyType({"1d": 86_400, "7d": 604_800, "30d": 2_592_000})
+
+#: Value of `*_age_s` facts when the event never happened (10 years, in seconds).
+NEVER_S = 315_360_000
+
+#: Seconds per block used to turn block counts into days (1 block ~ 600 s).
+BLOCK_S = 600
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    """One fact a policy may reference: dotted name, value type, unit and a one-line doc."""
+
+    name: str   # dotted: "channel.local_ratio"; namespaces: channel., peer., node., market.
+    type: str   # "number" | "bool" | "string"
+    unit: str   # "msat", "sat", "ppm", "ratio", "s", "count", "blocks", "perkw", "" ...
+    doc: str    # one line
+
+
+def _window_specs() -> list[tuple[str, str, str, str]]:
+    """Returns the per-window flow fact rows, for each window in WINDOWS_S."""
+    rows: list[tuple[str, str, str, str]] = []
+    for w in WINDOWS_S:
+        rows += [
+            (f"channel.out_fwds_{w}", "number", "count",
+             f"settled forwards that left through this channel in the last {w}"),
+            (f"channel.in_fwds_{w}", "number", "count",
+             f"settled forwards that entered through this channel in the last {w}"),
+            (f"channel.out_volume_{w}_msat", "number", "msat",
+             f"sum of out_msat of settled forwards leaving through this channel in the last {w}"),
+            (f"channel.in_volume_{w}_msat", "number", "msat",
+             f"sum of in_msat of settled forwards entering through this channel in the last {w}"),
+            (f"channel.fees_earned_{w}_msat", "number", "msat",
+             f"fees of settled forwards leaving through this channel in the last {w}"),
+            (f"channel.fees_sourced_{w}_msat", "number", "msat",
+             f"fees of settled forwards entering through this channel in the last {w}"),
+            (f"channel.out_failed_liquidity_{w}", "number", "count",
+             f"local_failed forwards we could not send out this channel (no liquidity, slots, "
+             f"peer down) in the last {w}"),
+            (f"channel.out_failed_policy_{w}", "number", "count",
+             f"local_failed forwards to this channel refused for fee/cltv/amount policy "
+             f"(failcodes 4107-4110) in the last {w}"),
+            (f"channel.out_failed_remote_{w}", "number", "count",
+             f"forwards sent out this channel that failed downstream in the last {w}"),
+            (f"channel.in_failed_{w}", "number", "count",
+             f"forwards entering through this channel that failed (any cause) in the last {w}"),
+            (f"channel.hold_samples_{w}", "number", "count",
+             f"resolved forwards out this channel with a hold time, in the last {w}"),
+            (f"channel.hold_time_avg_{w}_s", "number", "s",
+             f"mean resolved_time - received_time of forwards out this channel in the last {w} "
+             f"(0 without samples)"),
+            (f"channel.hold_time_std_{w}_s", "number", "s",
+             f"population std-dev of hold times out this channel in the last {w} "
+             f"(0 with < 2 samples)"),
+        ]
+    return rows
+
+
+_ROWS: list[tuple[str, str, str, str]] = [
+    # --- channel: identity and state
+    ("channel.scid", "string", "", "short channel id, e.g. 880001x1234x0"),
+    ("channel.state", "string", "", "lightningd channel state, e.g. CHANNELD_NORMAL, ONCHAIN"),
+    ("channel.active", "bool", "", "state is CHANNELD_NORMAL and the peer is connected"),
+    ("channel.private", "bool", "", "the channel is not announced"),
+    ("channel.opener_local", "bool", "", "we opened (funded) the channel"),
+    # --- channel: balances
+    ("channel.capacity_sat", "number", "sat", "channel capacity (total_msat / 1000, floored)"),
+    ("channel.local_msat", "number", "msat", "our balance (to_us_msat)"),
+    ("channel.remote_msat", "number", "msat", "the peer's balance (total_msat - to_us_msat)"),
+    ("channel.local_ratio", "number", "ratio", "to_us_msat / total_msat, 0..1 (0 if capacity 0)"),
+    ("channel.spendable_msat", "number", "msat", "what we can send now (spendable_msat)"),
+    ("channel.receivable_msat", "number", "msat", "what we can receive now (receivable_msat)"),
+    ("channel.spendable_ratio", "number", "ratio",
+     "spendable_msat / total_msat, 0..1: the outbound ratio of the original fee algorithm"),
+    # --- channel: age
+    ("channel.age_blocks", "number", "blocks",
+     "node blockheight minus the funding block in the scid (0 if in the future)"),
+    ("channel.age_days", "number", "days", "age_blocks * 600 s / 86400"),
+    # --- channel: fees and HTLC limits
+    ("channel.fee_ppm", "number", "ppm", "our proportional fee (updates.local, else top level)"),
+    ("channel.fee_base_msat", "number", "msat", "our base fee (updates.local, else top level)"),
+    ("channel.htlc_min_msat", "number", "msat", "our htlc_minimum_msat for outgoing HTLCs"),
+    ("channel.htlc_max_msat", "number", "msat",
+     "our htlc_maximum_msat for outgoing HTLCs (capacity when unknown)"),
+    ("channel.peer_fee_known", "bool", "", "the peer's channel_update is known (updates.remote)"),
+    ("channel.peer_fee_ppm", "number", "ppm",
+     "the peer's proportional fee towards us (updates.remote; 0 when unknown)"),
+    ("channel.peer_fee_base_msat", "number", "msat",
+     "the peer's base fee towards us (updates.remote; 0 when unknown)"),
+    # --- channel: HTLC utilisation
+    ("channel.max_accepted_htlcs", "number", "count", "HTLC slot limit (483 when absent)"),
+    ("channel.htlcs_in_flight", "number", "count", "HTLCs pending in either direction"),
+    ("channel.htlcs_in_flight_msat", "number", "msat", "sum of amount_msat of pending HTLCs"),
+    ("channel.htlc_slot_util", "number", "ratio",
+     "htlcs_in_flight / max_accepted_htlcs, clamped to 0..1"),
+    ("channel.htlc_value_util", "number", "ratio",
+     "htlcs_in_flight_msat / min(our_max_htlc_value_in_flight_msat, total_msat), 0..1"),
+    ("channel.htlc_util", "number", "ratio",
+     "max(htlc_slot_util, htlc_value_util): value-weighted utilisation (dust-flood proof)"),
+    # --- channel: flow summaries
+    ("channel.has_forwarded", "bool", "",
+     "a settled forward entered or left through this channel in the known history"),
+    ("channel.last_out_fwd_age_s", "number", "s",
+     "seconds since the last settled forward out (315360000 = 10 years when never)"),
+    ("channel.last_in_fwd_age_s", "number", "s",
+     "seconds since the last settled forward in (315360000 = 10 years when never)"),
+    ("channel.net_flow_7d_msat", "number", "msat", "out_volume_7d_msat - in_volume_7d_msat"),
+    ("channel.flow_ratio_7d", "number", "ratio",
+     "(out - in) / (out + in) volume over 7d, -1..1 (+1 pure source, -1 pure sink, 0 if none)"),
+    ("channel.turnover_7d", "number", "ratio",
+     "(out + in volume over 7d) / 7 / capacity: capacity turned over per day"),
+    ("channel.revenue_rate_7d_msat_per_h", "number", "msat/h", "fees_earned_7d_msat / 168"),
+    ("channel.in_reputation_7d", "number", "ratio",
+     "Laplace score (s+1)/(s+f+2) of forwards entering here over 7d (0.5 when none)"),
+    # --- peer
+    ("peer.id", "string", "", "the peer's node id (pubkey hex)"),
+    ("peer.connected", "bool", "", "the peer is connected now"),
+    ("peer.num_channels", "number", "count",
+     "our open channels (CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE) with this peer"),
+    ("peer.num_active_channels", "number", "count", "our active channels with this peer"),
+    ("peer.capacity_sat", "number", "sat", "total capacity of our open channels with this peer"),
+    ("peer.local_msat", "number", "msat", "our total balance in open channels with this peer"),
+    ("peer.local_ratio", "number", "ratio",
+     "peer.local_msat / peer capacity in msat, 0..1 (0 if capacity 0)"),
+    ("peer.out_volume_7d_msat", "number", "msat", "settled volume out to this peer over 7d"),
+    ("peer.in_volume_7d_msat", "number", "msat", "settled volume in from this peer over 7d"),
+    ("peer.fees_earned_7d_msat", "number", "msat", "fees earned on forwards out to this peer, 7d"),
+    ("peer.reputation_7d", "number", "ratio",
+     "Laplace score (s+1)/(s+f+2) of forwards this peer sent us over 7d (0.5 when none)"),
+    # --- node
+    ("node.id", "string", "", "our node id (getinfo.id)"),
+    ("node.alias", "string", "", "our alias (getinfo.alias)"),
+    ("node.network", "string", "", "getinfo.network, e.g. bitcoin, regtest"),
+    ("node.blockheight", "number", "blocks", "getinfo.blockheight"),
+    ("node.num_channels", "number", "count",
+     "open channels (CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE)"),
+    ("node.num_active_channels", "number", "count", "active channels"),
+    ("node.total_capacity_sat", "number", "sat", "sum of capacity over open channels"),
+    ("node.total_local_msat", "number", "msat", "sum of local_msat over open channels"),
+    ("node.local_ratio", "number", "ratio", "total_local_msat / total capacity in msat"),
+    ("node.channel_spendable_msat", "number", "msat", "sum of spendable_msat over active channels"),
+    ("node.channel_receivable_msat", "number", "msat",
+     "sum of receivable_msat over active channels"),
+    ("node.onchain_confirmed_sat", "number", "sat", "listfunds outputs with status confirmed"),
+    ("node.onchain_unconfirmed_sat", "number", "sat",
+     "listfunds outputs with status unconfirmed or immature"),
+    ("node.fees_collected_msat", "number", "msat", "lifetime routing fees (getinfo)"),
+    ("node.fees_earned_1d_msat", "number", "msat", "routing fees earned over 1d (all channels)"),
+    ("node.fees_earned_7d_msat", "number", "msat", "routing fees earned over 7d (all channels)"),
+    # --- market
+    ("market.feerates_known", "bool", "", "feerates returned an opening feerate"),
+    ("market.opening_feerate_perkw", "number", "perkw",
+     "feerates opening (fallback: floor, 253)"),
+    ("market.mutual_close_feerate_perkw", "number", "perkw",
+     "feerates mutual_close (fallback: opening)"),
+    ("market.unilateral_close_feerate_perkw", "number", "perkw",
+     "feerates unilateral_close (fallback: opening)"),
+    ("market.min_acceptable_perkw", "number", "perkw", "feerates min_acceptable (fallback 253)"),
+    ("market.max_acceptable_perkw", "number", "perkw",
+     "feerates max_acceptable (fallback: 10 x opening)"),
+    ("market.floor_perkw", "number", "perkw", "feerates floor (fallback 253)"),
+    ("market.fast_feerate_perkw", "number", "perkw",
+     "estimate with the fewest blocks (fallback: opening)"),
+    ("market.slow_feerate_perkw", "number", "perkw",
+     "estimate with the most blocks (fallback: mutual_close)"),
+    ("market.opening_sat_per_vb", "number", "sat/vB", "opening feerate in sat/vB (perkw * 4 / 1000)"),
+    ("market.open_cost_sat", "number", "sat",
+     "onchain_fee_estimates.opening_channel_satoshis (fallback: opening perkw * 702 / 1000)"),
+    ("market.close_cost_sat", "number", "sat",
+     "onchain_fee_estimates.mutual_close_satoshis (fallback: mutual_close perkw * 673 / 1000)"),
+    ("market.replacement_cost_sat", "number", "sat", "open_cost_sat + close_cost_sat"),
+]
+
+
+def _make(rows: list[tuple[str, str, str, str]]) -> Mapping[str, FactSpec]:
+    """Returns the read-only name -> FactSpec table; raises ValueError on a duplicate or bad row."""
+    table: dict[str, FactSpec] = {}
+    for name, typ, unit, doc in rows:
+        if name in table:
+            raise ValueError(f"duplicate fact {name}")
+        if typ not in TYPES:
+            raise ValueError(f"fact {name}: bad type {typ}")
+        table[name] = FactSpec(name, typ, unit, doc)
+    return MappingProxyType(table)
+
+
+# The per-window flow facts go just before the flow summaries, so the table reads in order.
+_SPLIT = next(i for i, r in enumerate(_ROWS) if r[0] == "channel.has_forwarded")
+
+#: Every fact a policy may reference, in documentation order.
+FACTS: Mapping[str, FactSpec] = _make(_ROWS[:_SPLIT] + _window_specs() + _ROWS[_SPLIT:])
+
+
+def markdown_table() -> str:
+    """Returns the registry as a Markdown table (name, type, unit, doc), one row per fact."""
+    lines = ["| name | type | unit | meaning |", "|---|---|---|---|"]
+    for s in FACTS.values():
+        lines.append(f"| `{s.name}` | {s.type} | {s.unit or '-'} | {s.doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m revops.facts.registry > table.md
+    print(markdown_table())
