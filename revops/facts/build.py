@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
@@ -38,6 +39,15 @@ DEFAULT_CLOSE_COST_SAT = 3000
 OPEN_STATES = frozenset({"CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"})
 
 _EMPTY_FLOW = ChannelFlow("")
+
+#: Per window: the 13 channel.* fact names filled from a WindowFlow, in _channel_facts order.
+_WINDOW_KEYS = tuple((tuple(k.format(w) for k in (
+    "channel.out_fwds_{}", "channel.in_fwds_{}", "channel.out_volume_{}_msat",
+    "channel.in_volume_{}_msat", "channel.fees_earned_{}_msat", "channel.fees_sourced_{}_msat",
+    "channel.out_failed_liquidity_{}", "channel.out_failed_policy_{}",
+    "channel.out_failed_remote_{}", "channel.in_failed_{}", "channel.hold_samples_{}",
+    "channel.hold_time_avg_{}_s", "channel.hold_time_std_{}_s")), w) for w in WINDOWS_S)
+_ZERO_WINDOW_FACTS = {k: (0.0 if k.endswith("_s") else 0) for keys, _ in _WINDOW_KEYS for k in keys}
 
 
 @dataclass(frozen=True)
@@ -59,9 +69,14 @@ def _num(v: Any, default: float = 0) -> float:
     return v if type(v) in (int, float) else default
 
 
+def _is_map(v: Any) -> bool:
+    """Returns whether v is a mapping (dict checked first: abc checks are slow in hot loops)."""
+    return type(v) is dict or isinstance(v, Mapping)
+
+
 def _dict(v: Any) -> Mapping[str, Any]:
     """Returns v if it is a mapping, else an empty one."""
-    return v if isinstance(v, Mapping) else {}
+    return v if type(v) is dict or isinstance(v, Mapping) else {}
 
 
 def _list(v: Any) -> list:
@@ -158,7 +173,7 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     updates = _dict(g("updates"))
     loc = _dict(updates.get("local"))
     rem = updates.get("remote")
-    peer_known = isinstance(rem, Mapping) and "fee_proportional_millionths" in rem
+    peer_known = _is_map(rem) and "fee_proportional_millionths" in rem
     rem = _dict(rem)
 
     start = scid_block(scid)
@@ -169,7 +184,7 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     htlc_msat = 0
     for h in _list(g("htlcs")):
         n_htlcs += 1
-        if isinstance(h, Mapping):
+        if _is_map(h):
             htlc_msat += _int(h.get("amount_msat"))
     value_cap = _int(g("our_max_htlc_value_in_flight_msat"), total) or total
     value_cap = min(value_cap, total) if total else value_cap
@@ -209,21 +224,15 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
         "channel.htlc_util": max(slot_util, value_util),
     }
 
-    for w in WINDOWS_S:
-        wf = flow.window(w)
-        v[f"channel.out_fwds_{w}"] = wf.out_count
-        v[f"channel.in_fwds_{w}"] = wf.in_count
-        v[f"channel.out_volume_{w}_msat"] = wf.out_msat
-        v[f"channel.in_volume_{w}_msat"] = wf.in_msat
-        v[f"channel.fees_earned_{w}_msat"] = wf.fees_msat
-        v[f"channel.fees_sourced_{w}_msat"] = wf.sourced_fees_msat
-        v[f"channel.out_failed_liquidity_{w}"] = wf.out_failed_liquidity
-        v[f"channel.out_failed_policy_{w}"] = wf.out_failed_policy
-        v[f"channel.out_failed_remote_{w}"] = wf.out_failed_remote
-        v[f"channel.in_failed_{w}"] = wf.in_failed
-        v[f"channel.hold_samples_{w}"] = wf.hold_count
-        v[f"channel.hold_time_avg_{w}_s"] = wf.hold_avg_s
-        v[f"channel.hold_time_std_{w}_s"] = wf.hold_std_s
+    if flow.windows:
+        for keys, w in _WINDOW_KEYS:
+            wf = flow.windows.get(w, EMPTY_WINDOW)
+            v.update(zip(keys, (
+                wf.out_count, wf.in_count, wf.out_msat, wf.in_msat, wf.fees_msat,
+                wf.sourced_fees_msat, wf.out_failed_liquidity, wf.out_failed_policy,
+                wf.out_failed_remote, wf.in_failed, wf.hold_count, wf.hold_avg_s, wf.hold_std_s)))
+    else:
+        v.update(_ZERO_WINDOW_FACTS)
 
     w7 = flow.window("7d")
     out7, in7 = w7.out_msat, w7.in_msat
@@ -266,7 +275,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     node_n = node_active = node_total = node_local = node_spend = node_recv = 0
     node_fees_1d = node_fees_7d = 0
     for ch in _list(_dict(rpc.get("listpeerchannels")).get("channels")):
-        if not isinstance(ch, Mapping):
+        if not _is_map(ch):
             continue
         scid = ch.get("short_channel_id")
         peer_id = ch.get("peer_id")

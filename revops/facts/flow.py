@@ -112,7 +112,9 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
     for f in forwards:
         try:
             status = f["status"]
-            t = f.get("resolved_time") or f.get("received_time") or 0.0
+            rt = f.get("resolved_time")
+            rv = f.get("received_time")
+            t = rt or rv or 0.0
             age = now_s - t
             if age < b0:
                 base = 0
@@ -134,9 +136,8 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
                         a[base] += 1
                         a[base + 1] += f.get("out_msat") or 0
                         a[base + 2] += fee
-                        rv = f.get("received_time")
-                        if rv and f.get("resolved_time"):
-                            h = t - rv
+                        if rt and rv:
+                            h = rt - rv
                             a[base + 10] += 1
                             a[base + 11] += h
                             a[base + 12] += h * h
@@ -159,9 +160,8 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
                         a = acc[out] = fresh.copy()
                     if status == "failed":
                         a[base + 8] += 1
-                        rv = f.get("received_time")
-                        if rv and f.get("resolved_time"):
-                            h = t - rv
+                        if rt and rv:
+                            h = rt - rv
                             a[base + 10] += 1
                             a[base + 11] += h
                             a[base + 12] += h * h
