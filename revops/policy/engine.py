@@ -1,0 +1,470 @@
+"""prepare() -> evaluate(): the pure decision function (facts, state, policy) -> decision + trace.
+
+`prepare(compiled, overrides)` folds one set of param values into the compiled policy and
+builds its durable-rules rulesets in a Host of its own, so a new policy (or new params) is
+built while the old one keeps serving. `PreparedPolicy.evaluate` then decides one channel:
+
+  1. decide phase: every rule's condition is matched (durable-rules, or the reference
+     interpreter); the first stage with a matching target rule wins (priority, then file
+     order, break ties); modifiers and bounds of every matching rule apply unless the
+     winning stage is clamp-exempt; a guard's veto applies to its own stage and later ones.
+  2. post phase: rules in post stages see decision.* and may force or suppress the
+     broadcast, update state, or skip rebalancing.
+Actions of a target rule that lost are not applied (it was shadowed). Any evaluation
+error falls back to "hold": no fee change, no state change, the error in the trace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from durable import engine as durable_engine
+
+from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template
+from revops.policy.dsl import Ref, walk
+from revops.policy.interp import EvalError, evaluate, explain_false, format_value
+from revops.policy.lower import LoweringError, alias, fold, lower_condition
+
+MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
+MATCHERS = ("durable", "reference")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy decided for one channel."""
+
+    scid: str
+    peer_id: str
+    action: str  # set_fee | hold | suppressed | vetoed | error
+    fee_ppm: int  # the fee the decision proposes (the old one when nothing changes)
+    old_fee_ppm: int
+    stage: str | None
+    rule: str | None
+    broadcast: bool
+    suppressed_by: str | None = None
+    forced_by: str | None = None
+    vetoed_by: str | None = None
+    skip_rebalance: str | None = None
+    state_updates: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"action": self.action, "fee_ppm": self.fee_ppm, "old_fee_ppm": self.old_fee_ppm,
+                "stage": self.stage, "rule": self.rule, "broadcast": self.broadcast,
+                "suppressed_by": self.suppressed_by, "forced_by": self.forced_by,
+                "vetoed_by": self.vetoed_by, "skip_rebalance": self.skip_rebalance,
+                "state_updates": dict(self.state_updates), "error": self.error}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    decision: Decision
+    trace: tuple[dict, ...]
+    values: Mapping[str, Any]  # every value the rules could read: facts, params, state, decision
+
+
+@dataclass
+class _Phase:
+    name: str
+    rules: list[CompiledRule]
+    conditions: dict[str, Any]  # rule id -> lowered condition, True or False
+    refs: list[tuple[str, str, bool]]  # (dotted name, message property, numeric?) posted to durable-rules
+    ruleset: str | None = None
+
+
+_host_counter = itertools.count(1)
+
+
+class PreparedPolicy:
+    """One compiled policy with one set of param values, ready to evaluate. Immutable."""
+
+    def __init__(self, compiled: CompiledPolicy, params: Mapping[str, Any], overrides: Mapping[str, Any]):
+        self.compiled = compiled
+        self.params = dict(params)
+        self.overrides = dict(overrides)
+        self.prepared_at = time.time()
+        self._param_values = {f"params.{k}": v for k, v in params.items()}
+        self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
+        self._stage_index = {s.name: i for i, s in enumerate(compiled.stages)}
+        self._lock = threading.Lock()
+        self._matches: dict[str, list[str]] = {}
+        self._sids = itertools.count(1)
+        self._phases = [self._build_phase("decide"), self._build_phase("post")]
+        self._host = self._build_host()
+
+    # -- preparation -----------------------------------------------------------------------
+
+    def _build_phase(self, phase: str) -> _Phase:
+        rules = [r for r in self.compiled.rules if r.phase == phase]
+        conditions: dict[str, Any] = {}
+        names: dict[str, None] = {}
+        errors: list[Diagnostic] = []
+        type_of = self._type_of
+        for rule in rules:
+            if rule.when is None:
+                conditions[rule.id] = True
+                continue
+            try:
+                lowered = lower_condition(fold(rule.when, self.params), type_of)
+            except LoweringError as err:
+                line, col = rule.when_text.locate(err.node.span.line, err.node.span.col)
+                errors.append(Diagnostic(rule.when_text.pos.file, line, col, "dsl_compile_error", err.message))
+                continue
+            conditions[rule.id] = lowered
+            if not isinstance(lowered, bool):
+                for node in walk(rule.when):
+                    if isinstance(node, Ref) and node.path[0] != "params":
+                        names[node.name] = None
+        if errors:
+            raise DiagnosticError(errors)
+        refs = [(n, alias(n), self._type_of(n) == "number") for n in names]
+        return _Phase(phase, rules, conditions, refs)
+
+    def _type_of(self, name: str) -> str | None:
+        if name.startswith("state."):
+            spec = self.compiled.source.state.get(name[6:])
+            return spec.type if spec else None
+        if name.startswith("decision."):
+            return DECISION_FACTS.get(name)
+        return self.compiled.fact_types.get(name)
+
+    def _build_host(self):
+        rulesets: dict[str, dict] = {}
+        tag = next(_host_counter)
+        for phase in self._phases:
+            rules = {}
+            for rule in phase.rules:
+                cond = phase.conditions[rule.id]
+                if cond is False:
+                    continue
+                if cond is True:
+                    cond = {"$ex": {"scid": 1}}
+                rules[rule.id] = {"all": [{"m": cond}], "pri": rule.priority, "run": self._collector(rule.id)}
+            if rules:
+                phase.ruleset = f"revops{tag}_{phase.name}"
+                rulesets[phase.ruleset] = rules
+        host = durable_engine.Host()
+        if rulesets:
+            host.set_rulesets(rulesets)  # mutates the dict it is given; ours is built fresh
+        return host
+
+    def _collector(self, rule_id: str):
+        matches = self._matches
+
+        def run(c):
+            matches[c.m["sid"]].append(rule_id)
+        return run
+
+    def durable_rulesets(self) -> dict[str, dict]:
+        """The lowered conditions per phase, for `revops check --show-lowered` and tests."""
+        return {p.name: {rid: c for rid, c in p.conditions.items()} for p in self._phases}
+
+    # -- matching --------------------------------------------------------------------------
+
+    def _match_durable(self, phase: _Phase, scid: str, values: Mapping[str, Any]) -> set[str]:
+        always = {rid for rid, c in phase.conditions.items() if c is True}
+        if phase.ruleset is None:
+            return always
+        message: dict[str, Any] = {}
+        for name, prop, numeric in phase.refs:
+            v = values[name]
+            message[prop] = float(v) if numeric else v
+        with self._lock:
+            sid = f"s{next(self._sids)}"
+            message["sid"] = sid
+            message["scid"] = scid
+            self._matches[sid] = []
+            try:
+                self._host.assert_fact(phase.ruleset, message)
+            except durable_engine.MessageNotHandledException:
+                pass
+            finally:
+                self._host.delete_state(phase.ruleset, sid)
+                matched = self._matches.pop(sid)
+        return set(matched)
+
+    @staticmethod
+    def _match_reference(phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict[str, str]]:
+        matched, errors = set(), {}
+        for rule in phase.rules:
+            if rule.when is None:
+                matched.add(rule.id)
+                continue
+            try:
+                if evaluate(rule.when, values):
+                    matched.add(rule.id)
+            except EvalError as err:
+                errors[rule.id] = str(err)
+        return matched, errors
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def base_values(self, facts_values: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Facts, params and state as one flat dict keyed by dotted names."""
+        values = dict(facts_values)
+        values.update(self._param_values)
+        values.update(self._state_defaults)
+        if state:
+            for key, value in state.items():
+                name = f"state.{key}"
+                if name in self._state_defaults:
+                    values[name] = value
+        return values
+
+    def evaluate(self, facts, state: Mapping[str, Any] | None = None, *, matcher: str = "durable",
+                 explain: bool = False) -> Evaluation:
+        """Decide one channel. `facts` is a revops.facts.build.ChannelFacts."""
+        values = self.base_values(facts.values, state)
+        old_fee = int(values.get("channel.fee_ppm", 0))
+        trace: dict[str, dict] = {}
+        decide, post = self._phases
+
+        matched, errors = self._match(decide, facts.scid, values, matcher)
+        try:
+            outcome = self._decide(decide, matched, values, old_fee, trace)
+            values.update(_decision_values(outcome, old_fee, self.compiled))
+            post_matched, post_errors = self._match(post, facts.scid, values, matcher)
+            errors.update(post_errors)
+            self._post(post, post_matched, values, outcome, trace)
+            state_updates = self._state_updates(outcome["applied"], values)
+        except EvalError as err:
+            return self._error_evaluation(facts, old_fee, values, trace, str(err))
+        decision = self._finish(facts, outcome, old_fee, state_updates)
+        events = self._trace(values, trace, errors, explain)
+        return Evaluation(decision, tuple(events), values)
+
+    def evaluate_many(self, channel_facts: Iterable, states: Mapping[str, Mapping[str, Any]] | None = None,
+                      **kwargs) -> list[Evaluation]:
+        states = states or {}
+        return [self.evaluate(f, states.get(f.scid), **kwargs) for f in channel_facts]
+
+    def _match(self, phase: _Phase, scid: str, values, matcher: str) -> tuple[set[str], dict[str, str]]:
+        if matcher == "durable":
+            return self._match_durable(phase, scid, values), {}
+        if matcher == "reference":
+            return self._match_reference(phase, values)
+        raise ValueError(f"unknown matcher {matcher!r}; use one of {MATCHERS}")
+
+    def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:
+        winner: CompiledRule | None = None
+        for rule in phase.rules:
+            if rule.id in matched and rule.is_target:
+                winner = rule
+                break
+        fee = float(old_fee)
+        if winner is not None:
+            target = next(a for a in winner.actions if a.spec.kind == "target")
+            fee = float(evaluate(target.args[0], values)) if target.spec.name == "set_fee" else float(old_fee)
+            trace[winner.id] = {"outcome": "won", "effects": [{"action": target.spec.name, "fee_ppm": [old_fee, fee]}]}
+        exempt = winner is not None and winner.stage.clamp_exempt
+        winner_index = winner.stage_index if winner else len(self.compiled.stages)
+        applied: list[CompiledRule] = [winner] if winner else []
+        floors: list[tuple[float, str]] = []
+        ceilings: list[tuple[float, str]] = []
+        vetoed_by = None
+        for rule in phase.rules:
+            if rule.id not in matched or rule is winner:
+                continue
+            if rule.is_target:
+                trace[rule.id] = {"outcome": "shadowed", "by": winner.id if winner else None}
+                continue
+            effects = []
+            outcome = "applied"
+            for action in rule.actions:
+                kind = action.spec.kind
+                if kind == "modifier":
+                    if exempt:
+                        outcome = "exempt"
+                        continue
+                    arg = float(evaluate(action.args[0], values))
+                    new = fee * arg if action.spec.name == "multiply" else fee + arg
+                    effects.append({"action": action.spec.name, "fee_ppm": [fee, new]})
+                    fee = new
+                elif kind == "bound":
+                    if exempt:
+                        outcome = "exempt"
+                        continue
+                    bound = float(evaluate(action.args[0], values))
+                    (floors if action.spec.name == "raise_floor" else ceilings).append((bound, rule.id))
+                    effects.append({"action": action.spec.name, "ppm": bound})
+                elif kind == "guard":
+                    if winner is not None and rule.stage_index <= winner_index and vetoed_by is None:
+                        vetoed_by = rule.id
+                        effects.append({"action": "veto", "reason": evaluate(action.args[0], values)})
+                    elif winner is not None:
+                        outcome = "not_applicable"
+            trace[rule.id] = {"outcome": outcome, "effects": effects}
+            if outcome == "applied":
+                applied.append(rule)
+        if not exempt:
+            fee = self._clamp(fee, floors, ceilings, trace)
+        fee_ppm = min(MAX_FEE_PPM, max(0, int(math.floor(fee + 0.5))))
+        return {"winner": winner, "fee_ppm": fee_ppm, "vetoed_by": vetoed_by, "applied": applied,
+                "exempt": exempt, "forced_by": None, "suppressed_by": None, "skip_rebalance": None}
+
+    @staticmethod
+    def _clamp(fee: float, floors, ceilings, trace: dict) -> float:
+        # Floors first, then ceilings: when they conflict the ceiling (the operator's hard
+        # cap on what a channel may charge) wins, and the trace says so.
+        if floors:
+            floor, rid = max(floors)
+            if fee < floor:
+                trace[rid].setdefault("effects", []).append({"action": "clamp_floor", "fee_ppm": [fee, floor]})
+                fee = floor
+        if ceilings:
+            ceiling, rid = min(ceilings)
+            if fee > ceiling:
+                trace[rid].setdefault("effects", []).append({"action": "clamp_ceiling", "fee_ppm": [fee, ceiling]})
+                fee = ceiling
+        return fee
+
+    def _post(self, phase: _Phase, matched: set[str], values, outcome: dict, trace: dict) -> None:
+        for rule in phase.rules:
+            if rule.id not in matched:
+                continue
+            effects = []
+            for action in rule.actions:
+                name = action.spec.name
+                if name == "force_broadcast" and outcome["forced_by"] is None:
+                    outcome["forced_by"] = rule.id
+                    effects.append({"action": name})
+                elif name == "suppress_broadcast" and outcome["suppressed_by"] is None:
+                    outcome["suppressed_by"] = rule.id
+                    effects.append({"action": name, "reason": evaluate(action.args[0], values)})
+            trace[rule.id] = {"outcome": "applied", "effects": effects}
+            outcome["applied"].append(rule)
+        for rule in outcome["applied"]:
+            for action in rule.actions:
+                if action.spec.name == "skip_rebalance" and outcome["skip_rebalance"] is None:
+                    outcome["skip_rebalance"] = f"{rule.id}: {evaluate(action.args[0], values)}"
+
+    def _state_updates(self, applied: list[CompiledRule], values) -> dict[str, Any]:
+        updates: dict[str, Any] = {}
+        for rule in applied:
+            for action in rule.actions:
+                if action.spec.kind != "state":
+                    continue
+                name = action.args[0].path[-1]
+                if action.spec.name == "mark":
+                    updates[name] = True
+                elif action.spec.name == "clear":
+                    updates[name] = False
+                else:
+                    value = evaluate(action.args[1], values)
+                    if isinstance(value, float) and not math.isfinite(value):
+                        raise EvalError(f"set_state({name}) got {value}")
+                    updates[name] = value
+        return updates
+
+    def _finish(self, facts, outcome: dict, old_fee: int, state_updates) -> Decision:
+        winner = outcome["winner"]
+        fee = outcome["fee_ppm"]
+        changed = fee != old_fee
+        action, broadcast = "hold", False
+        if outcome["vetoed_by"] and changed:
+            action, fee = "vetoed", old_fee
+        elif changed and outcome["suppressed_by"] and not outcome["forced_by"]:
+            action = "suppressed"
+        elif changed:
+            action, broadcast = "set_fee", True
+        return Decision(
+            scid=facts.scid, peer_id=facts.peer_id, action=action, fee_ppm=fee, old_fee_ppm=old_fee,
+            stage=winner.stage.name if winner else None, rule=winner.id if winner else None,
+            broadcast=broadcast, suppressed_by=outcome["suppressed_by"] if action == "suppressed" else None,
+            forced_by=outcome["forced_by"] if action == "set_fee" else None,
+            vetoed_by=outcome["vetoed_by"] if action == "vetoed" else None,
+            skip_rebalance=outcome["skip_rebalance"], state_updates=state_updates)
+
+    def _error_evaluation(self, facts, old_fee: int, values, trace, message: str) -> Evaluation:
+        decision = Decision(scid=facts.scid, peer_id=facts.peer_id, action="error", fee_ppm=old_fee,
+                            old_fee_ppm=old_fee, stage=None, rule=None, broadcast=False,
+                            error=f"eval_error: {message}; keeping the current fee")
+        events = self._trace(values, trace, {}, explain=True)
+        return Evaluation(decision, tuple(events), values)
+
+    # -- trace -----------------------------------------------------------------------------
+
+    def _trace(self, values, trace: dict, errors: dict[str, str], explain: bool) -> list[dict]:
+        events = []
+        for rule in self.compiled.rules:
+            entry = trace.get(rule.id)
+            event = {"rule": rule.id, "stage": rule.stage.name, "at": rule.location,
+                     "matched": entry is not None}
+            if entry is not None:
+                event.update(entry)
+                event["why"] = render_why(rule.why, values)
+            else:
+                event["outcome"] = "error" if rule.id in errors else "not_matched"
+                if rule.id in errors:
+                    event["reason"] = errors[rule.id]
+                elif explain and rule.when is not None:
+                    if rule.phase == "post" and "decision.fee_ppm" not in values:
+                        event["reason"] = "not reached"
+                    else:
+                        event["reason"] = explain_false(rule.when, values, rule.when_text.text) or "not reached"
+            events.append(event)
+        return events
+
+
+def _decision_values(outcome: dict, old_fee: int, compiled: CompiledPolicy) -> dict[str, Any]:
+    winner = outcome["winner"]
+    fee = old_fee if outcome["vetoed_by"] else outcome["fee_ppm"]
+    return {
+        "decision.fee_ppm": fee,
+        "decision.old_fee_ppm": old_fee,
+        "decision.change_ratio": abs(fee - old_fee) / max(old_fee, 1),
+        "decision.changed": fee != old_fee,
+        "decision.stage": winner.stage.name if winner else "",
+        "decision.rule": winner.id if winner else "",
+        "decision.emergency": bool(outcome["exempt"]),
+        "decision.vetoed": outcome["vetoed_by"] is not None,
+    }
+
+
+def render_why(template: Template, values: Mapping[str, Any]) -> str:
+    """The rule's `why` with its placeholders filled from the values."""
+    out = []
+    for part in template.parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        expr, fmt, _ = part
+        try:
+            value = evaluate(expr, values)
+            out.append(format(value, fmt) if fmt else format_value(value))
+        except (EvalError, ValueError, TypeError):
+            out.append("?")
+    return "".join(out)
+
+
+def resolve_params(compiled: CompiledPolicy, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Defaults with valid overrides layered on; returns (params, problems with overrides)."""
+    params = {name: spec.default for name, spec in compiled.source.params.items()}
+    problems = []
+    for name, value in overrides.items():
+        spec = compiled.source.params.get(name)
+        if spec is None:
+            problems.append(f"override of {name!r} ignored: the policy has no such param")
+            continue
+        coerced, why = spec.check(value)
+        if why:
+            problems.append(f"override of {name!r} ignored: {why}")
+            continue
+        params[name] = coerced
+    return params, problems
+
+
+def prepare(compiled: CompiledPolicy, overrides: Mapping[str, Any] | None = None) -> PreparedPolicy:
+    """Fold param values into the compiled policy and build its durable-rules Host.
+
+    Invalid overrides are dropped (see `resolve_params` to list them); a condition that
+    cannot be lowered with these values raises DiagnosticError(dsl_compile_error).
+    """
+    params, _ = resolve_params(compiled, overrides or {})
+    return PreparedPolicy(compiled, params, {k: params[k] for k in (overrides or {}) if k in params})

@@ -1,0 +1,169 @@
+"""The reference interpreter: evaluates DSL expressions over a flat dict of values.
+
+It computes every action argument and `why` placeholder, and it is the second evaluator
+that policy tests run conditions through, to show that lowering to durable-rules keeps
+their meaning. It also says *why* a condition failed: the first comparison that did not
+hold, with the actual values (`channel.htlc_util 0.42 < params.congestion_util 0.8`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+from revops.policy.dsl import And, Arith, Bool, Call, Compare, In, Neg, Not, Num, Or, Ref, Str
+
+
+class EvalError(Exception):
+    """An expression could not be evaluated (division by zero, log of a negative, ...)."""
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, x))
+
+
+def _log(x: float) -> float:
+    if x <= 0:
+        raise EvalError(f"log({x}) is undefined")
+    return math.log(x)
+
+
+def _sqrt(x: float) -> float:
+    if x < 0:
+        raise EvalError(f"sqrt({x}) is undefined")
+    return math.sqrt(x)
+
+
+def _exp(x: float) -> float:
+    if x > 700:
+        raise EvalError(f"exp({x}) overflows")
+    return math.exp(x)
+
+
+def _pow(x: float, y: float) -> float:
+    try:
+        result = math.pow(x, y)
+    except (OverflowError, ValueError):
+        raise EvalError(f"pow({x}, {y}) is undefined") from None
+    return result
+
+
+# name -> (min args, max args or None for variadic, implementation)
+FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., float]]] = {
+    "min": (1, None, min),
+    "max": (1, None, max),
+    "clamp": (3, 3, _clamp),
+    "abs": (1, 1, abs),
+    "round": (1, 1, lambda x: float(round(x))),
+    "floor": (1, 1, lambda x: float(math.floor(x))),
+    "ceil": (1, 1, lambda x: float(math.ceil(x))),
+    "sqrt": (1, 1, _sqrt),
+    "log": (1, 1, _log),
+    "exp": (1, 1, _exp),
+    "pow": (2, 2, _pow),
+}
+
+_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def evaluate(node, values: Mapping[str, Any]) -> Any:
+    """Return the value of an expression; raise EvalError on an undefined operation."""
+    if isinstance(node, (Num, Str, Bool)):
+        return node.value
+    if isinstance(node, Ref):
+        try:
+            return values[node.name]
+        except KeyError:
+            raise EvalError(f"{node.name} has no value") from None
+    if isinstance(node, Arith):
+        a = evaluate(node.left, values)
+        b = evaluate(node.right, values)
+        if node.op == "+":
+            return a + b
+        if node.op == "-":
+            return a - b
+        if node.op == "*":
+            return a * b
+        if b == 0:
+            raise EvalError("division by zero")
+        return a / b
+    if isinstance(node, Neg):
+        return -evaluate(node.operand, values)
+    if isinstance(node, Call):
+        fn = FUNCTIONS[node.func][2]
+        args = [evaluate(a, values) for a in node.args]
+        try:
+            return fn(*args)
+        except (OverflowError, ValueError) as err:
+            raise EvalError(f"{node.func}: {err}") from None
+    if isinstance(node, Compare):
+        return _COMPARE[node.op](evaluate(node.left, values), evaluate(node.right, values))
+    if isinstance(node, In):
+        v = evaluate(node.operand, values)
+        found = any(v == evaluate(i, values) for i in node.items)
+        return found != node.negated
+    if isinstance(node, And):
+        return all(evaluate(i, values) for i in node.items)
+    if isinstance(node, Or):
+        return any(evaluate(i, values) for i in node.items)
+    if isinstance(node, Not):
+        return not evaluate(node.operand, values)
+    raise EvalError(f"cannot evaluate {type(node).__name__}")
+
+
+def format_value(v: Any) -> str:
+    """Short, stable rendering of a value for traces."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.6g}"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+def _operand_text(node, text: str, values: Mapping[str, Any]) -> str:
+    source = text[node.span.start:node.span.end]
+    if isinstance(node, (Num, Str, Bool)):
+        return source
+    try:
+        return f"{source} {format_value(evaluate(node, values))}"
+    except EvalError as err:
+        return f"{source} ({err})"
+
+
+def explain_false(node, values: Mapping[str, Any], text: str) -> str | None:
+    """If the condition is false, return the first part that failed, with actual values.
+
+    Returns None when the condition holds. For `or`, every alternative failed, so each
+    one's reason is listed.
+    """
+    try:
+        if evaluate(node, values):
+            return None
+    except EvalError as err:
+        return f"cannot evaluate: {err}"
+    if isinstance(node, And):
+        for item in node.items:
+            reason = explain_false(item, values, text)
+            if reason:
+                return reason
+    if isinstance(node, Or):
+        return "none of: " + "; ".join(explain_false(i, values, text) or "?" for i in node.items)
+    if isinstance(node, Compare):
+        return (f"{_operand_text(node.left, text, values)} {_FLIP[node.op]} "
+                f"{_operand_text(node.right, text, values)}")
+    if isinstance(node, Ref):
+        return f"{node.name} is false"
+    if isinstance(node, Not):
+        return f"{text[node.operand.span.start:node.operand.span.end]} is true"
+    if isinstance(node, In):
+        listed = "not in" if not node.negated else "in"
+        return f"{_operand_text(node.operand, text, values)} {listed} the list"
+    return f"{text[node.span.start:node.span.end]} is false"

@@ -1,0 +1,115 @@
+"""Read YAML so that every value remembers where it came from.
+
+PyYAML's composer gives nodes with marks; we turn them into plain dicts/lists/scalars,
+keeping each value's position beside it (`YMap.pos(key)`, `YList.pos(i)`), the way
+Prometheus' rulefmt keeps yaml.Node marks. Duplicate keys are errors (PyYAML silently
+keeps the last one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from revops.diagnostics import DiagnosticError
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A 1-based position in a file, with what the loader needs to offset DSL text."""
+
+    file: str
+    line: int
+    col: int
+    style: str | None = None  # scalar style: None (plain), "'", '"', "|", ">"
+    indent: int = 0  # for block scalars: the column where their content lines start
+
+
+class YMap(dict):
+    """A mapping whose keys and values know their positions."""
+
+    def __init__(self, pos: Pos):
+        super().__init__()
+        self.at = pos
+        self.key_pos: dict[str, Pos] = {}
+        self.value_pos: dict[str, Pos] = {}
+
+    def pos(self, key: str) -> Pos:
+        return self.value_pos.get(key, self.at)
+
+
+class YList(list):
+    """A sequence whose items know their positions."""
+
+    def __init__(self, pos: Pos):
+        super().__init__()
+        self.at = pos
+        self.item_pos: list[Pos] = []
+
+    def pos(self, i: int) -> Pos:
+        return self.item_pos[i] if i < len(self.item_pos) else self.at
+
+
+def _pos(node, file: str, lines: list[str]) -> Pos:
+    mark = node.start_mark
+    style = getattr(node, "style", None) if isinstance(node, ScalarNode) else None
+    indent = 0
+    if style in ("|", ">"):
+        # Content starts on the next line; its indentation is that line's leading spaces.
+        nxt = mark.line + 1
+        while nxt < len(lines) and not lines[nxt].strip():
+            nxt += 1
+        if nxt < len(lines):
+            indent = len(lines[nxt]) - len(lines[nxt].lstrip(" "))
+    return Pos(file, mark.line + 1, mark.column + 1, style, indent)
+
+
+def load_yaml(text: str, file: str):
+    """Return the document as YMap/YList/scalars, or raise DiagnosticError(policy_yaml_error)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = err.problem or str(err)
+        if err.context:
+            problem = f"{problem} ({err.context})"
+        raise DiagnosticError.single(file, line, col, "policy_yaml_error", problem) from None
+    except yaml.YAMLError as err:
+        raise DiagnosticError.single(file, 1, 1, "policy_yaml_error", str(err)) from None
+    if node is None:
+        return None
+    lines = text.split("\n")
+    constructor = yaml.SafeLoader("")  # only used to resolve scalar tags to Python values
+    return _convert(node, file, lines, constructor)
+
+
+def _convert(node, file, lines, constructor):
+    if isinstance(node, MappingNode):
+        out = YMap(_pos(node, file, lines))
+        for key_node, value_node in node.value:
+            key = _convert(key_node, file, lines, constructor)
+            key_pos = _pos(key_node, file, lines)
+            if not isinstance(key, str):
+                raise DiagnosticError.single(file, key_pos.line, key_pos.col, "policy_yaml_error",
+                                             f"keys must be strings, got {key!r}")
+            if key in out:
+                raise DiagnosticError.single(file, key_pos.line, key_pos.col, "policy_yaml_error",
+                                             f"duplicate key {key!r}")
+            out[key] = _convert(value_node, file, lines, constructor)
+            out.key_pos[key] = key_pos
+            out.value_pos[key] = _pos(value_node, file, lines)
+        return out
+    if isinstance(node, SequenceNode):
+        out = YList(_pos(node, file, lines))
+        for item in node.value:
+            out.append(_convert(item, file, lines, constructor))
+            out.item_pos.append(_pos(item, file, lines))
+        return out
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as err:
+        pos = _pos(node, file, lines)
+        raise DiagnosticError.single(file, pos.line, pos.col, "policy_yaml_error", str(err.problem)) from None
