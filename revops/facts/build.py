@@ -16,6 +16,7 @@ Pure: reads only its arguments.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 from collections.abc import Mapping
@@ -50,6 +51,22 @@ _WINDOW_KEYS = tuple((tuple(k.format(w) for k in (
 _ZERO_WINDOW_FACTS = {k: (0.0 if k.endswith("_s") else 0) for keys, _ in _WINDOW_KEYS for k in keys}
 
 
+@dataclass
+class _PeerSums:
+    """Running sums over one peer's channels while build_facts walks listpeerchannels."""
+
+    connected: bool
+    n_open: int = 0
+    n_active: int = 0
+    total_msat: int = 0
+    local_msat: int = 0
+    out_7d_msat: int = 0
+    in_7d_msat: int = 0
+    fees_7d_msat: int = 0
+    in_settled_7d: int = 0
+    in_failed_7d: int = 0
+
+
 @dataclass(frozen=True)
 class ChannelFacts:
     """The facts of one channel: its scid, its peer and a value for every registered fact."""
@@ -60,13 +77,10 @@ class ChannelFacts:
 
 
 def _int(v: Any, default: int = 0) -> int:
-    """Returns v if it is a usable integer amount (not bool), else default."""
-    return v if type(v) is int else (int(v) if type(v) is float else default)
-
-
-def _num(v: Any, default: float = 0) -> float:
-    """Returns v if it is a number (not bool), else default."""
-    return v if type(v) in (int, float) else default
+    """Returns v if it is an integer (not bool), int(v) if a finite float, else default."""
+    if type(v) is int:
+        return v
+    return int(v) if type(v) is float and math.isfinite(v) else default
 
 
 def _is_map(v: Any) -> bool:
@@ -104,8 +118,8 @@ def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
         perkw, scale = feerates["perkb"], 0.25  # perkb = 4 x perkw
 
     def rate(key: str) -> int | None:
-        v = perkw.get(key)
-        return int(v * scale) if type(v) in (int, float) else None
+        v = _int(perkw.get(key), -1)
+        return int(v * scale) if v >= 0 else None
 
     opening = rate("opening")
     known = opening is not None
@@ -115,10 +129,10 @@ def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
     estimates = sorted(
         (e for e in _list(perkw.get("estimates"))
          if isinstance(e, Mapping) and type(e.get("blockcount")) is int
-         and type(e.get("feerate")) in (int, float)),
+         and _int(e.get("feerate"), -1) >= 0),
         key=lambda e: e["blockcount"])
-    fast = int(estimates[0]["feerate"] * scale) if estimates else opening
-    slow = int(estimates[-1]["feerate"] * scale) if estimates else mutual
+    fast = int(_int(estimates[0]["feerate"]) * scale) if estimates else opening
+    slow = int(_int(estimates[-1]["feerate"]) * scale) if estimates else mutual
 
     est = _dict(feerates.get("onchain_fee_estimates"))
     open_cost = est.get("opening_channel_satoshis")
@@ -271,7 +285,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
 
     # Pass 1: channel facts, and the per-peer / per-node sums they feed.
     chans: list[tuple[str, str, dict[str, Any]]] = []
-    peers: dict[str, list] = {}  # id -> [n, n_active, total_msat, local_msat, out7, in7, fees7, s, f, connected]
+    peers: dict[str, _PeerSums] = {}
     node_n = node_active = node_total = node_local = node_spend = node_recv = 0
     node_fees_1d = node_fees_7d = 0
     for ch in _list(_dict(rpc.get("listpeerchannels")).get("channels")):
@@ -292,19 +306,18 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         active = v["channel.active"]
         p = peers.get(peer_id)
         if p is None:
-            p = peers[peer_id] = [0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                  connected_peers.get(peer_id, False)]
+            p = peers[peer_id] = _PeerSums(connected=connected_peers.get(peer_id, False))
         w7 = flow.window("7d")
-        p[0] += is_open
-        p[1] += active
-        p[2] += total
-        p[3] += local
-        p[4] += w7.out_msat
-        p[5] += w7.in_msat
-        p[6] += w7.fees_msat
-        p[7] += w7.in_count
-        p[8] += w7.in_failed
-        p[9] = p[9] or ch.get("peer_connected") is True
+        p.n_open += is_open
+        p.n_active += active
+        p.total_msat += total
+        p.local_msat += local
+        p.out_7d_msat += w7.out_msat
+        p.in_7d_msat += w7.in_msat
+        p.fees_7d_msat += w7.fees_msat
+        p.in_settled_7d += w7.in_count
+        p.in_failed_7d += w7.in_failed
+        p.connected = p.connected or ch.get("peer_connected") is True
 
         node_n += is_open
         node_active += active
@@ -344,16 +357,16 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     for pid, p in peers.items():
         peer_facts[pid] = {
             "peer.id": pid,
-            "peer.connected": bool(p[9]),
-            "peer.num_channels": p[0],
-            "peer.num_active_channels": p[1],
-            "peer.capacity_sat": p[2] // 1000,
-            "peer.local_msat": p[3],
-            "peer.local_ratio": min(1.0, p[3] / p[2]) if p[2] > 0 else 0.0,
-            "peer.out_volume_7d_msat": p[4],
-            "peer.in_volume_7d_msat": p[5],
-            "peer.fees_earned_7d_msat": p[6],
-            "peer.reputation_7d": laplace(p[7], p[8]),
+            "peer.connected": p.connected,
+            "peer.num_channels": p.n_open,
+            "peer.num_active_channels": p.n_active,
+            "peer.capacity_sat": p.total_msat // 1000,
+            "peer.local_msat": p.local_msat,
+            "peer.local_ratio": min(1.0, p.local_msat / p.total_msat) if p.total_msat > 0 else 0.0,
+            "peer.out_volume_7d_msat": p.out_7d_msat,
+            "peer.in_volume_7d_msat": p.in_7d_msat,
+            "peer.fees_earned_7d_msat": p.fees_7d_msat,
+            "peer.reputation_7d": laplace(p.in_settled_7d, p.in_failed_7d),
         }
 
     out: list[ChannelFacts] = []

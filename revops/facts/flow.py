@@ -24,7 +24,7 @@ Counting rules (see docs/facts.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
@@ -71,7 +71,16 @@ class WindowFlow:
 
 
 EMPTY_WINDOW = WindowFlow()
-_NFIELDS = 13  # number of WindowFlow fields, in declaration order
+
+# Offsets of WindowFlow's fields in the flat accumulators of flows_from_forwards.
+_FIELDS = [f.name for f in fields(WindowFlow)]
+_NFIELDS = len(_FIELDS)
+(_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _OUT_FAILED_LIQUIDITY,
+ _OUT_FAILED_POLICY, _OUT_FAILED_REMOTE, _IN_FAILED, _HOLD_COUNT, _HOLD_SUM, _HOLD_SUMSQ) = (
+    _FIELDS.index(n) for n in (
+        "out_count", "out_msat", "fees_msat", "in_count", "in_msat", "sourced_fees_msat",
+        "out_failed_liquidity", "out_failed_policy", "out_failed_remote", "in_failed",
+        "hold_count", "hold_sum_s", "hold_sumsq_s2"))
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,9 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
     Channels that appear in no forward get no entry (callers treat that as an empty flow).
     An entry without `status` or with mistyped fields is skipped, never raised on.
     """
-    # acc[scid] = flat list: 3 disjoint age buckets (<1d, 1d..7d, 7d..30d) x _NFIELDS, then
-    # last_out, last_in. Disjoint buckets keep the per-forward work constant; they are
-    # cumulated into the nested windows at the end.
+    # acc[scid] = flat list: 3 disjoint age buckets (<1d, 1d..7d, 7d..30d) of _NFIELDS
+    # counters laid out as WindowFlow's fields, then last_out, last_in. Disjoint buckets keep
+    # the per-forward work constant; they are cumulated into the nested windows at the end.
     acc: dict[str, list] = {}
     size = _NB * _NFIELDS
     b0, b1, b2 = _BOUNDS
@@ -112,6 +121,9 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
     for f in forwards:
         try:
             status = f["status"]
+            settled = status == "settled"
+            if not settled and status != "failed" and status != "local_failed":
+                continue  # offered: still pending, counts for nothing here
             rt = f.get("resolved_time")
             rv = f.get("received_time")
             t = rt or rv or 0.0
@@ -122,58 +134,47 @@ def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
                 base = _NFIELDS
             elif age < b2:
                 base = 2 * _NFIELDS
+            elif settled:
+                base = -1  # too old for any window, still counts for the last times
             else:
-                base = -1
-            inc = f.get("in_channel")
+                continue
             out = f.get("out_channel")
-            if status == "settled":
-                fee = f.get("fee_msat") or 0
-                if out is not None:
-                    a = acc.get(out)
-                    if a is None:
-                        a = acc[out] = fresh.copy()
+            if out is not None:
+                a = acc.get(out)
+                if a is None:
+                    a = acc[out] = fresh.copy()
+                if base >= 0:
+                    if settled:
+                        a[base + _OUT_COUNT] += 1
+                        a[base + _OUT_MSAT] += f.get("out_msat") or 0
+                        a[base + _FEES] += f.get("fee_msat") or 0
+                    elif status == "failed":
+                        a[base + _OUT_FAILED_REMOTE] += 1
+                    elif f.get("failcode") in POLICY_FAILCODES:
+                        a[base + _OUT_FAILED_POLICY] += 1
+                    else:
+                        a[base + _OUT_FAILED_LIQUIDITY] += 1
+                    if rt and rv and status != "local_failed":
+                        h = rt - rv
+                        a[base + _HOLD_COUNT] += 1
+                        a[base + _HOLD_SUM] += h
+                        a[base + _HOLD_SUMSQ] += h * h
+                if settled and (a[size] is None or t > a[size]):
+                    a[size] = t
+            inc = f.get("in_channel")
+            if inc is not None:
+                a = acc.get(inc)
+                if a is None:
+                    a = acc[inc] = fresh.copy()
+                if settled:
                     if base >= 0:
-                        a[base] += 1
-                        a[base + 1] += f.get("out_msat") or 0
-                        a[base + 2] += fee
-                        if rt and rv:
-                            h = rt - rv
-                            a[base + 10] += 1
-                            a[base + 11] += h
-                            a[base + 12] += h * h
-                    if a[size] is None or t > a[size]:
-                        a[size] = t
-                if inc is not None:
-                    a = acc.get(inc)
-                    if a is None:
-                        a = acc[inc] = fresh.copy()
-                    if base >= 0:
-                        a[base + 3] += 1
-                        a[base + 4] += f.get("in_msat") or 0
-                        a[base + 5] += fee
+                        a[base + _IN_COUNT] += 1
+                        a[base + _IN_MSAT] += f.get("in_msat") or 0
+                        a[base + _SOURCED] += f.get("fee_msat") or 0
                     if a[size + 1] is None or t > a[size + 1]:
                         a[size + 1] = t
-            elif base >= 0 and (status == "local_failed" or status == "failed"):
-                if out is not None:
-                    a = acc.get(out)
-                    if a is None:
-                        a = acc[out] = fresh.copy()
-                    if status == "failed":
-                        a[base + 8] += 1
-                        if rt and rv:
-                            h = rt - rv
-                            a[base + 10] += 1
-                            a[base + 11] += h
-                            a[base + 12] += h * h
-                    elif f.get("failcode") in POLICY_FAILCODES:
-                        a[base + 7] += 1
-                    else:
-                        a[base + 6] += 1
-                if inc is not None:
-                    a = acc.get(inc)
-                    if a is None:
-                        a = acc[inc] = fresh.copy()
-                    a[base + 9] += 1
+                else:
+                    a[base + _IN_FAILED] += 1
         except (KeyError, TypeError, AttributeError):
             continue  # a malformed entry; the snapshot loader reports these with a position
 

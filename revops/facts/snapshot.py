@@ -19,6 +19,7 @@ descends along the offending paths and skips every other subtree with the C deco
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ MAX_ERRORS = 50
 
 FORWARD_STATUSES = frozenset({"offered", "settled", "local_failed", "failed"})
 
-Path_ = tuple  # a JSON path: keys (str) and indices (int)
+JsonPath = tuple  # keys (str) and indices (int) from the document root
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ _KINDS = {
     "object": (lambda v: isinstance(v, dict)),
     "array": (lambda v: isinstance(v, list)),
     "string": (lambda v: isinstance(v, str)),
-    "number": (lambda v: type(v) in (int, float)),
+    "number": (lambda v: type(v) is int or (type(v) is float and math.isfinite(v))),
     "integer": (lambda v: type(v) is int),
     "bool": (lambda v: type(v) is bool),
 }
@@ -113,11 +114,11 @@ def _kind_of(v: Any) -> str:
     if type(v) is int:
         return "integer"
     if type(v) is float:
-        return "number"
+        return "number" if math.isfinite(v) else f"non-finite number {v}"
     return {str: "string", list: "array", dict: "object"}.get(type(v), type(v).__name__)
 
 
-def path_str(path: Path_) -> str:
+def path_str(path: JsonPath) -> str:
     """Returns a JSON path as text: ('rpc', 'listforwards', 'forwards', 3) -> rpc.listforwards.forwards[3]."""
     out = ""
     for p in path:
@@ -127,7 +128,7 @@ def path_str(path: Path_) -> str:
 
 @dataclass(frozen=True)
 class _Problem:
-    path: Path_          # where to point
+    path: JsonPath          # where to point
     at_key: bool         # point at the key of `path` rather than its value
     message: str
 
@@ -153,10 +154,10 @@ class _Checker:
     def __init__(self) -> None:
         self.problems: list[_Problem] = []
 
-    def bad(self, path: Path_, message: str, at_key: bool = False) -> None:
+    def bad(self, path: JsonPath, message: str, at_key: bool = False) -> None:
         self.problems.append(_Problem(path, at_key, message))
 
-    def typed(self, v: Any, kind: str, path: Path_) -> bool:
+    def typed(self, v: Any, kind: str, path: JsonPath) -> bool:
         """Returns whether v has `kind`, recording a problem if not."""
         if _KINDS[kind](v):
             return True
@@ -164,7 +165,7 @@ class _Checker:
                        f"{kind}, got {_kind_of(v)}")
         return False
 
-    def field(self, obj: dict, key: str, kind: str, path: Path_, required: bool = True) -> Any:
+    def member(self, obj: dict, key: str, kind: str, path: JsonPath, required: bool = True) -> Any:
         """Returns obj[key] when present with the right kind, else None (recording a problem)."""
         if key not in obj:
             if required:
@@ -181,16 +182,16 @@ class _Checker:
             if k not in TOP_KEYS:
                 self.bad((k,), f"unknown top-level key \"{k}\" (expected one of "
                                f"{', '.join(TOP_KEYS)})", at_key=True)
-        fmt = self.field(doc, "format", "string", ())
+        fmt = self.member(doc, "format", "string", ())
         if fmt is not None and fmt != FORMAT:
             self.bad(("format",), f"format must be \"{FORMAT}\", got \"{fmt}\"")
-        cap = self.field(doc, "captured_at", "number", ())
+        cap = self.member(doc, "captured_at", "number", ())
         if cap is not None and cap < 0:
             self.bad(("captured_at",), "captured_at must be unix seconds (>= 0)")
-        rpc = self.field(doc, "rpc", "object", ())
+        rpc = self.member(doc, "rpc", "object", ())
         if rpc is not None:
             self.check_rpc(rpc)
-        state = self.field(doc, "state", "object", (), required=False)
+        state = self.member(doc, "state", "object", (), required=False)
         if state is not None:
             for scid, vals in state.items():
                 p = ("state", scid)
@@ -204,84 +205,84 @@ class _Checker:
     def check_rpc(self, rpc: dict) -> None:
         """Records problems of the rpc object: required methods and the fields facts read."""
         R = ("rpc",)
-        present = {m: self.field(rpc, m, "object", R) for m in REQUIRED_RPC}
+        present = {m: self.member(rpc, m, "object", R) for m in REQUIRED_RPC}
         for m in OPTIONAL_RPC:
             if m in rpc and rpc[m] is None:
                 self.bad(R + (m,), f"rpc.{m} must not be null (leave it out instead)")
 
         gi = present["getinfo"]
         if gi is not None:
-            self.field(gi, "id", "string", R + ("getinfo",))
-            self.field(gi, "blockheight", "integer", R + ("getinfo",))
+            self.member(gi, "id", "string", R + ("getinfo",))
+            self.member(gi, "blockheight", "integer", R + ("getinfo",))
 
         lpc = present["listpeerchannels"]
         if lpc is not None:
             base = R + ("listpeerchannels",)
-            chans = self.field(lpc, "channels", "array", base)
+            chans = self.member(lpc, "channels", "array", base)
             for i, ch in enumerate(chans or ()):
                 self.check_channel(ch, base + ("channels", i))
 
         lf = present["listforwards"]
         if lf is not None:
             base = R + ("listforwards",)
-            fwds = self.field(lf, "forwards", "array", base)
+            fwds = self.member(lf, "forwards", "array", base)
             for i, f in enumerate(fwds or ()):
                 self.check_forward(f, base + ("forwards", i))
 
         fr = present["feerates"]
         if fr is not None:
             for k in ("perkw", "perkb", "onchain_fee_estimates"):
-                self.field(fr, k, "object", R + ("feerates",), required=False)
+                self.member(fr, k, "object", R + ("feerates",), required=False)
 
         funds = present["listfunds"]
         if funds is not None:
             base = R + ("listfunds",)
-            outs = self.field(funds, "outputs", "array", base)
+            outs = self.member(funds, "outputs", "array", base)
             for i, o in enumerate(outs or ()):
                 p = base + ("outputs", i)
                 if self.typed(o, "object", p):
-                    self.field(o, "amount_msat", "integer", p)
-                    self.field(o, "status", "string", p)
-            self.field(funds, "channels", "array", base, required=False)
+                    self.member(o, "amount_msat", "integer", p)
+                    self.member(o, "status", "string", p)
+            self.member(funds, "channels", "array", base, required=False)
 
         lp = present["listpeers"]
         if lp is not None:
             base = R + ("listpeers",)
-            peers = self.field(lp, "peers", "array", base)
+            peers = self.member(lp, "peers", "array", base)
             for i, pe in enumerate(peers or ()):
                 p = base + ("peers", i)
                 if self.typed(pe, "object", p):
-                    self.field(pe, "id", "string", p)
-                    self.field(pe, "connected", "bool", p)
+                    self.member(pe, "id", "string", p)
+                    self.member(pe, "connected", "bool", p)
 
-    def check_channel(self, ch: Any, p: Path_) -> None:
+    def check_channel(self, ch: Any, p: JsonPath) -> None:
         """Records problems of one listpeerchannels entry."""
         if not self.typed(ch, "object", p):
             return
-        self.field(ch, "peer_id", "string", p)
-        self.field(ch, "state", "string", p)
+        self.member(ch, "peer_id", "string", p)
+        self.member(ch, "state", "string", p)
         for k, kind in _CHANNEL_OPTIONAL.items():
             if k in ch:
                 self.typed(ch[k], kind, p + (k,))
         upd = ch.get("updates")
         if isinstance(upd, dict):
             for side in ("local", "remote"):
-                self.field(upd, side, "object", p + ("updates",), required=False)
+                self.member(upd, side, "object", p + ("updates",), required=False)
         htlcs = ch.get("htlcs")
         if isinstance(htlcs, list):
             for j, h in enumerate(htlcs):
                 hp = p + ("htlcs", j)
                 if self.typed(h, "object", hp):
-                    self.field(h, "amount_msat", "integer", hp)
+                    self.member(h, "amount_msat", "integer", hp)
 
-    def check_forward(self, f: Any, p: Path_) -> None:
+    def check_forward(self, f: Any, p: JsonPath) -> None:
         """Records problems of one listforwards entry."""
         if not self.typed(f, "object", p):
             return
-        self.field(f, "in_channel", "string", p)
-        self.field(f, "in_msat", "integer", p)
-        self.field(f, "received_time", "number", p)
-        st = self.field(f, "status", "string", p)
+        self.member(f, "in_channel", "string", p)
+        self.member(f, "in_msat", "integer", p)
+        self.member(f, "received_time", "number", p)
+        st = self.member(f, "status", "string", p)
         if st is not None and st not in FORWARD_STATUSES:
             self.bad(p + ("status",), f"{path_str(p + ('status',))} must be one of "
                                       f"{', '.join(sorted(FORWARD_STATUSES))}, got \"{st}\"")
@@ -296,24 +297,24 @@ _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
 
-def _positions(text: str, wanted: set[Path_]) -> tuple[dict[Path_, int], dict[Path_, int]]:
+def _positions(text: str, wanted: set[JsonPath]) -> tuple[dict[JsonPath, int], dict[JsonPath, int]]:
     """Returns (value offsets, key offsets) of the paths in `wanted` and of all their prefixes.
 
     Subtrees off every wanted path are skipped with the C decoder, so the scan costs about one
     json.loads of the document.
     """
-    prefixes: set[Path_] = set()
+    prefixes: set[JsonPath] = set()
     for w in wanted:
         for i in range(len(w) + 1):
             prefixes.add(w[:i])
-    vpos: dict[Path_, int] = {}
-    kpos: dict[Path_, int] = {}
+    vpos: dict[JsonPath, int] = {}
+    kpos: dict[JsonPath, int] = {}
     scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
     def ws(i: int) -> int:
         return _WS.match(text, i).end()
 
-    def value(i: int, path: Path_) -> int:
+    def value(i: int, path: JsonPath) -> int:
         i = ws(i)
         vpos[path] = i
         if path not in prefixes:

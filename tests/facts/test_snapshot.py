@@ -223,3 +223,8 @@ def test_load_snapshot_reports_the_path(tmp_path):
     with pytest.raises(DiagnosticError) as ei:
         load_snapshot(p)
     assert str(ei.value).startswith(f"{p}:2:13: snapshot_error: ")
+
+
+def test_non_finite_numbers_are_rejected():
+    (line, col, msg), = errors(MINIMAL.replace("1767225600,", "NaN,"))
+    assert (line, col) == (3, 18) and "got non-finite number nan" in msg
