@@ -51,10 +51,10 @@ class Bool(Node):
 @dataclass(frozen=True)
 class Ref(Node):
     path: tuple[str, ...]
+    name: str = ""  # the dotted path, kept ready: lookups happen for every channel
 
-    @property
-    def name(self) -> str:
-        return ".".join(self.path)
+    def __post_init__(self):
+        object.__setattr__(self, "name", ".".join(self.path))
 
 
 @dataclass(frozen=True)

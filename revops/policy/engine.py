@@ -33,6 +33,7 @@ from revops.policy.lower import LoweringError, alias, fold, lower_condition
 
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
+BATCH_FACTS = int(__import__("os").environ.get("REVOPS_BATCH", "64"))
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class PreparedPolicy:
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
         self._stage_index = {s.name: i for i, s in enumerate(compiled.stages)}
         self._lock = threading.Lock()
-        self._matches: dict[str, list[str]] = {}
+        self._matches: list[tuple[str, str]] = []
         self._sids = itertools.count(1)
         self._phases = [self._build_phase("decide"), self._build_phase("post")]
         self._host = self._build_host()
@@ -141,12 +142,12 @@ class PreparedPolicy:
             rules = {}
             for rule in phase.rules:
                 cond = phase.conditions[rule.id]
-                if cond is False:
-                    continue
-                if cond is True:
-                    cond = {"$ex": {"scid": 1}}
+                if isinstance(cond, bool):
+                    continue  # constant after folding params: no need to ask durable-rules
                 rules[rule.id] = {"all": [{"m": cond}], "pri": rule.priority, "run": self._collector(rule.id)}
             if rules:
+                rules["__handled"] = {"all": [{"m": {"$ex": {"scid": 1}}}], "pri": 1_000_000,
+                                      "run": self._collector(None)}
                 phase.ruleset = f"revops{tag}_{phase.name}"
                 rulesets[phase.ruleset] = rules
         host = durable_engine.Host()
@@ -154,11 +155,12 @@ class PreparedPolicy:
             host.set_rulesets(rulesets)  # mutates the dict it is given; ours is built fresh
         return host
 
-    def _collector(self, rule_id: str):
+    def _collector(self, rule_id: str | None):
         matches = self._matches
 
         def run(c):
-            matches[c.m["sid"]].append(rule_id)
+            if rule_id is not None:
+                matches.append((c.m["scid"], rule_id))
         return run
 
     def durable_rulesets(self) -> dict[str, dict]:
@@ -167,27 +169,40 @@ class PreparedPolicy:
 
     # -- matching --------------------------------------------------------------------------
 
-    def _match_durable(self, phase: _Phase, scid: str, values: Mapping[str, Any]) -> set[str]:
+    def _match_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> list[set[str]]:
+        """Post one fact per channel in one batch; return the matching rule ids per channel.
+
+        Every channel is one fact in a fresh session, deleted afterwards (a ruleset holds at
+        most 1,024 live sessions). The catch-all rule makes sure every fact is handled:
+        durable-rules 2.0.28 crashes (free(): invalid pointer) when deleting a session whose
+        last fact no rule matched.
+        """
         always = {rid for rid, c in phase.conditions.items() if c is True}
-        if phase.ruleset is None:
-            return always
-        message: dict[str, Any] = {}
-        for name, prop, numeric in phase.refs:
-            v = values[name]
-            message[prop] = float(v) if numeric else v
+        if phase.ruleset is None or not items:
+            return [set(always) for _ in items]
+        messages = []
+        for scid, values in items:
+            message: dict[str, Any] = {"scid": scid}
+            for name, prop, numeric in phase.refs:
+                v = values[name]
+                message[prop] = float(v) if numeric else v
+            messages.append(message)
         with self._lock:
-            sid = f"s{next(self._sids)}"
-            message["sid"] = sid
-            message["scid"] = scid
-            self._matches[sid] = []
-            try:
-                self._host.assert_fact(phase.ruleset, message)
-            except durable_engine.MessageNotHandledException:
-                pass
-            finally:
-                self._host.delete_state(phase.ruleset, sid)
-                matched = self._matches.pop(sid)
-        return set(matched)
+            self._matches.clear()
+            for start in range(0, len(messages), BATCH_FACTS):
+                sid = f"s{next(self._sids)}"
+                chunk = messages[start:start + BATCH_FACTS]
+                for message in chunk:
+                    message["sid"] = sid
+                try:
+                    self._host.assert_facts(phase.ruleset, chunk)
+                finally:
+                    self._host.delete_state(phase.ruleset, sid)
+            found: dict[str, set[str]] = {}
+            for scid, rule_id in self._matches:
+                found.setdefault(scid, set()).add(rule_id)
+            self._matches.clear()
+        return [found.get(scid, set()) | always for scid, _ in items]
 
     @staticmethod
     def _match_reference(phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict[str, str]]:
@@ -202,6 +217,13 @@ class PreparedPolicy:
             except EvalError as err:
                 errors[rule.id] = str(err)
         return matched, errors
+
+    def _match(self, phase: _Phase, items: list[tuple[str, dict]], matcher: str) -> list[tuple[set[str], dict]]:
+        if matcher == "durable":
+            return [(m, {}) for m in self._match_durable(phase, items)]
+        if matcher == "reference":
+            return [self._match_reference(phase, values) for _, values in items]
+        raise ValueError(f"unknown matcher {matcher!r}; use one of {MATCHERS}")
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -220,36 +242,41 @@ class PreparedPolicy:
     def evaluate(self, facts, state: Mapping[str, Any] | None = None, *, matcher: str = "durable",
                  explain: bool = False) -> Evaluation:
         """Decide one channel. `facts` is a revops.facts.build.ChannelFacts."""
-        values = self.base_values(facts.values, state)
-        old_fee = int(values.get("channel.fee_ppm", 0))
-        trace: dict[str, dict] = {}
-        decide, post = self._phases
-
-        matched, errors = self._match(decide, facts.scid, values, matcher)
-        try:
-            outcome = self._decide(decide, matched, values, old_fee, trace)
-            values.update(_decision_values(outcome, old_fee, self.compiled))
-            post_matched, post_errors = self._match(post, facts.scid, values, matcher)
-            errors.update(post_errors)
-            self._post(post, post_matched, values, outcome, trace)
-            state_updates = self._state_updates(outcome["applied"], values)
-        except EvalError as err:
-            return self._error_evaluation(facts, old_fee, values, trace, str(err))
-        decision = self._finish(facts, outcome, old_fee, state_updates)
-        events = self._trace(values, trace, errors, explain)
-        return Evaluation(decision, tuple(events), values)
+        return self.evaluate_many([facts], {facts.scid: state or {}}, matcher=matcher, explain=explain)[0]
 
     def evaluate_many(self, channel_facts: Iterable, states: Mapping[str, Mapping[str, Any]] | None = None,
-                      **kwargs) -> list[Evaluation]:
+                      *, matcher: str = "durable", explain: bool = False) -> list[Evaluation]:
+        """Decide every channel: one durable-rules batch per phase for the whole list."""
         states = states or {}
-        return [self.evaluate(f, states.get(f.scid), **kwargs) for f in channel_facts]
-
-    def _match(self, phase: _Phase, scid: str, values, matcher: str) -> tuple[set[str], dict[str, str]]:
-        if matcher == "durable":
-            return self._match_durable(phase, scid, values), {}
-        if matcher == "reference":
-            return self._match_reference(phase, values)
-        raise ValueError(f"unknown matcher {matcher!r}; use one of {MATCHERS}")
+        facts_list = list(channel_facts)
+        items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
+        decide, post = self._phases
+        results: list[Evaluation | None] = [None] * len(items)
+        pending = []  # (index, outcome, trace, errors) of channels that reach the post phase
+        for i, ((scid, values), (matched, errors)) in enumerate(zip(items, self._match(decide, items, matcher))):
+            old_fee = int(values.get("channel.fee_ppm", 0))
+            trace: dict[str, dict] = {}
+            try:
+                outcome = self._decide(decide, matched, values, old_fee, trace)
+            except EvalError as err:
+                results[i] = self._error_evaluation(facts_list[i], old_fee, values, trace, str(err))
+                continue
+            values.update(_decision_values(outcome, old_fee, self.compiled))
+            pending.append((i, outcome, trace, errors))
+        post_items = [items[i] for i, *_ in pending]
+        for (i, outcome, trace, errors), (matched, post_errors) in zip(pending, self._match(post, post_items, matcher)):
+            facts, values = facts_list[i], items[i][1]
+            old_fee = outcome["old_fee_ppm"]
+            errors.update(post_errors)
+            try:
+                self._post(post, matched, values, outcome, trace)
+                state_updates = self._state_updates(outcome["applied"], values)
+            except EvalError as err:
+                results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
+                continue
+            decision = self._finish(facts, outcome, old_fee, state_updates)
+            results[i] = Evaluation(decision, tuple(self._trace(values, trace, errors, explain)), values)
+        return results
 
     def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:
         winner: CompiledRule | None = None
@@ -262,7 +289,9 @@ class PreparedPolicy:
             target = next(a for a in winner.actions if a.spec.kind == "target")
             fee = float(evaluate(target.args[0], values)) if target.spec.name == "set_fee" else float(old_fee)
             trace[winner.id] = {"outcome": "won", "effects": [{"action": target.spec.name, "fee_ppm": [old_fee, fee]}]}
-        exempt = winner is not None and winner.stage.clamp_exempt
+        # A clamp-exempt stage's fee is final, and so is hold(): "leave this fee alone".
+        exempt = winner is not None and (winner.stage.clamp_exempt or
+                                         any(a.spec.name == "hold" for a in winner.actions))
         winner_index = winner.stage_index if winner else len(self.compiled.stages)
         applied: list[CompiledRule] = [winner] if winner else []
         floors: list[tuple[float, str]] = []
@@ -305,7 +334,7 @@ class PreparedPolicy:
         if not exempt:
             fee = self._clamp(fee, floors, ceilings, trace)
         fee_ppm = min(MAX_FEE_PPM, max(0, int(math.floor(fee + 0.5))))
-        return {"winner": winner, "fee_ppm": fee_ppm, "vetoed_by": vetoed_by, "applied": applied,
+        return {"winner": winner, "fee_ppm": fee_ppm, "old_fee_ppm": old_fee, "vetoed_by": vetoed_by, "applied": applied,
                 "exempt": exempt, "forced_by": None, "suppressed_by": None, "skip_rebalance": None}
 
     @staticmethod
@@ -391,23 +420,33 @@ class PreparedPolicy:
     # -- trace -----------------------------------------------------------------------------
 
     def _trace(self, values, trace: dict, errors: dict[str, str], explain: bool) -> list[dict]:
+        """Trace events in precedence order.
+
+        With explain, every rule appears: matched ones with their rendered `why` and
+        effects, the others with the first comparison that failed. Without it (the fee
+        cycle), only rules that matched or failed to evaluate, and only the winner's `why`.
+        """
         events = []
         for rule in self.compiled.rules:
             entry = trace.get(rule.id)
-            event = {"rule": rule.id, "stage": rule.stage.name, "at": rule.location,
-                     "matched": entry is not None}
             if entry is not None:
+                event = {"rule": rule.id, "stage": rule.stage.name, "at": rule.location, "matched": True}
                 event.update(entry)
-                event["why"] = render_why(rule.why, values)
-            else:
-                event["outcome"] = "error" if rule.id in errors else "not_matched"
-                if rule.id in errors:
-                    event["reason"] = errors[rule.id]
-                elif explain and rule.when is not None:
+                if explain or entry["outcome"] == "won":
+                    event["why"] = render_why(rule.why, values)
+            elif rule.id in errors:
+                event = {"rule": rule.id, "stage": rule.stage.name, "at": rule.location, "matched": False,
+                         "outcome": "error", "reason": errors[rule.id]}
+            elif explain:
+                event = {"rule": rule.id, "stage": rule.stage.name, "at": rule.location, "matched": False,
+                         "outcome": "not_matched"}
+                if rule.when is not None:
                     if rule.phase == "post" and "decision.fee_ppm" not in values:
                         event["reason"] = "not reached"
                     else:
                         event["reason"] = explain_false(rule.when, values, rule.when_text.text) or "not reached"
+            else:
+                continue
             events.append(event)
         return events
 

@@ -148,7 +148,7 @@ def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tu
     resolved = file.resolve()
     display = _display(file, root_dir)
     if resolved in chain:
-        loop = " -> ".join(_display(p, root_dir) for p in (*chain, resolved))
+        loop = " -> ".join(os.path.relpath(p, root_dir.resolve()) for p in (*chain, resolved))
         c.error(include_pos, f"include loop: {loop}", SCHEMA)
         return
     rel = os.path.relpath(resolved, root_dir.resolve())
@@ -193,8 +193,11 @@ def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tu
 
 
 def _display(file: Path, root_dir: Path) -> str:
-    """Paths in messages: as the operator would type them from the current directory."""
-    return str(file)
+    """Paths in messages: relative to the current directory when below it, else absolute."""
+    try:
+        return str(Path(os.path.abspath(file)).relative_to(Path.cwd()))
+    except ValueError:
+        return os.path.abspath(file)
 
 
 def _lint_unincluded(root_dir: Path, files, c: _Collector) -> None:

@@ -94,6 +94,13 @@ class DslText:
     def locate(self, line: int, col: int) -> tuple[int, int]:
         """Map a 1-based line/col inside the DSL text to the line/col in the policy file."""
         p = self.pos
+        if p.style == ">" and line == 1 and p.line_lengths:
+            # Folding joined the content lines with single spaces: walk them to the offset.
+            offset = col - 1
+            for i, length in enumerate(p.line_lengths):
+                if offset <= length:
+                    return p.line + 1 + i, p.indent + offset + 1
+                offset -= length + 1
         if p.style in ("|", ">"):
             return p.line + line, p.indent + col
         if line == 1:

@@ -25,6 +25,7 @@ class Pos:
     col: int
     style: str | None = None  # scalar style: None (plain), "'", '"', "|", ">"
     indent: int = 0  # for block scalars: the column where their content lines start
+    line_lengths: tuple[int, ...] = ()  # for folded (>) scalars: length of each content line
 
 
 class YMap(dict):
@@ -56,6 +57,7 @@ def _pos(node, file: str, lines: list[str]) -> Pos:
     mark = node.start_mark
     style = getattr(node, "style", None) if isinstance(node, ScalarNode) else None
     indent = 0
+    lengths: tuple[int, ...] = ()
     if style in ("|", ">"):
         # Content starts on the next line; its indentation is that line's leading spaces.
         nxt = mark.line + 1
@@ -63,7 +65,10 @@ def _pos(node, file: str, lines: list[str]) -> Pos:
             nxt += 1
         if nxt < len(lines):
             indent = len(lines[nxt]) - len(lines[nxt].lstrip(" "))
-    return Pos(file, mark.line + 1, mark.column + 1, style, indent)
+        if style == ">":
+            end = node.end_mark.line
+            lengths = tuple(len(line[indent:].rstrip()) for line in lines[mark.line + 1:end + 1])
+    return Pos(file, mark.line + 1, mark.column + 1, style, indent, lengths)
 
 
 def load_yaml(text: str, file: str):

@@ -1,0 +1,181 @@
+"""The `revops` command: check, explain and test policies offline; simulate them.
+
+Exit codes (like promtool/opa): 0 ok, 1 errors, 2 usage, 3 lint findings only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from revops.diagnostics import DiagnosticError
+from revops.resources import default_policy_dir
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_LINT = 0, 1, 2, 3
+
+
+def _print_errors(err: DiagnosticError, fmt: str = "text") -> None:
+    if fmt == "json":
+        print(json.dumps({"ok": False, "errors": [d.to_json() for d in err.diagnostics]}, indent=2))
+    else:
+        for d in err.diagnostics:
+            print(str(d), file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    from revops.policy.reload import build
+    from revops.policy.testing import run_policy_tests
+    try:
+        prepared = build(args.policy)
+    except DiagnosticError as err:
+        _print_errors(err, args.format)
+        return EXIT_ERRORS
+    compiled = prepared.compiled
+    lint = list(compiled.source.lint)
+    report = run_policy_tests(prepared) if args.run_tests else None
+    if args.format == "json":
+        print(json.dumps({
+            "ok": report is None or report.ok, "name": compiled.name, "version": compiled.version,
+            "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
+            "lint": [d.to_json() for d in lint],
+            "tests": None if report is None else {"passed": report.passed, "failed": report.failed}}, indent=2))
+    else:
+        for d in lint:
+            print(str(d), file=sys.stderr)
+        if report is not None and not report.ok:
+            from revops.policy.testing import format_report
+            print(format_report(report), file=sys.stderr)
+        else:
+            print(f"SUCCESS: {compiled.name} {compiled.version}: {len(compiled.rules)} rules in "
+                  f"{len(compiled.source.files)} files ({compiled.digest[:19]})")
+    if report is not None and not report.ok:
+        return EXIT_ERRORS
+    return EXIT_LINT if lint else EXIT_OK
+
+
+def explain_json(prepared, evaluations) -> dict:
+    """The JSON of `revops explain --json` (and of the plugin's revenue-explain)."""
+    compiled = prepared.compiled
+    return {
+        "policy": {"name": compiled.name, "version": compiled.version, "api_version": compiled.source.api_version,
+                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides},
+        "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
+                      "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
+                                                        if not k.startswith(("params.", "decision."))}}
+                     for e in evaluations],
+    }
+
+
+_MODES = {
+    "full": lambda e: True,
+    "fails": lambda e: not e["matched"],
+    "notes": lambda e: e["matched"],
+}
+
+
+def render_explain(doc: dict, mode: str = "full") -> str:
+    """Human output: per channel `old ➜ new`, the reason, and the rules considered."""
+    p = doc["policy"]
+    out = [f"policy {p['name']} {p['version']} ({p['digest'][:19]})"]
+    keep = _MODES[mode]
+    for ch in doc["channels"]:
+        d = ch["decision"]
+        where = f"{d['stage']}/{d['rule']}" if d["rule"] else "no rule won"
+        arrow = f"{d['old_fee_ppm']} ➜ {d['fee_ppm']} ppm" if d["fee_ppm"] != d["old_fee_ppm"] else f"{d['fee_ppm']} ppm"
+        extra = "".join(f"  {k}={d[k]}" for k in ("suppressed_by", "forced_by", "vetoed_by", "skip_rebalance", "error")
+                        if d.get(k))
+        out.append("")
+        out.append(f"{ch['scid']}  {arrow}  {d['action']}  [{where}]{extra}")
+        for event in ch["trace"]:
+            if not keep(event):
+                continue
+            mark = "✓" if event["matched"] else "✗"
+            text = event.get("why") if event["matched"] else event.get("reason", "")
+            outcome = event.get("outcome", "")
+            by = f" by {event['by']}" if event.get("by") else ""
+            out.append(f"  {mark} {event['rule']:<28} {event['stage']:<20} {outcome}{by}: {text or ''}")
+    return "\n".join(out)
+
+
+def cmd_explain(args) -> int:
+    from revops.facts.build import build_facts
+    from revops.facts.snapshot import load_snapshot
+    from revops.policy.reload import build
+    try:
+        prepared = build(args.policy)
+        snapshot = load_snapshot(args.snapshot)
+    except DiagnosticError as err:
+        _print_errors(err)
+        return EXIT_ERRORS
+    facts = build_facts(snapshot.rpc, snapshot.captured_at)
+    if args.channel:
+        facts = [f for f in facts if f.scid == args.channel]
+        if not facts:
+            print(f"{args.snapshot}: no channel {args.channel} in the snapshot", file=sys.stderr)
+            return EXIT_ERRORS
+    evaluations = prepared.evaluate_many(facts, snapshot.state, matcher=args.matcher, explain=True)
+    doc = explain_json(prepared, evaluations)
+    print(json.dumps(doc, indent=2) if args.json else render_explain(doc, args.mode))
+    return EXIT_OK
+
+
+def cmd_test(args) -> int:
+    from revops.policy.reload import build
+    from revops.policy.testing import format_report, run_policy_tests, test_files
+    try:
+        prepared = build(args.policy)
+    except DiagnosticError as err:
+        _print_errors(err)
+        return EXIT_ERRORS
+    files = test_files(Path(args.policy))
+    if not files:
+        print(f"{args.policy}: no test files in {Path(args.policy) / 'tests'}", file=sys.stderr)
+        return EXIT_ERRORS
+    report = run_policy_tests(prepared, files)
+    print(format_report(report, args.verbose))
+    return EXIT_OK if report.ok else EXIT_ERRORS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="revops", description="Revenue operations for Core Lightning: "
+                                     "check, explain, test and simulate fee and rebalancing policies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    default = str(default_policy_dir())
+
+    p = sub.add_parser("check", help="validate a policy folder exactly as revenue-reload does")
+    p.add_argument("policy", nargs="?", default=default, help="policy folder (default: the shipped default)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--run-tests", action="store_true", help="also run the policy's tests/ cases")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("explain", help="show, per channel, every rule considered and what would be done")
+    p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
+    p.add_argument("--snapshot", required=True, help="a revops-snapshot/1 JSON file")
+    p.add_argument("--channel", help="only this short_channel_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--mode", choices=tuple(_MODES), default="full",
+                   help="full: every rule; fails: rules that did not match; notes: rules that matched")
+    p.add_argument("--matcher", choices=("durable", "reference"), default="durable",
+                   help="durable-rules (as the plugin runs) or the reference interpreter")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
+    p.add_argument("policy", nargs="?", default=default)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_test)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `revops explain ... | head` is fine
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

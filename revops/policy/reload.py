@@ -1,0 +1,124 @@
+"""Hot reload: build the complete new policy on the side, swap one reference on success.
+
+Every trigger (`revenue-reload`, the file watch, a param override) goes through
+`PolicyHolder.reload()` or `PolicyHolder.set_overrides()`, so the outcome is recorded in
+one place (`last_reload`). A failed reload leaves `current` untouched; evaluations in
+flight keep the PreparedPolicy object they started with (it is immutable).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.policy.compile import CompiledPolicy, compile_policy
+from revops.policy.engine import PreparedPolicy, prepare, resolve_params
+from revops.policy.load import load_policy
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    at: float
+    duration_s: float
+    errors: tuple[Diagnostic, ...] = ()
+    name: str | None = None
+    version: str | None = None
+    digest: str | None = None
+    changed_rules: Mapping[str, list[str]] = field(default_factory=dict)  # added / removed / changed
+    override_problems: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "at": self.at, "duration_ms": round(self.duration_s * 1000, 1),
+                "errors": [str(e) for e in self.errors], "name": self.name, "version": self.version,
+                "digest": self.digest, "changed_rules": dict(self.changed_rules),
+                "override_problems": list(self.override_problems)}
+
+
+def build(path: str | Path, overrides: Mapping[str, Any] | None = None,
+          fact_types: Mapping[str, str] | None = None) -> PreparedPolicy:
+    """Load, validate, compile and prepare the policy at `path`; raise DiagnosticError on any error.
+
+    This is exactly what `revops check` runs.
+    """
+    compiled = compile_policy(load_policy(path), fact_types)
+    return prepare(compiled, overrides)
+
+
+def rule_changes(old: CompiledPolicy | None, new: CompiledPolicy) -> dict[str, list[str]]:
+    """Which rule ids were added, removed or changed (condition, actions, why, stage, priority)."""
+    def signature(rule):
+        return (rule.stage.name, rule.priority, rule.when_text.text if rule.when_text else None,
+                tuple(a.text.text for a in rule.actions), rule.why.text.text)
+    before = {r.id: signature(r) for r in old.rules} if old else {}
+    after = {r.id: signature(r) for r in new.rules}
+    return {"added": sorted(after.keys() - before.keys()),
+            "removed": sorted(before.keys() - after.keys()),
+            "changed": sorted(k for k in after.keys() & before.keys() if after[k] != before[k])}
+
+
+class PolicyHolder:
+    """Owns the active PreparedPolicy and the param overrides layered on it."""
+
+    def __init__(self, path: str | Path, overrides: Mapping[str, Any] | None = None,
+                 fact_types: Mapping[str, str] | None = None):
+        self.path = Path(path)
+        self.fact_types = fact_types
+        self._overrides = dict(overrides or {})
+        self._lock = threading.Lock()  # one reload at a time; readers never take it
+        self.current: PreparedPolicy | None = None
+        self.last_reload: ReloadResult | None = None
+        self.last_success: ReloadResult | None = None
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self._overrides)
+
+    def reload(self) -> ReloadResult:
+        """Load the policy folder again; swap only if everything validates."""
+        with self._lock:
+            start = time.perf_counter()
+            old = self.current
+            try:
+                prepared = build(self.path, self._overrides, self.fact_types)
+            except DiagnosticError as err:
+                return self._record(ReloadResult(False, time.time(), time.perf_counter() - start,
+                                                 tuple(err.diagnostics)))
+            except OSError as err:
+                diag = Diagnostic(str(self.path), 1, 1, "policy_yaml_error", f"cannot read policy: {err}")
+                return self._record(ReloadResult(False, time.time(), time.perf_counter() - start, (diag,)))
+            _, problems = resolve_params(prepared.compiled, self._overrides)
+            self.current = prepared  # the swap: one reference assignment
+            compiled = prepared.compiled
+            return self._record(ReloadResult(
+                True, time.time(), time.perf_counter() - start, (), compiled.name, compiled.version,
+                compiled.digest, rule_changes(old.compiled if old else None, compiled), tuple(problems)))
+
+    def set_overrides(self, overrides: Mapping[str, Any]) -> PreparedPolicy:
+        """Re-prepare the active policy with new param overrides and swap it in.
+
+        Raises ValueError naming the problem when an override is unknown or out of range,
+        or DiagnosticError when a condition cannot be compiled with the new values; the
+        active policy is unchanged in both cases.
+        """
+        with self._lock:
+            if self.current is None:
+                raise ValueError("no policy is loaded")
+            compiled = self.current.compiled
+            _, problems = resolve_params(compiled, overrides)
+            if problems:
+                raise ValueError("; ".join(problems))
+            prepared = prepare(compiled, overrides)
+            self._overrides = dict(overrides)
+            self.current = prepared
+            return prepared
+
+    def _record(self, result: ReloadResult) -> ReloadResult:
+        self.last_reload = result
+        if result.ok:
+            self.last_success = result
+        return result

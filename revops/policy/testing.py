@@ -1,0 +1,163 @@
+"""Policy test cases: YAML files in `<policy>/tests/`, run by `revops test` and by reload.
+
+    cases:
+      - note: a congested channel is priced up
+        snapshot: snapshot.json          # revops-snapshot/1, relative to this file
+        params: {congestion_util: 0.5}   # optional param overrides
+        state: {"880001x1234x0": {probing: true}}
+        facts: {"880001x1234x0": {"channel.htlc_util": 0.9}}   # optional fact patches
+        want:
+          "880001x1234x0": {action: set_fee, fee_ppm: 500, rule: congestion-surcharge}
+        want_trace:
+          "880001x1234x0": [{rule: congestion-surcharge, outcome: won}]
+
+Every case runs under both matchers (durable-rules and the reference interpreter); a
+difference between them is a failure too, so compiling never silently changes meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.policy.engine import MATCHERS, PreparedPolicy, prepare
+from revops.policy.yamlsrc import YList, YMap, load_yaml
+
+CASE_KEYS = {"note", "snapshot", "params", "state", "facts", "now", "want", "want_trace"}
+
+
+@dataclass
+class CaseResult:
+    file: str
+    line: int
+    note: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class TestReport:
+    results: list[CaseResult]
+    errors: list[Diagnostic]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(r.ok for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for r in self.results if r.ok)
+
+    @property
+    def failed(self) -> int:
+        return len(self.results) - self.passed
+
+
+def test_files(policy_dir: Path) -> list[Path]:
+    tests = policy_dir / "tests"
+    return sorted(tests.glob("*.yaml")) if tests.is_dir() else []
+
+
+def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
+    """Run every case of the policy's test files against `prepared` (its params are the base)."""
+    from revops.facts.build import build_facts
+    from revops.facts.snapshot import load_snapshot
+
+    files = test_files(prepared.compiled.source.root) if files is None else files
+    results: list[CaseResult] = []
+    errors: list[Diagnostic] = []
+    for file in files:
+        try:
+            doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
+        except DiagnosticError as err:
+            errors.extend(err.diagnostics)
+            continue
+        cases = doc.get("cases") if isinstance(doc, YMap) else None
+        if not isinstance(cases, YList):
+            errors.append(Diagnostic(str(file), 1, 1, "policy_test_error", "a test file needs a list under `cases`"))
+            continue
+        for i, case in enumerate(cases):
+            pos = cases.pos(i)
+            if not isinstance(case, YMap):
+                errors.append(Diagnostic(pos.file, pos.line, pos.col, "policy_test_error", "a case must be a mapping"))
+                continue
+            bad = [k for k in case if k not in CASE_KEYS]
+            if bad or "snapshot" not in case or "want" not in case:
+                why = f"unknown key {bad[0]!r}" if bad else "a case needs `snapshot` and `want`"
+                errors.append(Diagnostic(pos.file, pos.line, pos.col, "policy_test_error", why))
+                continue
+            result = CaseResult(pos.file, pos.line, str(case.get("note", f"case {i + 1}")))
+            try:
+                snapshot = load_snapshot(file.parent / case["snapshot"])
+            except DiagnosticError as err:
+                result.failures.append(str(err))
+                results.append(result)
+                continue
+            facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)))
+            patches = case.get("facts") or {}
+            facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
+            states = {**snapshot.state, **(case.get("state") or {})}
+            overrides = {**prepared.overrides, **(case.get("params") or {})}
+            try:
+                case_policy = prepare(prepared.compiled, overrides) if case.get("params") else prepared
+            except DiagnosticError as err:
+                result.failures.append(str(err))
+                results.append(result)
+                continue
+            _check_case(case, facts, states, case_policy, result)
+            results.append(result)
+    return TestReport(results, errors)
+
+
+def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult) -> None:
+    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=True)}
+                  for m in MATCHERS}
+    reference = by_matcher["reference"]
+    for scid, evaluation in by_matcher["durable"].items():
+        other = reference[scid]
+        if evaluation.decision != other.decision:
+            result.failures.append(f"{scid}: durable-rules and the reference interpreter disagree:\n"
+                                   f"      durable:   {json.dumps(evaluation.decision.to_json())}\n"
+                                   f"      reference: {json.dumps(other.decision.to_json())}")
+    decisions = by_matcher["durable"]
+    for scid, want in (case.get("want") or {}).items():
+        if scid not in decisions:
+            result.failures.append(f"{scid}: no such channel in the snapshot")
+            continue
+        got = decisions[scid].decision.to_json()
+        for key, expected in want.items():
+            if key not in got:
+                result.failures.append(f"{scid}: unknown decision field {key!r}")
+            elif got[key] != expected:
+                result.failures.append(f"{scid}.{key}: want {json.dumps(expected)}, got {json.dumps(got[key])}")
+    for scid, wanted_events in (case.get("want_trace") or {}).items():
+        trace = {e["rule"]: e for e in decisions[scid].trace} if scid in decisions else {}
+        for wanted in wanted_events:
+            event = trace.get(wanted.get("rule"))
+            if event is None:
+                result.failures.append(f"{scid}: no trace event for rule {wanted.get('rule')!r}")
+                continue
+            for key, expected in wanted.items():
+                if event.get(key) != expected:
+                    result.failures.append(f"{scid} trace {wanted['rule']}.{key}: want {json.dumps(expected)}, "
+                                           f"got {json.dumps(event.get(key))}")
+
+
+def format_report(report: TestReport, verbose: bool = False) -> str:
+    """Human output in the style of `opa test`: failures with their diff, then a summary."""
+    lines = [str(e) for e in report.errors]
+    for r in report.results:
+        if not r.ok:
+            lines.append(f"FAIL {r.file}:{r.line}: {r.note}")
+            lines.extend(f"    {f}" for f in r.failures)
+        elif verbose:
+            lines.append(f"PASS {r.file}:{r.line}: {r.note}")
+    lines.append("-" * 60)
+    lines.append(f"PASS: {report.passed}/{len(report.results)}" + (f"   FAIL: {report.failed}" if report.failed else "")
+                 + (f"   ERROR: {len(report.errors)}" if report.errors else ""))
+    return "\n".join(lines)

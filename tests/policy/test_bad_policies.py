@@ -1,0 +1,51 @@
+"""Every bad policy fixture fails with the code and file:line:col its WANT file names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from revops.diagnostics import DiagnosticError
+from revops.policy.reload import build
+
+FIXTURES = Path(__file__).resolve().parents[1] / "policies"
+BAD = sorted(p for p in (FIXTURES / "bad").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("folder", BAD, ids=[p.name for p in BAD])
+def test_bad_policy_reports_code_and_location(folder: Path, monkeypatch):
+    code, location = (folder / "WANT").read_text().split()
+    monkeypatch.chdir(folder)
+    with pytest.raises(DiagnosticError) as info:
+        build(".")
+    first = info.value.diagnostics[0]
+    assert (first.code, f"{first.file}:{first.line}:{first.col}") == (code, location), str(info.value)
+
+
+def test_good_policies_build():
+    for folder in sorted((FIXTURES / "good").iterdir()):
+        prepared = build(folder)
+        assert prepared.compiled.rules
+
+
+def test_check_cli_prints_one_line_per_error_and_exits_1(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    text = (FIXTURES / "good" / "minimal" / "policy.yaml").read_text()
+    # two independent errors: both are reported, each on its own line
+    text = text.replace("channel.htlc_util >=", "channel.htlc_utl >=").replace("set_fee(100)", "set_fees(100)")
+    (folder / "policy.yaml").write_text(text)
+    run = subprocess.run([sys.executable, "-m", "revops.cli", "check", str(folder)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 2, run.stderr
+    assert all(line.startswith(str(folder / "policy.yaml") + ":") or line.startswith("/") or ":" in line
+               for line in lines)
+    assert "dsl_name_error: unknown fact 'channel.htlc_utl'" in run.stderr
+    assert "dsl_name_error: unknown action 'set_fees'" in run.stderr
+    assert run.stdout == ""
