@@ -65,6 +65,8 @@ def fold(node, params: Mapping[str, Any]):
         return node
     if isinstance(node, Arith):
         left, right = fold(node.left, params), fold(node.right, params)
+        if node.op == "*" and any(isinstance(x, Num) and x.value == 0 for x in (left, right)):
+            return Num(node.span, 0)  # facts are finite numbers: anything times zero is zero
         if _const(left) and _const(right):
             if node.op == "/" and right.value == 0:
                 raise LoweringError(node, "division by zero")

@@ -49,6 +49,26 @@ def build(path: str | Path, overrides: Mapping[str, Any] | None = None,
     return prepare(compiled, overrides)
 
 
+def build_and_test(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                   fact_types: Mapping[str, str] | None = None) -> PreparedPolicy:
+    """`build`, then run the policy's own tests/ cases: a policy that fails them is not activated."""
+    from revops.policy.testing import run_policy_tests, test_files
+    prepared = build(path, overrides, fact_types)
+    files = test_files(prepared.compiled.source.root)
+    if files:
+        report = run_policy_tests(prepared, files)
+        if not report.ok:
+            diagnostics = list(report.errors)
+            for case in report.results:
+                if not case.ok:
+                    first = case.failures[0].splitlines()[0]
+                    more = f" (+{len(case.failures) - 1} more)" if len(case.failures) > 1 else ""
+                    diagnostics.append(Diagnostic(case.file, case.line, 1, "policy_test_failure",
+                                                  f"{case.note}: {first}{more}"))
+            raise DiagnosticError(diagnostics)
+    return prepared
+
+
 def rule_changes(old: CompiledPolicy | None, new: CompiledPolicy) -> dict[str, list[str]]:
     """Which rule ids were added, removed or changed (condition, actions, why, stage, priority)."""
     def signature(rule):
@@ -84,7 +104,7 @@ class PolicyHolder:
             start = time.perf_counter()
             old = self.current
             try:
-                prepared = build(self.path, self._overrides, self.fact_types)
+                prepared = build_and_test(self.path, self._overrides, self.fact_types)
             except DiagnosticError as err:
                 return self._record(ReloadResult(False, time.time(), time.perf_counter() - start,
                                                  tuple(err.diagnostics)))
