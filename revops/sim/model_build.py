@@ -8,25 +8,22 @@ learns per-channel demand from the captured forwards.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
 from typing import Any, Mapping
 
 from revops.diagnostics import DiagnosticError
+from revops.facts.snapshot import load_snapshot
 from revops.sim import model_ids as ids
 from revops.sim.market import Market, TrafficParams
 from revops.sim.model_chain import Shock
-from revops.sim.model_channel import AWAITING_LOCKIN, NORMAL, Channel, Peer, iso_ts
+from revops.sim.model_channel import AWAITING_LOCKIN, NORMAL, ONCHAIN, Channel, Peer, iso_ts
 from revops.sim.model_forwards import FAILED, SETTLED, STATUS_CODES
 from revops.sim.model_lifecycle import Lifecycle, LifecycleParams
 from revops.sim.node import Node, NodeConfig
 from revops.sim.scenario import Scenario, load_scenario
 from revops.sim.sling import Sling, SlingParams
-
-SNAPSHOT_FORMAT = "revops-snapshot/1"
-
 
 def _draw(rng: random.Random, spec: Any, log: bool = False) -> float:
     """Return a value from a scalar or a (lo, hi) range (log-uniform when `log`)."""
@@ -170,33 +167,17 @@ def _new_lockin_channel(node: Node, g: Mapping[str, Any], rng: random.Random) ->
 
 # -- snapshots ----------------------------------------------------------------------
 def _load_snapshot(scenario: Scenario) -> dict:
+    """Return the snapshot a scenario starts from, validated by revops.facts.snapshot."""
     ref = scenario.data["from_snapshot"]
     path = Path(ref)
     if not path.is_absolute():
         path = Path(scenario.path).parent / path
-    fname = str(path)
-    try:
-        snap = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DiagnosticError.single(scenario.path, 1, 1, "scenario_error",
-                                     f"from_snapshot: cannot read {fname}: {e.strerror}")
-    except json.JSONDecodeError as e:
-        raise DiagnosticError.single(fname, e.lineno, e.colno, "snapshot_error",
-                                     f"invalid JSON: {e.msg}")
-    problems = []
-    if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
-        problems.append(f"format must be {SNAPSHOT_FORMAT!r}")
-    elif not isinstance(snap.get("captured_at"), (int, float)):
-        problems.append("captured_at must be a unix time in seconds")
-    elif not isinstance(snap.get("rpc"), dict):
-        problems.append("rpc must be an object of RPC results")
-    else:
-        for key in ("getinfo", "listpeerchannels"):
-            if not isinstance(snap["rpc"].get(key), dict):
-                problems.append(f"rpc.{key} is required")
-    if problems:
-        raise DiagnosticError.single(fname, 1, 1, "snapshot_error", "; ".join(problems))
-    return snap
+    if not path.exists():
+        line, col = scenario.marks.get("from_snapshot", (1, 1))
+        raise DiagnosticError.single(scenario.path, line, col, "scenario_error",
+                                     f"from_snapshot: no such file {str(path)!r}")
+    snap = load_snapshot(path)        # raises DiagnosticError (snapshot_error) when invalid
+    return {"captured_at": snap.captured_at, "rpc": snap.rpc}
 
 
 def _seed_from_snapshot(node: Node, snap: dict, rng: random.Random) -> None:
@@ -287,6 +268,13 @@ def _seed_from_snapshot(node: Node, snap: dict, rng: random.Random) -> None:
                              o.get("address", ""), o["status"],
                              o.get("blockheight", node.chain.height)])
     _import_forwards(node, fwd)
+    # captured channels that were still opening or already closed continue their lifecycle
+    for ch in node.channels:
+        if ch.state == AWAITING_LOCKIN:
+            node.lifecycle.lockins.append((node.chain.height + 1, ch))
+        elif ch.state == ONCHAIN:
+            ch.onchain_since_block = node.chain.height
+            node.lifecycle.forgets.append((node.chain.height + 100, ch))
 
 
 def _import_forwards(node: Node, fwd: list[dict]) -> None:

@@ -173,12 +173,12 @@ class Node:
         ch.opener = opener
         ch.total_msat = capacity_msat
         ch.to_us_msat = ch.min_to_us_msat = ch.max_to_us_msat = to_us_msat
+        # funding describes the open; balances since then come from routing
         if opener == "local":
             ch.local_funds_msat, ch.remote_funds_msat = capacity_msat, 0
-            ch.pushed_msat = capacity_msat - to_us_msat
         else:
             ch.local_funds_msat, ch.remote_funds_msat = 0, capacity_msat
-            ch.pushed_msat = to_us_msat
+        ch.pushed_msat = 0
         reserve = max(capacity_msat // 100 // 1000 * 1000, 546_000)
         ch.our_reserve_msat = ch.their_reserve_msat = reserve
         cfg = self.config

@@ -145,6 +145,7 @@ class Scenario:
     name: str
     path: str
     data: Mapping[str, Any]
+    marks: Mapping[str, tuple[int, int]] = field(default_factory=dict)   # top key -> line, col
 
     def section(self, key: str) -> Mapping[str, Any]:
         """Return a map section (defaults applied)."""
@@ -194,13 +195,15 @@ def parse_scenario(text: str, fname: str = "<scenario>") -> Scenario:
     data = v.mapping(root, SCHEMA, "scenario")
     if v.diags:
         raise DiagnosticError(v.diags)
-    return Scenario(name=data["name"], path=fname, data=data)
+    return Scenario(name=data["name"], path=fname, data=data,
+                    marks=MappingProxyType(v.top_marks))
 
 
 class _Validator:
     def __init__(self, fname: str):
         self.fname = fname
         self.diags: list[Diagnostic] = []
+        self.top_marks: dict[str, tuple[int, int]] = {}
         self._loader = yaml.SafeLoader("")
 
     def err(self, node: yaml.Node, msg: str) -> None:
@@ -226,6 +229,8 @@ class _Validator:
                 self.err(knode, f"duplicate key {key!r} in {where}")
                 continue
             seen.add(key)
+            if where == "scenario":
+                self.top_marks[key] = (vnode.start_mark.line + 1, vnode.start_mark.column + 1)
             out[key] = self.field(vnode, schema[key], f"{where}.{key}")
         for key, f in schema.items():
             if key in out:
