@@ -48,8 +48,9 @@ def cmd_check(args) -> int:
             from revops.policy.testing import format_report
             print(format_report(report), file=sys.stderr)
         else:
+            n_files = len(compiled.source.files)
             print(f"SUCCESS: {compiled.name} {compiled.version}: {len(compiled.rules)} rules in "
-                  f"{len(compiled.source.files)} files ({compiled.digest[:19]})")
+                  f"{n_files} file{'s' if n_files != 1 else ''} ({compiled.digest[:19]})")
     if report is not None and not report.ok:
         return EXIT_ERRORS
     return EXIT_LINT if lint else EXIT_OK
