@@ -154,6 +154,9 @@ class Market:
                     and rng.random() < self.p.stale_gossip_fraction):
                 fee = out_ch.prev_fee_base_msat + amount * out_ch.prev_fee_ppm // 1_000_000
         else:
+            # a flooder still has to respect the htlc minimums (that is the defence)
+            if amount < out_ch.htlc_min_msat or amount < in_ch.minimum_htlc_in_msat:
+                return
             fee = out_ch.effective_fee_msat(amount, now)
         in_msat = amount + fee
         node = self.node

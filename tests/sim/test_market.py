@@ -256,3 +256,17 @@ def test_hub_week_is_fast_and_busy():
     statuses = Counter(p["status"] for topic, p in notes if topic == "forward_event")
     assert statuses["settled"] > 5000
     assert len(node.forwards) == statuses["offered"] + statuses["local_failed"]
+
+
+def test_raising_htlcmin_stops_dust_floods():
+    groups = "  - {name: flood, count: 2, flood_per_hour: 2000, flood_hold_s: 60}\n" + PLAIN
+    node = node_for(groups, seed=6, pph=60)
+    rpc = SimRpc(node)
+    node.advance(600)
+    dust_before = len([f for f in rpc("listforwards")["forwards"] if f["in_msat"] < 20_000])
+    assert dust_before > 50
+    rpc("setchannel", {"id": "all", "htlcmin": "20sat"})
+    n = len(node.forwards)
+    node.advance(3600)
+    new = rpc("listforwards", {"index": "created", "start": n + 1})["forwards"]
+    assert new and all(f["in_msat"] >= 20_000 for f in new)

@@ -1,0 +1,65 @@
+"""How fast the simulated node's market model runs, with no plugin in the loop.
+
+Prints, for the model alone (Node.advance plus draining its notifications; no harness, no
+plugin process, no JSON encoding):
+
+* simulated forwards (rows added to listforwards) per wall-clock second,
+* wall time of 30 simulated days of the `hub` scenario (40 channels),
+* wall time of 7 simulated days of the `large` scenario (2,000 channels), with the size
+  of its forwards table and the process's peak memory.
+
+The plugin-in-the-loop version (harness + revops plugin reacting to every notification)
+comes later; expect it to be dominated by the plugin, not by this model.
+
+Usage: PYTHONPATH=. python bench/sim_speed.py [--hub-days 30] [--large-days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+from revops.sim.model_build import build_node
+from revops.sim.rpc import SimRpc
+
+
+def run(name: str, days: float) -> dict:
+    """Return wall time, forwards and notification count for `days` of scenario `name`."""
+    t0 = time.perf_counter()
+    node = build_node(name)
+    build_s = time.perf_counter() - t0
+    notes = 0
+    t1 = time.perf_counter()
+    remaining = days * 86400
+    while remaining > 0:
+        step = min(86400.0, remaining)
+        notes += len(node.advance(step))      # the caller would forward these; we drop them
+        remaining -= step
+    model_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    listed = len(SimRpc(node)("listforwards", {})["forwards"])
+    list_s = time.perf_counter() - t2
+    return {"name": name, "days": days, "channels": len(node.channels), "build_s": build_s,
+            "model_s": model_s, "forwards": len(node.forwards), "notifications": notes,
+            "listforwards_s": list_s, "listed": listed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hub-days", type=float, default=30)
+    ap.add_argument("--large-days", type=float, default=7)
+    args = ap.parse_args()
+    for r in (run("hub", args.hub_days), run("large", args.large_days)):
+        rate = r["forwards"] / r["model_s"] if r["model_s"] else float("inf")
+        print(f"{r['name']:>6}: {r['days']:g} days, {r['channels']} channels: "
+              f"model {r['model_s']:.2f} s wall (build {r['build_s']:.2f} s), "
+              f"{r['forwards']} forwards = {rate:,.0f} forwards/s, "
+              f"{r['notifications']} notifications; "
+              f"listforwards of all {r['listed']} rows {r['listforwards_s']:.2f} s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
