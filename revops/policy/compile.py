@@ -20,7 +20,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.actions import ACTIONS, POST_PHASE_KINDS, ActionSpec
 from revops.policy.dsl import (Action, And, Arith, Bool, Call, Compare, DslSyntaxError, In, Neg, Not, Num,
                                Or, Ref, Str, parse_actions, parse_condition)
-from revops.policy.interp import FUNCTIONS
+from revops.policy.interp import FUNCTIONS, compile_expr
 from revops.policy.model import DslText, PolicySource, Stage
 
 # Facts about the decision itself, readable only by rules in post stages.
@@ -41,16 +41,21 @@ NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision"
 @dataclass(frozen=True)
 class CompiledAction:
     spec: ActionSpec
-    args: tuple  # expressions, or bare names (str) for flag/state arguments
+    args: tuple  # expressions, or bare names (Ref) for flag/state arguments
     node: Action
     text: DslText
+    fns: tuple = ()  # compiled closures of the expression arguments (None for name arguments)
+
+    def value(self, i: int, values):
+        """The i-th argument's value for these facts."""
+        return self.fns[i](values)
 
 
 @dataclass(frozen=True)
 class Template:
     """A `why` string with {expression[:format]} placeholders, parsed once."""
 
-    parts: tuple  # str, or (expr, format_spec, DslText of the placeholder)
+    parts: tuple  # str, or (expr, format_spec, DslText of the placeholder, compiled closure)
     text: DslText
 
 
@@ -73,9 +78,10 @@ class CompiledRule:
     def phase(self) -> str:
         return self.stage.phase
 
-    @property
-    def is_target(self) -> bool:
-        return any(a.spec.kind == "target" for a in self.actions)
+    is_target: bool = False  # set from the actions: proposes a fee
+
+    def __post_init__(self):
+        object.__setattr__(self, "is_target", any(a.spec.kind == "target" for a in self.actions))
 
     @property
     def location(self) -> str:
@@ -169,6 +175,10 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
     if ctx.errors:
         raise DiagnosticError(ctx.errors)
 
+    start = time.perf_counter()
+    parsed = [(when, [_with_closures(a) for a in actions], why) for when, actions, why in parsed]
+    timings["closures"] = time.perf_counter() - start
+
     for rule, (when, actions, why) in zip(source.rules, parsed):
         rules.append(CompiledRule(
             id=rule.id, stage=stages[rule.stage], stage_index=stage_index[rule.stage], priority=rule.priority,
@@ -176,6 +186,13 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
             file=rule.pos.file, line=rule.pos.line))
     rules.sort(key=lambda r: (r.stage_index, r.priority, r.order))
     return CompiledPolicy(source=source, rules=tuple(rules), fact_types=dict(fact_types), pass_timings_s=timings)
+
+
+def _with_closures(action: CompiledAction) -> CompiledAction:
+    from dataclasses import replace
+    fns = tuple(None if spec.kind in ("flag", "state") else compile_expr(arg)
+                for spec, arg in zip(action.spec.args, action.args))
+    return replace(action, fns=fns)
 
 
 # -- parse ---------------------------------------------------------------------------------
@@ -247,7 +264,7 @@ def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"bad format spec {fmt!r}"))
             ok = False
             continue
-        parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1))))
+        parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1)), compile_expr(expr)))
     parts.append(text.text[last:])
     stray = [i for i, ch in enumerate(_PLACEHOLDER.sub("", text.text)) if ch in "{}"]
     if stray:
@@ -330,7 +347,7 @@ def _resolve(rule, parsed, phase: str, ctx: _Ctx) -> None:
                 _check_names(arg, action.text, phase, ctx)
     for part in why.parts:
         if isinstance(part, tuple):
-            expr, _, sub = part
+            expr, _, sub, _ = part
             _check_names(expr, sub, phase, ctx)
 
 

@@ -16,24 +16,20 @@ error falls back to "hold": no fee change, no state change, the error in the tra
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
-
-from durable import engine as durable_engine
 
 from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template
 from revops.policy.dsl import Ref, walk
 from revops.policy.interp import EvalError, evaluate, explain_false, format_value
 from revops.policy.lower import LoweringError, alias, fold, lower_condition
+from revops.policy.rete import RuleSession
 
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
-BATCH_FACTS = int(__import__("os").environ.get("REVOPS_BATCH", "64"))
 
 
 @dataclass(frozen=True)
@@ -76,10 +72,9 @@ class _Phase:
     rules: list[CompiledRule]
     conditions: dict[str, Any]  # rule id -> lowered condition, True or False
     refs: list[tuple[str, str, bool]]  # (dotted name, message property, numeric?) posted to durable-rules
-    ruleset: str | None = None
+    session: RuleSession | None = None
 
 
-_host_counter = itertools.count(1)
 
 
 class PreparedPolicy:
@@ -93,11 +88,11 @@ class PreparedPolicy:
         self._param_values = {f"params.{k}": v for k, v in params.items()}
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
         self._stage_index = {s.name: i for i, s in enumerate(compiled.stages)}
-        self._lock = threading.Lock()
-        self._matches: list[tuple[str, str]] = []
-        self._sids = itertools.count(1)
         self._phases = [self._build_phase("decide"), self._build_phase("post")]
-        self._host = self._build_host()
+        for phase in self._phases:
+            rules = {rid: c for rid, c in phase.conditions.items() if not isinstance(c, bool)}
+            if rules:  # constant conditions (after folding params) need no engine
+                phase.session = RuleSession(f"revops_{phase.name}", rules)
 
     # -- preparation -----------------------------------------------------------------------
 
@@ -135,34 +130,6 @@ class PreparedPolicy:
             return DECISION_FACTS.get(name)
         return self.compiled.fact_types.get(name)
 
-    def _build_host(self):
-        rulesets: dict[str, dict] = {}
-        tag = next(_host_counter)
-        for phase in self._phases:
-            rules = {}
-            for rule in phase.rules:
-                cond = phase.conditions[rule.id]
-                if isinstance(cond, bool):
-                    continue  # constant after folding params: no need to ask durable-rules
-                rules[rule.id] = {"all": [{"m": cond}], "pri": rule.priority, "run": self._collector(rule.id)}
-            if rules:
-                rules["__handled"] = {"all": [{"m": {"$ex": {"scid": 1}}}], "pri": 1_000_000,
-                                      "run": self._collector(None)}
-                phase.ruleset = f"revops{tag}_{phase.name}"
-                rulesets[phase.ruleset] = rules
-        host = durable_engine.Host()
-        if rulesets:
-            host.set_rulesets(rulesets)  # mutates the dict it is given; ours is built fresh
-        return host
-
-    def _collector(self, rule_id: str | None):
-        matches = self._matches
-
-        def run(c):
-            if rule_id is not None:
-                matches.append((c.m["scid"], rule_id))
-        return run
-
     def durable_rulesets(self) -> dict[str, dict]:
         """The lowered conditions per phase, for `revops check --show-lowered` and tests."""
         return {p.name: {rid: c for rid, c in p.conditions.items()} for p in self._phases}
@@ -170,39 +137,19 @@ class PreparedPolicy:
     # -- matching --------------------------------------------------------------------------
 
     def _match_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> list[set[str]]:
-        """Post one fact per channel in one batch; return the matching rule ids per channel.
-
-        Every channel is one fact in a fresh session, deleted afterwards (a ruleset holds at
-        most 1,024 live sessions). The catch-all rule makes sure every fact is handled:
-        durable-rules 2.0.28 crashes (free(): invalid pointer) when deleting a session whose
-        last fact no rule matched.
-        """
+        """Post one fact per channel to the phase's durable-rules session; matched rule ids per channel."""
         always = {rid for rid, c in phase.conditions.items() if c is True}
-        if phase.ruleset is None or not items:
+        if phase.session is None:
             return [set(always) for _ in items]
-        messages = []
+        facts = []
         for scid, values in items:
-            message: dict[str, Any] = {"scid": scid}
+            fact: dict[str, Any] = {"scid": scid}
             for name, prop, numeric in phase.refs:
                 v = values[name]
-                message[prop] = float(v) if numeric else v
-            messages.append(message)
-        with self._lock:
-            self._matches.clear()
-            for start in range(0, len(messages), BATCH_FACTS):
-                sid = f"s{next(self._sids)}"
-                chunk = messages[start:start + BATCH_FACTS]
-                for message in chunk:
-                    message["sid"] = sid
-                try:
-                    self._host.assert_facts(phase.ruleset, chunk)
-                finally:
-                    self._host.delete_state(phase.ruleset, sid)
-            found: dict[str, set[str]] = {}
-            for scid, rule_id in self._matches:
-                found.setdefault(scid, set()).add(rule_id)
-            self._matches.clear()
-        return [found.get(scid, set()) | always for scid, _ in items]
+                fact[prop] = float(v) if numeric else v
+            facts.append(fact)
+        found = phase.session.match(facts)
+        return [found[scid] | always for scid, _ in items]
 
     @staticmethod
     def _match_reference(phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict[str, str]]:
@@ -287,7 +234,7 @@ class PreparedPolicy:
         fee = float(old_fee)
         if winner is not None:
             target = next(a for a in winner.actions if a.spec.kind == "target")
-            fee = float(evaluate(target.args[0], values)) if target.spec.name == "set_fee" else float(old_fee)
+            fee = float(target.value(0, values)) if target.spec.name == "set_fee" else float(old_fee)
             trace[winner.id] = {"outcome": "won", "effects": [{"action": target.spec.name, "fee_ppm": [old_fee, fee]}]}
         # A clamp-exempt stage's fee is final, and so is hold(): "leave this fee alone".
         exempt = winner is not None and (winner.stage.clamp_exempt or
@@ -311,7 +258,7 @@ class PreparedPolicy:
                     if exempt:
                         outcome = "exempt"
                         continue
-                    arg = float(evaluate(action.args[0], values))
+                    arg = float(action.value(0, values))
                     new = fee * arg if action.spec.name == "multiply" else fee + arg
                     effects.append({"action": action.spec.name, "fee_ppm": [fee, new]})
                     fee = new
@@ -319,13 +266,13 @@ class PreparedPolicy:
                     if exempt:
                         outcome = "exempt"
                         continue
-                    bound = float(evaluate(action.args[0], values))
+                    bound = float(action.value(0, values))
                     (floors if action.spec.name == "raise_floor" else ceilings).append((bound, rule.id))
                     effects.append({"action": action.spec.name, "ppm": bound})
                 elif kind == "guard":
                     if winner is not None and rule.stage_index <= winner_index and vetoed_by is None:
                         vetoed_by = rule.id
-                        effects.append({"action": "veto", "reason": evaluate(action.args[0], values)})
+                        effects.append({"action": "veto", "reason": action.value(0, values)})
                     elif winner is not None:
                         outcome = "not_applicable"
             trace[rule.id] = {"outcome": outcome, "effects": effects}
@@ -365,13 +312,13 @@ class PreparedPolicy:
                     effects.append({"action": name})
                 elif name == "suppress_broadcast" and outcome["suppressed_by"] is None:
                     outcome["suppressed_by"] = rule.id
-                    effects.append({"action": name, "reason": evaluate(action.args[0], values)})
+                    effects.append({"action": name, "reason": action.value(0, values)})
             trace[rule.id] = {"outcome": "applied", "effects": effects}
             outcome["applied"].append(rule)
         for rule in outcome["applied"]:
             for action in rule.actions:
                 if action.spec.name == "skip_rebalance" and outcome["skip_rebalance"] is None:
-                    outcome["skip_rebalance"] = f"{rule.id}: {evaluate(action.args[0], values)}"
+                    outcome["skip_rebalance"] = f"{rule.id}: {action.value(0, values)}"
 
     def _state_updates(self, applied: list[CompiledRule], values) -> dict[str, Any]:
         updates: dict[str, Any] = {}
@@ -385,7 +332,7 @@ class PreparedPolicy:
                 elif action.spec.name == "clear":
                     updates[name] = False
                 else:
-                    value = evaluate(action.args[1], values)
+                    value = action.value(1, values)
                     if isinstance(value, float) and not math.isfinite(value):
                         raise EvalError(f"set_state({name}) got {value}")
                     updates[name] = value
@@ -473,9 +420,9 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
         if isinstance(part, str):
             out.append(part)
             continue
-        expr, fmt, _ = part
+        _, fmt, _, fn = part
         try:
-            value = evaluate(expr, values)
+            value = fn(values)
             out.append(format(value, fmt) if fmt else format_value(value))
         except (EvalError, ValueError, TypeError):
             out.append("?")

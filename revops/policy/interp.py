@@ -167,3 +167,71 @@ def explain_false(node, values: Mapping[str, Any], text: str) -> str | None:
         listed = "not in" if not node.negated else "in"
         return f"{_operand_text(node.operand, text, values)} {listed} the list"
     return f"{text[node.span.start:node.span.end]} is false"
+
+
+def compile_expr(node) -> Callable[[Mapping[str, Any]], Any]:
+    """Return a function computing `evaluate(node, values)`: the same operations, built once.
+
+    Actions and `why` templates run for every channel of every cycle; walking the tree
+    each time was the largest cost of a decision. The closures call the same functions
+    and raise the same EvalError as `evaluate`.
+    """
+    if isinstance(node, (Num, Str, Bool)):
+        value = node.value
+        return lambda values: value
+    if isinstance(node, Ref):
+        name = node.name
+
+        def ref(values):
+            try:
+                return values[name]
+            except KeyError:
+                raise EvalError(f"{name} has no value") from None
+        return ref
+    if isinstance(node, Arith):
+        left, right = compile_expr(node.left), compile_expr(node.right)
+        if node.op == "+":
+            return lambda values: left(values) + right(values)
+        if node.op == "-":
+            return lambda values: left(values) - right(values)
+        if node.op == "*":
+            return lambda values: left(values) * right(values)
+
+        def divide(values):
+            a, b = left(values), right(values)
+            if b == 0:
+                raise EvalError("division by zero")
+            return a / b
+        return divide
+    if isinstance(node, Neg):
+        operand = compile_expr(node.operand)
+        return lambda values: -operand(values)
+    if isinstance(node, Call):
+        fn = FUNCTIONS[node.func][2]
+        args = [compile_expr(a) for a in node.args]
+        func = node.func
+
+        def call(values):
+            try:
+                return fn(*[a(values) for a in args])
+            except (OverflowError, ValueError) as err:
+                raise EvalError(f"{func}: {err}") from None
+        return call
+    if isinstance(node, Compare):
+        op = _COMPARE[node.op]
+        left, right = compile_expr(node.left), compile_expr(node.right)
+        return lambda values: op(left(values), right(values))
+    if isinstance(node, In):
+        operand = compile_expr(node.operand)
+        items = [compile_expr(i) for i in node.items]
+        negated = node.negated
+        return lambda values: any(operand(values) == i(values) for i in items) != negated
+    if isinstance(node, (And, Or)):
+        items = [compile_expr(i) for i in node.items]
+        if isinstance(node, And):
+            return lambda values: all(i(values) for i in items)
+        return lambda values: any(i(values) for i in items)
+    if isinstance(node, Not):
+        operand = compile_expr(node.operand)
+        return lambda values: not operand(values)
+    raise EvalError(f"cannot compile {type(node).__name__}")
