@@ -129,3 +129,17 @@ def test_override_that_makes_a_condition_uncompilable_is_refused(tmp_path):
     assert holder.current is active
     holder.set_overrides({"k": -1})  # a negative divisor flips the comparison
     assert holder.current.evaluate(channel(channel__fee_ppm=50)).decision.rule == "base"
+
+
+def test_reloads_start_no_threads(tmp_path):
+    # durable-rules' own Host starts two timer threads per instance; we drive the engine
+    # directly, so a node that reloads its policy all day keeps a flat thread count.
+    folder = write_policy(tmp_path, BODY)
+    holder = PolicyHolder(folder, fact_types=FACT_TYPES)
+    holder.reload()
+    before = threading.active_count()
+    for value in range(20):
+        holder.reload()
+        holder.set_overrides({"base": 100 + value})
+        holder.current.evaluate(channel())
+    assert threading.active_count() == before
