@@ -22,6 +22,26 @@ from revops.sim.node import Node
 
 _NUMBER = "should be an integer"          # param_number wording
 
+# `help` usage strings, as lightningd's param_usage() prints them
+USAGE = {
+    "getinfo": "", "listpeerchannels": "[id] [short_channel_id] [channel_id]",
+    "listforwards": "[status] [in_channel] [out_channel] [index] [start] [limit]",
+    "setchannel": "id [feebase] [feeppm] [htlcmin] [htlcmax] [enforcedelay] [ignorefeelimits]",
+    "feerates": "style", "listfunds": "[spent]", "listpeers": "[id] [level]",
+    "listclosedchannels": "[id]", "listconfigs": "[config]",
+    "bkpr-listincome": "[consolidate_fees] [start_time] [end_time]",
+    "bkpr-listaccountevents": "[account] [payment_id]",
+    "bkpr-channelsapy": "[start_time] [end_time]",
+    "sling-job": "-k scid direction amount maxppm [outppm] [target] [maxhops] [candidates] "
+                 "[depleteuptopercent] [depleteuptoamount] [paralleljobs]",
+    "sling-once": "-k scid direction amount maxppm onceamount [outppm] [maxhops] [candidates] "
+                  "[depleteuptopercent] [depleteuptoamount] [paralleljobs]",
+    "sling-go": "[scid]", "sling-stop": "[scid]", "sling-deletejob": "job [delete_stats]",
+    "sling-jobsettings": "[scid]", "sling-stats": "[scid] [json]",
+    "sling-except-chan": "command [scid]", "sling-except-peer": "command [id]",
+    "sling-version": "",
+}
+
 
 class SimRpc:
     """Dispatches RPC methods to handlers over a Node."""
@@ -48,9 +68,9 @@ class SimRpc:
         if node.sling is not None:
             self._methods.update(node.sling.methods())
 
-    def methods(self) -> list[str]:
-        """Return the names of every method this backend answers."""
-        return sorted(self._methods)
+    def methods(self) -> dict[str, str]:
+        """Return {method: usage} for every method this backend answers (for `help`)."""
+        return {m: USAGE.get(m, "") for m in sorted(self._methods)}
 
     def __call__(self, method: str, params: dict | list | None = None) -> Any:
         """Run `method` with `params`; return its result or raise RpcError."""
