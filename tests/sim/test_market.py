@@ -91,13 +91,12 @@ def test_sink_drains_then_fails_with_temporary_channel_failure():
         assert c.spendable_msat() < 0.05 * c.total_msat
 
 
-def test_flapping_peer_notifications_and_failures():
+def test_flapping_peers_alternate_connect_disconnect_and_show_offline():
     groups = PLAIN + "\n  - {name: flap, count: 3, mean_up_h: 1, mean_down_h: 0.5, demand_out: 4}"
     node = node_for(groups, seed=8)
     rpc = SimRpc(node)
     flappy = {p.node_id: p for p in node.peers.values() if p.alias.startswith("flap")}
     state = {pid: True for pid in flappy}
-    down_since: dict[str, float] = {}
     saw_offline_view = False
     for _ in range(48):
         for topic, p in node.advance(600):
@@ -112,9 +111,7 @@ def test_flapping_peer_notifications_and_failures():
                 assert all(c["peer_connected"] is False and "reestablished" not in c
                            for c in chans)
                 saw_offline_view = True
-                down_since.setdefault(pid, node.now_s)
     assert saw_offline_view
-    assert sum(1 for _ in flappy) == 3
 
 
 def test_no_forward_arrives_from_a_disconnected_peer():
