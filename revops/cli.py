@@ -139,6 +139,47 @@ def cmd_test(args) -> int:
     return EXIT_OK if report.ok else EXIT_ERRORS
 
 
+def cmd_simulate(args) -> int:
+    from revops.policy.reload import build
+    from revops.sim.driver import render, simulate
+    from revops.sim.scenario import load_scenario
+    policies = [args.policy, *(args.compare or [])]
+    try:
+        load_scenario(args.scenario)
+        for policy in policies:
+            build(policy)
+    except DiagnosticError as err:
+        _print_errors(err)
+        return EXIT_ERRORS
+    reports = []
+    show = sys.stderr.isatty() and not args.json
+    for policy in policies:
+        def progress(done: float, name=Path(policy).name) -> None:
+            if show:
+                bar = "#" * int(done * 30)
+                print(f"\r{name:<20} [{bar:<30}] {done:4.0%}", end="", file=sys.stderr, flush=True)
+        try:
+            reports.append(simulate(args.scenario, policy, days=args.days, seed=args.seed, progress=progress))
+        except Exception as err:  # the harness reports plugin crashes with their stderr
+            if show:
+                print(file=sys.stderr)
+            print(f"simulate: {policy}: {err}", file=sys.stderr)
+            return EXIT_ERRORS
+        if show:
+            print(file=sys.stderr)
+    if args.json:
+        print(json.dumps({"scenario": args.scenario, "days": args.days, "seed": reports[0].seed,
+                          "policies": [_sim_json(r) for r in reports]}, indent=2))
+    else:
+        print(render(reports, args.verbose))
+    return EXIT_OK
+
+
+def _sim_json(report) -> dict:
+    doc = report.to_json()
+    return {"policy": doc.pop("policy"), **{k: v for k, v in doc.items() if k not in ("scenario", "days", "seed")}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description="Revenue operations for Core Lightning: "
                                      "check, explain, test and simulate fee and rebalancing policies.")
@@ -161,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matcher", choices=("durable", "reference"), default="durable",
                    help="durable-rules (as the plugin runs) or the reference interpreter")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("simulate", help="run the real plugin on a simulated node and report money earned")
+    p.add_argument("--scenario", default="hub", help="a scenario name (hub, sink-drain, zombies, mempool-shock, "
+                   "htlc-flood, flappy-peers, large) or a scenario YAML file")
+    p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
+    p.add_argument("--compare", nargs="+", metavar="DIR", help="more policies to run on the same seed")
+    p.add_argument("--days", type=float, default=30)
+    p.add_argument("--seed", type=int, default=None, help="market seed (default: the scenario's)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="every channel in the tables")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
     p.add_argument("policy", nargs="?", default=default)

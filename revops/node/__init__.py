@@ -1,0 +1,1 @@
+"""lightningd access: the RPC wrapper and live snapshot capture."""

@@ -1,0 +1,91 @@
+"""Read the live node: the RPC responses the facts need, the plugins present, forwards to backfill.
+
+A fee cycle makes a constant number of reads (getinfo, listpeerchannels, feerates,
+listfunds, listpeers) whatever the channel count; forwards come from the store, which
+notifications and `backfill_forwards` keep complete.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from revops.node.rpc import NodeRpc, NodeRpcError
+
+NODE_READS: tuple[tuple[str, dict], ...] = (
+    ("getinfo", {}),
+    ("listpeerchannels", {}),
+    ("feerates", {"style": "perkw"}),
+    ("listfunds", {}),
+    ("listpeers", {}),
+)
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """Plugins revops works with, as `plugin list` shows them."""
+
+    sling: bool
+    bookkeeper: bool
+    plugins: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"sling": self.sling, "bookkeeper": self.bookkeeper}
+
+
+def detect_dependencies(rpc: NodeRpc) -> Dependencies:
+    """Which of sling and bookkeeper are loaded (plugin names are full paths)."""
+    try:
+        plugins = rpc.call("plugin", {"subcommand": "list"}).get("plugins", [])
+    except NodeRpcError:
+        plugins = []
+    names = tuple(str(p.get("name", "")) for p in plugins if p.get("active", True))
+    base = {os.path.basename(n).split(".")[0] for n in names}
+    return Dependencies(sling="sling" in base, bookkeeper="bookkeeper" in base, plugins=names)
+
+
+def capture_node(rpc: NodeRpc) -> dict[str, Any]:
+    """The RPC responses of NODE_READS, keyed by method; raises NodeRpcError if any fails."""
+    return {method: rpc.call(method, params) for method, params in NODE_READS}
+
+
+def page_forwards(rpc: NodeRpc, index: str, start: int, on_page: Callable[[list[dict]], None]) -> int:
+    """Page through listforwards by `index` (created|updated) from `start`; returns rows seen."""
+    seen = 0
+    while True:
+        page = rpc.call("listforwards", {"index": index, "start": start, "limit": PAGE}).get("forwards", [])
+        if not page:
+            return seen
+        on_page(page)
+        seen += len(page)
+        start = max(int(f.get(f"{index}_index", start)) for f in page) + 1
+        if len(page) < PAGE:
+            return seen
+
+
+def backfill_forwards(rpc: NodeRpc, store) -> int:
+    """Fetch what was routed (or resolved) since the store's last indexes; returns rows changed.
+
+    Forwards created while the plugin was down come by created_index; forwards that were
+    pending (offered) and resolved meanwhile come by updated_index.
+    """
+    created, updated = store.forward_index()
+    changed = [0]
+
+    def ingest(page: list[dict]) -> None:
+        changed[0] += store.ingest_forwards(page)
+    page_forwards(rpc, "created", created + 1, ingest)
+    page_forwards(rpc, "updated", updated + 1, ingest)
+    return changed[0]
+
+
+def recent_forwards(rpc: NodeRpc, since_s: float) -> list[dict]:
+    """listforwards entries received or resolved since `since_s`, as lightningd returns them."""
+    kept: list[dict] = []
+
+    def keep(page: list[dict]) -> None:
+        kept.extend(f for f in page if (f.get("resolved_time") or f.get("received_time") or 0) >= since_s)
+    page_forwards(rpc, "created", 0, keep)
+    return kept

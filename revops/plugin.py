@@ -1,0 +1,251 @@
+"""revops as a Core Lightning plugin: options, RPC methods and subscriptions. Wiring only.
+
+Install: `plugin=/path/to/revops-plugin` in the lightningd config, or
+`lightning-cli plugin start /path/to/revops-plugin`. Everything else is in `runtime.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from pyln.client import Plugin, RpcException
+
+from revops.clock import ManualClock, SystemClock
+from revops.diagnostics import DiagnosticError
+from revops.metrics import Metrics
+from revops.node.rpc import LightningdRpc
+from revops.resources import default_policy_dir
+from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
+
+INVALID_PARAMS = -32602
+MIN_INTERVAL_S = 10
+
+plugin = Plugin(dynamic=True)
+state: dict = {"runtime": None, "metrics": None, "metrics_at": None}
+
+
+def _interval_changed(name: str):
+    def on_change(plugin, option, value):
+        # setconfig's val is always a JSON string ("300"), whatever the option type.
+        try:
+            seconds = int(str(value))
+        except ValueError:
+            raise RpcException(f"{option} must be a whole number of seconds, got {value!r}", INVALID_PARAMS)
+        if seconds < MIN_INTERVAL_S:
+            raise RpcException(f"{option} must be at least {MIN_INTERVAL_S} seconds, got {seconds}", INVALID_PARAMS)
+        runtime = state["runtime"]
+        if runtime is not None:
+            setattr(runtime.options, name, seconds)
+    return on_change
+
+
+plugin.add_option("revenue-ops-policy", "", "policy folder (default: <lightning-dir>/revops/policy, "
+                  "created from the shipped default on first start)")
+plugin.add_option("revenue-ops-db", "", "SQLite database (default: <lightning-dir>/revops/revops.sqlite3)")
+plugin.add_option("revenue-ops-dry-run", False, "decide and journal, never call setchannel or sling",
+                  opt_type="bool")
+plugin.add_option("revenue-ops-fee-interval", 1800, "seconds between fee cycles", opt_type="int",
+                  dynamic=True, on_change=_interval_changed("fee_interval_s"))
+plugin.add_option("revenue-ops-rebalance-interval", 900, "seconds between rebalance cycles", opt_type="int",
+                  dynamic=True, on_change=_interval_changed("rebalance_interval_s"))
+plugin.add_option("revenue-ops-metrics-listen", "127.0.0.1:9750",
+                  "host:port of the Prometheus exporter; empty disables it")
+plugin.add_option("revenue-ops-auto-reload", False, "reload the policy when one of its files changes",
+                  opt_type="bool")
+plugin.add_option("revenue-ops-sim-clock", 0, "testing only: unix time the simulator starts at; time then "
+                  "comes from revenue-cycle's `now` and no timer runs. 0 (never change it on a real node) "
+                  "is the system clock", opt_type="int")
+
+
+def _bool(value) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+@plugin.init()
+def init(options, configuration, plugin, **kwargs):
+    lightning_dir = Path(configuration["lightning-dir"])
+    home = lightning_dir / "revops"
+    policy_dir = Path(options.get("revenue-ops-policy") or home / "policy")
+    if not (policy_dir / "policy.yaml").exists() and not options.get("revenue-ops-policy"):
+        # First start: give the operator their own editable copy of the shipped default.
+        shutil.copytree(default_policy_dir(), policy_dir, dirs_exist_ok=True)
+        plugin.log(f"copied the default policy to {policy_dir}; edit it there", "info")
+    from revops.store import Store
+    store = Store(options.get("revenue-ops-db") or home / "revops.sqlite3")
+    sim_start_s = int(options.get("revenue-ops-sim-clock") or 0)
+    simulated = sim_start_s > 0
+    runtime = Runtime(
+        LightningdRpc(plugin.rpc), store,
+        RuntimeOptions(policy_dir=policy_dir, dry_run=_bool(options.get("revenue-ops-dry-run")),
+                       fee_interval_s=int(options.get("revenue-ops-fee-interval")),
+                       rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),
+                       auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated),
+        ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
+    metrics = Metrics()
+    runtime.on_reload = metrics.on_reload
+    state.update(runtime=runtime, metrics=metrics)
+    try:
+        runtime.start()
+    except DiagnosticError as err:
+        store.close()
+        state["runtime"] = None
+        return {"disable": f"policy {policy_dir} is invalid: {err.diagnostics[0]}"}
+    try:
+        state["metrics_at"] = metrics.serve(options.get("revenue-ops-metrics-listen") or "")
+    except (OSError, ValueError) as err:
+        plugin.log(f"metrics exporter not started: {err}", "warn")
+    plugin.log(f"revops ready: policy {policy_dir}, {'dry-run' if runtime.options.dry_run else 'active'}", "info")
+    return None
+
+
+def _runtime() -> Runtime:
+    runtime = state["runtime"]
+    if runtime is None:
+        raise RpcException("revops is not running (see the log for why)", -32603)
+    return runtime
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except RequestError as err:
+        raise RpcException(str(err), INVALID_PARAMS) from None
+
+
+@plugin.method("revenue-status")
+def revenue_status(plugin=None):
+    """Active policy, last reload, mode, dependencies (sling, bookkeeper) and the last cycle."""
+    status = _runtime().status()
+    status["metrics"] = state["metrics_at"]
+    return status
+
+
+@plugin.method("revenue-reload")
+def revenue_reload(plugin=None):
+    """Validate the policy folder and swap it in atomically; on error the running policy stays."""
+    result = _runtime().reload()
+    if not result.ok:
+        lines = "\n".join(str(e) for e in result.errors)
+        raise RpcException(f"policy not reloaded, previous policy kept:\n{lines}", INVALID_PARAMS)
+    return {"name": result.name, "version": result.version, "digest": result.digest,
+            "changed_rules": dict(result.changed_rules), "override_problems": list(result.override_problems),
+            "duration_ms": round(result.duration_s * 1000, 1)}
+
+
+@plugin.method("revenue-explain")
+def revenue_explain(scid=None, plugin=None):
+    """For every channel (or one scid): each rule considered, why it matched or not, and the decision."""
+    if scid is not None and not isinstance(scid, str):
+        raise RpcException("scid must be a short channel id string like 880001x1234x0", INVALID_PARAMS)
+    return _call(_runtime().explain, scid)
+
+
+@plugin.method("revenue-config")
+def revenue_config(key=None, value=None, plugin=None):
+    """List params; `key` shows one; `key value` overrides it; `reset [key]` removes overrides."""
+    if key is not None and not isinstance(key, str):
+        raise RpcException("key must be a param name or `reset`", INVALID_PARAMS)
+    return _call(_runtime().config, key, value)
+
+
+@plugin.method("revenue-snapshot")
+def revenue_snapshot(plugin=None):
+    """A revops-snapshot/1 of the live node and the plugin's state, for `revops explain` offline."""
+    return _runtime().snapshot()
+
+
+@plugin.method("revenue-cycle")
+def revenue_cycle(what="all", now=None, plugin=None):
+    """Run a cycle now: fees, rebalance or all. (`now` is for the simulator's clock only.)"""
+    if what not in CYCLE_KINDS:
+        raise RpcException(f"what must be one of {', '.join(CYCLE_KINDS)}, got {what!r}", INVALID_PARAMS)
+    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
+        raise RpcException("now must be a unix time in seconds", INVALID_PARAMS)
+    result = _call(_runtime().cycle, what, now)
+    if "fees" in result and state["metrics"] is not None:
+        state["metrics"].on_cycle(result["fees"])
+    return result
+
+
+@plugin.method("revenue-decisions")
+def revenue_decisions(scid=None, limit=50, plugin=None):
+    """The decision journal, newest first: for one scid or all, at most `limit` entries."""
+    return _call(_runtime().decisions, scid, limit)
+
+
+@plugin.subscribe("forward_event")
+def on_forward_event(plugin, forward_event=None, **kwargs):
+    runtime = state["runtime"]
+    if runtime is not None and isinstance(forward_event, dict):
+        runtime.on_forward_event(forward_event)
+        if state["metrics"] is not None:
+            state["metrics"].forward_events.labels(str(forward_event.get("status"))).inc()
+
+
+@plugin.subscribe("connect")
+def on_connect(plugin, connect=None, **kwargs):
+    payload = connect if isinstance(connect, dict) else kwargs  # pre-v24.08 flat form too
+    if state["runtime"] is not None and payload.get("id"):
+        state["runtime"].on_connection(payload["id"], True)
+
+
+@plugin.subscribe("disconnect")
+def on_disconnect(plugin, disconnect=None, **kwargs):
+    payload = disconnect if isinstance(disconnect, dict) else kwargs
+    if state["runtime"] is not None and payload.get("id"):
+        state["runtime"].on_connection(payload["id"], False)
+
+
+@plugin.subscribe("channel_state_changed")
+def on_channel_state_changed(plugin, channel_state_changed=None, **kwargs):
+    # short_channel_id and message may be JSON null (before v25.09/v25.12) or absent.
+    if state["runtime"] is not None and isinstance(channel_state_changed, dict):
+        state["runtime"].on_channel_state(channel_state_changed)
+
+
+@plugin.subscribe("channel_opened")
+def on_channel_opened(plugin, channel_opened=None, **kwargs):
+    if state["runtime"] is not None and isinstance(channel_opened, dict):
+        state["runtime"].on_event("channel_opened", channel_opened)
+
+
+@plugin.subscribe("block_added")
+def on_block_added(plugin, block_added=None, **kwargs):
+    payload = block_added if isinstance(block_added, dict) else kwargs.get("block") or {}
+    if state["runtime"] is not None and payload:
+        state["runtime"].on_event("block_added", payload)
+
+
+@plugin.subscribe("coin_movement")
+def on_coin_movement(plugin, coin_movement=None, **kwargs):
+    if state["runtime"] is not None and isinstance(coin_movement, dict):
+        state["runtime"].on_event("coin_movement", coin_movement)
+
+
+@plugin.subscribe("balance_snapshot")
+def on_balance_snapshot(plugin, balance_snapshot=None, **kwargs):
+    if state["runtime"] is not None and isinstance(balance_snapshot, dict):
+        state["runtime"].on_event("balance_snapshot", balance_snapshot)
+
+
+@plugin.subscribe("shutdown")
+def on_shutdown(plugin, **kwargs):
+    # pyln does not exit by itself; lightningd kills us after 30 s. Finish writes and go.
+    runtime = state["runtime"]
+    if runtime is not None:
+        runtime.stop()
+    if state["metrics"] is not None:
+        state["metrics"].close()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main() -> None:
+    plugin.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Notice edits to a policy folder by checksum (like Prometheus' config/reload.go).
+
+Modification times lie across copies and editors that write in place; a content checksum
+of every *.yaml file below the folder does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def folder_checksum(folder: Path) -> str:
+    """sha256 over the relative path and content of every YAML file below `folder`."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.yaml")):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b"<unreadable>"
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + data + b"\0")
+    return h.hexdigest()
+
+
+class PolicyWatcher:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._last = folder_checksum(self.folder) if self.folder.exists() else ""
+
+    def remember(self) -> None:
+        """Record the folder as it is now (after a reload, successful or not)."""
+        self._last = folder_checksum(self.folder)
+
+    def changed(self) -> bool:
+        """True once per edit: the content differs from what was last remembered."""
+        current = folder_checksum(self.folder)
+        if current == self._last:
+            return False
+        self._last = current
+        return True

@@ -1,0 +1,368 @@
+"""The runtime: owns the active policy and config, runs the cycles, wires node, store and actuators.
+
+Everything here is reachable from `plugin.py` (lightningd) and from tests without it. The
+rule: a failure in one place degrades that one thing and is said once, clearly; the fee
+cycle never stops for one channel's error; a bad reload or config change never replaces
+the last good policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from revops.act.fees import FeeActuator
+from revops.diagnostics import DiagnosticError
+from revops.facts.build import build_facts
+from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
+from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
+                                 recent_forwards)
+from revops.node.rpc import NodeRpc, NodeRpcError
+from revops.policy.engine import prepare
+from revops.policy.reload import PolicyHolder, ReloadResult
+from revops.policy.watch import PolicyWatcher
+
+CYCLE_KINDS = ("fees", "rebalance", "all")
+FORWARD_KEEP_DAYS = 45.0  # raw forwards older than this are rolled up into daily totals
+JOURNAL_KEEP_DAYS = 90.0
+
+
+class RequestError(Exception):
+    """A request the runtime refuses; the message is meant for the operator as is."""
+
+
+@dataclass
+class RuntimeOptions:
+    policy_dir: Path
+    dry_run: bool = False
+    fee_interval_s: int = 1800
+    rebalance_interval_s: int = 900
+    auto_reload: bool = False
+    simulated_clock: bool = False
+
+
+@dataclass
+class _Status:
+    mode_reason: str | None = None
+    dependencies: Dependencies | None = None
+    last_cycle: dict = field(default_factory=dict)
+    events: Counter = field(default_factory=Counter)  # notifications received, by topic
+    blockheight: int | None = None
+
+
+class Runtime:
+    def __init__(self, rpc: NodeRpc, store, options: RuntimeOptions, clock, log: Callable[[str, str], None]):
+        self.rpc = rpc
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.log = log
+        self.holder = PolicyHolder(options.policy_dir, overrides=store.get_overrides())
+        self.fees = FeeActuator(rpc, options.dry_run)
+        self.status_ = _Status()
+        self._cycle_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watcher = PolicyWatcher(options.policy_dir)
+        self.on_reload: Callable[[ReloadResult], None] = lambda result: None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the policy, check dependencies, backfill forwards, start the loops."""
+        result = self.reload(trigger="startup")
+        if not result.ok:
+            raise DiagnosticError(list(result.errors))
+        self.check_dependencies()
+        try:
+            added = backfill_forwards(self.rpc, self.store)
+            if added:
+                self.log(f"backfilled {added} forwards from listforwards", "info")
+        except NodeRpcError as err:
+            self.log(f"forward backfill failed, will retry next cycle: {err}", "warn")
+        if not self.options.simulated_clock:
+            self._spawn("revops-fees", lambda: self.options.fee_interval_s, lambda: self.cycle("fees"))
+            self._spawn("revops-rebalance", lambda: self.options.rebalance_interval_s, lambda: self.cycle("rebalance"))
+            if self.options.auto_reload:
+                self._spawn("revops-watch", lambda: 5, self._reload_if_changed)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loops (a running cycle finishes first), then close the store."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        with self._cycle_lock:
+            self.store.close()
+
+    def _spawn(self, name: str, interval_s: Callable[[], float], job: Callable[[], Any]) -> None:
+        def loop():
+            while not self._stop.wait(interval_s()):
+                try:
+                    job()
+                except Exception as err:  # a loop never dies; the next tick tries again
+                    self.log(f"{name}: {type(err).__name__}: {err}", "broken")
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def check_dependencies(self) -> Dependencies:
+        deps = detect_dependencies(self.rpc)
+        if self.status_.dependencies != deps:
+            if not deps.sling:
+                self.log("sling is not loaded: fees run, rebalancing is off until it is", "warn")
+            if not deps.bookkeeper:
+                self.log("bookkeeper is not loaded: accounting falls back to listforwards", "warn")
+        self.status_.dependencies = deps
+        return deps
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def reload(self, trigger: str = "revenue-reload") -> ReloadResult:
+        """The one reload path (RPC, file watch, startup): validate, swap or keep, record, log."""
+        result = self.holder.reload()
+        if result.ok:
+            self._watcher.remember()
+            changed = result.changed_rules
+            self.log(f"policy {result.name} {result.version} loaded ({trigger}): "
+                     f"{len(changed['added'])} added, {len(changed['removed'])} removed, "
+                     f"{len(changed['changed'])} changed rules", "info")
+            for problem in result.override_problems:
+                self.log(problem, "warn")
+        else:
+            kept = self.holder.current.compiled if self.holder.current else None
+            self.log(f"policy reload failed ({trigger}); "
+                     f"{'keeping ' + kept.name + ' ' + kept.version if kept else 'no policy active'}: "
+                     f"{len(result.errors)} error(s)", "warn")
+            for err in result.errors:
+                self.log(str(err), "warn")
+        self.on_reload(result)
+        return result
+
+    def _reload_if_changed(self) -> None:
+        if self._watcher.changed():
+            self.reload(trigger="file change")
+
+    # -- cycles ------------------------------------------------------------------------------
+
+    def cycle(self, kind: str = "all", now_s: float | None = None) -> dict:
+        if kind not in CYCLE_KINDS:
+            raise RequestError(f"unknown cycle {kind!r}: use one of {', '.join(CYCLE_KINDS)}")
+        if now_s is not None:
+            if not self.clock.simulated:
+                raise RequestError("`now` is only accepted with revenue-ops-sim-clock (simulation)")
+            self.clock.set(now_s)
+        with self._cycle_lock:
+            out: dict[str, Any] = {}
+            if kind in ("fees", "all"):
+                out["fees"] = self._fee_cycle()
+            if kind in ("rebalance", "all"):
+                out["rebalance"] = self._rebalance_cycle()
+            return out
+
+    def _observe(self) -> tuple[dict, list, dict, float]:
+        """Read the node and the store: (rpc responses, channel facts, states, now)."""
+        now = self.clock.now()
+        try:
+            backfill_forwards(self.rpc, self.store)
+        except NodeRpcError as err:
+            self.log(f"forward backfill failed: {err}", "warn")
+        rpc = capture_node(self.rpc)
+        rpc["listforwards"] = {"forwards": []}  # flows come from the store
+        facts = build_facts(rpc, now, self.store.channel_flows(now))
+        return rpc, facts, self.store.load_states(), now
+
+    def _fee_cycle(self) -> dict:
+        started = time.perf_counter()
+        cycle_id = uuid.uuid4().hex[:12]
+        policy = self.holder.current
+        try:
+            rpc, facts, states, now = self._observe()
+        except NodeRpcError as err:
+            summary = {"cycle_id": cycle_id, "ok": False, "error": f"cannot read the node: {err}"}
+            self.log(f"fee cycle skipped: {summary['error']}", "warn")
+            self._record_cycle(summary)
+            return summary
+        evaluations = policy.evaluate_many(facts, states)
+        channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
+        counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
+        records, state_updates = [], {}
+        for ev in evaluations:
+            d = ev.decision
+            result = self.fees.apply(d, channels.get(d.scid))
+            if result.error:
+                counts["rpc_errors"] += 1
+                self.log(f"{d.scid}: {result.error}", "warn")
+            if d.action == "set_fee":
+                counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
+            else:
+                counts[d.action] += 1
+            why = next((e.get("why") for e in ev.trace if e.get("outcome") == "won"), None)
+            records.append({"scid": d.scid, "peer_id": d.peer_id, "action": d.action, "fee_ppm": d.fee_ppm,
+                            "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
+                            "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
+                            "applied": result.applied, "error": d.error or result.error, "why": why})
+            # Policy memory moves only with what really happened: not in dry-run, not when
+            # the fee change it describes failed.
+            if d.state_updates and not self.options.dry_run and not result.error:
+                state_updates[d.scid] = dict(d.state_updates)
+        compiled = policy.compiled
+        self.store.journal(records, now, compiled.name, compiled.version, compiled.digest, cycle_id,
+                           self.options.dry_run)
+        if state_updates:
+            self.store.save_state_updates(state_updates, now)
+        self._maintain(now)
+        summary = {"cycle_id": cycle_id, "ok": True, "at": now, "channels": len(evaluations), **counts,
+                   "dry_run": self.options.dry_run, "policy_version": compiled.version,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+        self._record_cycle(summary)
+        return summary
+
+    def _rebalance_cycle(self) -> dict:
+        deps = self.check_dependencies()
+        if not deps.sling:
+            return {"ok": False, "skipped": "sling is not loaded: rebalancing is off"}
+        return {"ok": True, "skipped": "the active policy defines no rebalancing rules", "jobs": 0}
+
+    def _maintain(self, now: float) -> None:
+        """Retention: roll old forwards into daily totals, trim the journal, VACUUM when it pays."""
+        last = self.store.get_meta("last_maintenance_s", 0) or 0
+        if now - last < 86400:
+            return
+        self.store.rollup_and_prune(now, FORWARD_KEEP_DAYS)
+        self.store.prune_journal(now, JOURNAL_KEEP_DAYS)
+        self.store.vacuum_if_worth()
+        self.store.set_meta("last_maintenance_s", now)
+
+    def _record_cycle(self, summary: dict) -> None:
+        self.status_.last_cycle = summary
+        self.store.set_meta("last_fee_cycle", summary)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def explain(self, scid: str | None = None) -> dict:
+        """What the policy would do for each channel (or one), and why; touches nothing."""
+        from revops.cli import explain_json
+        policy = self.holder.current
+        with self._cycle_lock:
+            _, facts, states, _ = self._observe()
+        if scid is not None:
+            facts = [f for f in facts if f.scid == scid]
+            if not facts:
+                raise RequestError(f"no channel {scid}")
+        return explain_json(policy, policy.evaluate_many(facts, states, explain=True))
+
+    def snapshot(self) -> dict:
+        """A revops-snapshot/1 of the live node plus the plugin's per-channel state."""
+        with self._cycle_lock:
+            now = self.clock.now()
+            rpc = capture_node(self.rpc)
+            rpc["listforwards"] = {"forwards": recent_forwards(self.rpc, now - 30 * 86400)}
+            deps = self.check_dependencies()
+            if deps.bookkeeper:
+                try:
+                    rpc["bkpr-listincome"] = self.rpc.call("bkpr-listincome", {"start_time": int(now - 30 * 86400)})
+                except NodeRpcError as err:
+                    self.log(f"snapshot: bkpr-listincome failed: {err}", "warn")
+            return {"format": SNAPSHOT_FORMAT, "captured_at": now, "rpc": rpc, "state": self.store.load_states()}
+
+    def status(self) -> dict:
+        policy = self.holder.current
+        compiled = policy.compiled if policy else None
+        last = self.holder.last_reload
+        deps = self.status_.dependencies
+        mode = "dry-run" if self.options.dry_run else "active"
+        reason = None
+        if deps is not None and not deps.sling:
+            mode, reason = ("dry-run" if self.options.dry_run else "degraded"), "sling is not loaded: no rebalancing"
+        return {
+            "policy": None if compiled is None else {
+                "name": compiled.name, "version": compiled.version, "digest": compiled.digest,
+                "loaded_at": self.holder.last_success.at if self.holder.last_success else None,
+                "path": str(self.options.policy_dir), "overrides": policy.overrides},
+            "last_reload": None if last is None else {"ok": last.ok, "at": last.at,
+                                                       "errors": [str(e) for e in last.errors]},
+            "mode": mode, "mode_reason": reason,
+            "dependencies": deps.to_json() if deps else None,
+            "channels": self.status_.last_cycle.get("channels"),
+            "last_cycle": self.status_.last_cycle or self.store.get_meta("last_fee_cycle"),
+            "intervals_s": {"fees": self.options.fee_interval_s, "rebalance": self.options.rebalance_interval_s},
+            "store": {"forwards": self.store.forward_count()},
+            "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,
+            "clock": "simulated" if self.clock.simulated else "system",
+        }
+
+    def decisions(self, scid: str | None = None, limit: int = 50) -> dict:
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10000:
+            raise RequestError("limit must be an integer from 1 to 10000")
+        return {"decisions": self.store.decisions(scid, limit)}
+
+    # -- runtime config ----------------------------------------------------------------------
+
+    def config(self, key: str | None = None, value: Any = None) -> dict:
+        """List, get, set (key value) or reset (`reset [key]`) param overrides."""
+        policy = self.holder.current
+        params = policy.compiled.source.params
+        stored = self.store.get_overrides()
+        if key is None:
+            return {"params": [self._param_view(name, policy, stored) for name in params],
+                    "stale_overrides": {k: v for k, v in stored.items() if k not in params}}
+        if key == "reset":
+            removed = self.store.reset_override(value) if value is not None else self.store.reset_override(None)
+            if value is not None and not removed:
+                raise RequestError(f"{value!r} has no override")
+            self.holder.set_overrides({k: v for k, v in self.store.get_overrides().items() if k in params})
+            return {"reset": removed}
+        if key not in params:
+            raise RequestError(f"unknown param {key!r}; see `lightning-cli revenue-config` for the list")
+        if value is None:
+            return self._param_view(key, policy, stored)
+        coerced, why = params[key].check(value)
+        if why:
+            raise RequestError(f"{key}: {why}")
+        wanted = {k: v for k, v in stored.items() if k in params}
+        wanted[key] = coerced
+        try:
+            prepare(policy.compiled, wanted)  # the new snapshot must build before anything is written
+        except DiagnosticError as err:
+            raise RequestError(f"{key}={coerced!r} would break the policy: {err}") from None
+        written = self.store.set_override(key, coerced, self.clock.now())
+        if written != coerced:
+            raise RequestError(f"{key}: the database stored {written!r} instead of {coerced!r}; not applied")
+        self.holder.set_overrides(wanted)
+        return self._param_view(key, self.holder.current, self.store.get_overrides())
+
+    @staticmethod
+    def _param_view(name: str, policy, stored: dict) -> dict:
+        spec = policy.compiled.source.params[name]
+        return {"name": name, "value": policy.params[name], "default": spec.default, "type": spec.type,
+                "min": spec.min, "max": spec.max, "unit": spec.unit, "doc": spec.doc,
+                "overridden": name in stored}
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def on_forward_event(self, event: dict) -> None:
+        self.status_.events["forward_event"] += 1
+        self.store.ingest_forward_event(event)
+
+    def on_connection(self, peer_id: str, connected: bool) -> None:
+        self.store.record_connection(peer_id, connected, self.clock.now())
+
+    def on_channel_state(self, change: dict) -> None:
+        scid = change.get("short_channel_id") or change.get("channel_id", "?")
+        new, old = change.get("new_state"), change.get("old_state")
+        self.status_.events["channel_state_changed"] += 1
+        if new in ("CHANNELD_SHUTTING_DOWN", "AWAITING_UNILATERAL", "FUNDING_SPEND_SEEN", "ONCHAIN", "CLOSED"):
+            self.log(f"channel {scid} {old or '(new)'} -> {new} ({change.get('cause', 'unknown')})", "info")
+
+    def on_event(self, topic: str, payload: dict) -> None:
+        """Notifications kept for status now and for accounting later (block height, balances)."""
+        self.status_.events[topic] += 1
+        if topic == "block_added" and isinstance(payload.get("height"), int):
+            self.status_.blockheight = payload["height"]
+        elif topic == "balance_snapshot":
+            self.store.set_meta("last_balance_snapshot", payload)
