@@ -24,7 +24,9 @@ import threading
 import weakref
 from typing import Callable, Iterable
 
-from revops.sim.errors import LIGHTNINGD, METHOD_NOT_FOUND, PLUGIN_TERMINATED, RpcError
+from revops.sim.errors import (
+    LIGHTNINGD, LIGHTNINGD_SHUTDOWN, METHOD_NOT_FOUND, PLUGIN_TERMINATED, RpcError,
+)
 from revops.sim.harness_commands import cmd_help, cmd_listconfigs, cmd_plugin, cmd_setconfig
 from revops.sim.harness_config import OptionStore, Source, check_setting
 from revops.sim.harness_manifest import Manifest, ManifestError, PluginOption, parse_manifest
@@ -286,28 +288,29 @@ class Lightningd:
                "LIGHTNINGD_VERSION": self.version}
         try:
             proc = PluginProcess(self.plugin_cmd, self.lightning_dir, env, self._logbook,
-                                 self._on_plugin_notification)
+                                 _weak_notification_sink(self))
         except OSError as e:
             raise _LaunchFailure(f"opening pipe: {e.strerror or e}") from None
         self._plugin = self._resources.proc = proc
         self.disabled = None
         response = self._startup_request(proc, "getmanifest", {"allow-deprecated-apis": False},
-                                         self.getmanifest_timeout_s, AWAITING_MANIFEST)
+                                         self.getmanifest_timeout_s, AWAITING_MANIFEST,
+                                         next_state=NEEDS_INIT)
         try:
             manifest = parse_manifest(response, plugin_path=self.plugin_path, startup=startup,
                                       taken_methods=self._taken_methods())
         except ManifestError as e:
             proc.kill(str(e))
             raise _LaunchFailure(str(e)) from None
+        self._ensure_server()  # lightningd serves RPC even if the plugin bows out
         if manifest.disable is not None:
-            proc.kill(f"disabled itself: {manifest.disable}", level="info")
+            proc.kill(f"disabled itself: {manifest.disable}", level="info", fault=False)
             self.disabled = manifest.disable
             return
         if not startup and not manifest.dynamic:
             proc.kill("Not a dynamic plugin", level="info")
             raise _LaunchFailure("Not a dynamic plugin")
         self.manifest = manifest
-        proc.state = NEEDS_INIT
         self._store = OptionStore(manifest.options, self.plugin_path, self.lightning_dir)
         for name, value in settings:
             option = manifest.option(name)
@@ -321,34 +324,49 @@ class Lightningd:
                 proc.kill(problem)
                 raise _LaunchFailure(problem)
             self._store.add(name, value, source)
-        if self._server is None:  # lightningd guarantees the socket is live before init
-            self._server = self._resources.server = JsonRpcServer(self.socket_path,
-                                                                  self._handle_request)
-        proc.state = AWAITING_INIT
         self.init_params = {"options": self._store.init_options(),
                             "configuration": self._configuration(startup, manifest)}
         response = self._startup_request(proc, "init", self.init_params, self.init_timeout_s,
-                                         AWAITING_INIT)
+                                         AWAITING_INIT, next_state=INIT_COMPLETE)
         self.init_response = response
         result = response.get("result")
         # Only {"disable": ...} counts: lightningd takes any other reply, even an error, as done.
         if isinstance(result, dict) and "disable" in result:
             self.disabled = json.dumps(result["disable"]) if not isinstance(
                 result["disable"], str) else result["disable"]
-            proc.kill(f"disabled itself at init: {self.disabled}", level="debug")
-            return
-        proc.state = INIT_COMPLETE
+            proc.kill(f"disabled itself at init: {self.disabled}", level="debug",
+                      fault=False)
+
+    def _ensure_server(self) -> None:
+        """Opens the RPC socket once; lightningd guarantees it is live before `init`.
+
+        The server holds only a weak reference, so a forgotten harness can still be collected
+        (and its finalizer then kills the plugin).
+        """
+        if self._server is None:
+            self._server = self._resources.server = JsonRpcServer(
+                self.socket_path, _weak_handler(self))
 
     def _startup_request(self, proc: PluginProcess, method: str, params: dict,
-                         timeout_s: float, state: str) -> dict:
-        """Returns the plugin's reply to a startup request; raises _LaunchFailure."""
+                         timeout_s: float, state: str, next_state: str) -> dict:
+        """Returns the plugin's reply to a startup request; raises _LaunchFailure.
+
+        The plugin moves to `next_state` as its reply is read (unless it disables itself),
+        so an exit right after replying is reported as lightningd reports it.
+        """
+        def advance(reply: dict) -> None:
+            result = reply.get("result")
+            if not (isinstance(result, dict) and "disable" in result):
+                proc.state = next_state
+
+        proc.state = state
         pending = proc.send_request({"jsonrpc": "2.0", "id": self._next_id(method),
-                                     "method": method, "params": params})
+                                     "method": method, "params": params}, on_response=advance)
         response = proc.wait(pending, timeout_s)
         if response is None:
             proc.kill(f"timed out {state}")
             raise _LaunchFailure(f"timed out {state}")
-        if not proc.alive:
+        if pending.terminated:
             proc.reap()
             raise _LaunchFailure(proc.death_reason or f"exited {state}")
         return response
@@ -515,6 +533,30 @@ class Lightningd:
             self._logbook.add_lightningd(
                 "unusual", f'Plugin attempted to send a notification to topic "{method}" it '
                            "hasn't declared in its manifest, not forwarding to subscribers.")
+
+
+def _weak_handler(ld: Lightningd) -> Callable[[dict, RpcConnection], dict]:
+    """Returns ld._handle_request without keeping `ld` alive (answers -5 once it is gone)."""
+    ref = weakref.ref(ld)
+
+    def handle(request: dict, conn: RpcConnection) -> dict:
+        target = ref()
+        if target is None:
+            return {"jsonrpc": "2.0", "id": request["id"], "error": {
+                "code": LIGHTNINGD_SHUTDOWN, "message": "lightningd is shutting down"}}
+        return target._handle_request(request, conn)
+    return handle
+
+
+def _weak_notification_sink(ld: Lightningd) -> Callable[[str, object], None]:
+    """Returns ld._on_plugin_notification without keeping `ld` alive."""
+    ref = weakref.ref(ld)
+
+    def sink(method: str, params: object) -> None:
+        target = ref()
+        if target is not None:
+            target._on_plugin_notification(method, params)
+    return sink
 
 
 def _script_index(argv: list[str]) -> int:

@@ -8,7 +8,6 @@ violation or when its stdout closes. Stderr passes through untouched; we keep it
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import subprocess
@@ -90,8 +89,10 @@ class Pending:
 
     request_id: str
     on_notify: Callable[[str, dict], None] | None = None
+    on_response: Callable[[dict], None] | None = None  # runs on the reader, in stream order
     done: threading.Event = field(default_factory=threading.Event)
     response: dict | None = None
+    terminated: bool = False  # the response is the -4 lightningd makes up for a dead plugin
 
 
 class PluginProcess:
@@ -134,13 +135,14 @@ class PluginProcess:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def send_request(self, request: dict, on_notify: Callable[[str, dict], None] | None = None
-                     ) -> Pending:
+    def send_request(self, request: dict, on_notify: Callable[[str, dict], None] | None = None,
+                     on_response: Callable[[dict], None] | None = None) -> Pending:
         """Writes a request (its "id" a string) and returns its Pending entry.
 
-        If the plugin is already dead the entry is answered with -4 at once.
+        `on_response` sees the reply before anything later on stdout is read (so a state
+        change lands before a following exit). A dead plugin's entry is answered with -4.
         """
-        pending = Pending(request["id"], on_notify)
+        pending = Pending(request["id"], on_notify, on_response)
         with self._lock:
             dead = not self.alive
             if not dead:
@@ -170,15 +172,17 @@ class PluginProcess:
 
     # --- stopping ----------------------------------------------------------------------------
 
-    def kill(self, reason: str | None, level: str = "unusual") -> None:
+    def kill(self, reason: str | None, level: str = "unusual", fault: bool = True) -> None:
         """SIGKILLs the plugin (plugin_kill), fails its pending requests and reaps it.
 
-        `reason` None means an expected stop, which records no fault.
+        `reason` is logged as lightningd logs it; it becomes `death_reason` only for a
+        `fault` (a plugin disabling itself is killed too, but did nothing wrong).
+        `reason` None means an expected stop.
         """
         with self._lock:
             first = not self._exited.is_set()
             self._exited.set()
-            if first and reason is not None:
+            if first and reason is not None and fault:
                 self.death_reason = reason
             pending = list(self._pending.values())
             self._pending.clear()
@@ -188,6 +192,7 @@ class PluginProcess:
             self.proc.send_signal(signal.SIGKILL)
         except (ProcessLookupError, OSError):
             pass
+        self.wait_exit(10.0)  # reaped before anyone hears of the death
         for p in pending:
             self._fail(p)
         self.reap()
@@ -221,6 +226,7 @@ class PluginProcess:
         if not pending.done.is_set():
             pending.response = {"jsonrpc": "2.0", "id": pending.request_id, "error": {
                 "code": PLUGIN_TERMINATED, "message": TERMINATED_MESSAGE}}
+            pending.terminated = True
             pending.done.set()
 
     # --- reading -----------------------------------------------------------------------------
@@ -285,6 +291,8 @@ class PluginProcess:
             with self._lock:
                 pending = self._pending.pop(req_id, None) if isinstance(req_id, str) else None
             if pending is not None:  # answers to forgotten requests are dropped
+                if pending.on_response is not None:
+                    pending.on_response(message)
                 pending.response = message
                 pending.done.set()
             return None

@@ -10,6 +10,8 @@ import time
 from pyln.client import Plugin, RpcException
 
 plugin = Plugin()
+# Methods take `plugin` and `request` first: pyln injects them by position into a positional
+# call, which misplaces them after omitted optional arguments.
 RECEIVED = {"events": [], "init": None}
 
 
@@ -35,7 +37,7 @@ def init(options, configuration, plugin, **kwargs):
 
 
 @plugin.method("tiny-echo")
-def tiny_echo(message, count=1, plugin=None, request=None):
+def tiny_echo(plugin, request, message, count=1):
     """Returns its arguments, the raw params and the request id it was called with."""
     params = request.params
     if isinstance(params, dict):  # pyln adds `plugin` and `request` to keyword params
@@ -44,26 +46,26 @@ def tiny_echo(message, count=1, plugin=None, request=None):
 
 
 @plugin.method("tiny-fail")
-def tiny_fail(code=1234, message="tiny failure", plugin=None):
+def tiny_fail(plugin, code=1234, message="tiny failure"):
     """Raises an RpcException with the given code and message."""
     raise RpcException(message, code=code)
 
 
 @plugin.method("tiny-getinfo")
-def tiny_getinfo(plugin=None):
+def tiny_getinfo(plugin):
     """Returns lightningd's getinfo, fetched through plugin.rpc."""
     return plugin.rpc.getinfo()
 
 
 @plugin.method("tiny-options")
-def tiny_options(plugin=None):
+def tiny_options(plugin):
     """Returns the init params received and the current option values."""
     current = {name: plugin.get_option(name) for name in plugin.options}
     return {"init": RECEIVED["init"], "current": current}
 
 
 @plugin.async_method("tiny-self")
-def tiny_self(request, plugin=None):
+def tiny_self(plugin, request):
     """Calls this plugin's own tiny-echo through the RPC socket (async: stdin keeps flowing)."""
     def worker():
         try:
@@ -74,20 +76,20 @@ def tiny_self(request, plugin=None):
 
 
 @plugin.method("tiny-events")
-def tiny_events(plugin=None):
+def tiny_events(plugin):
     """Returns the notifications received so far."""
     return {"events": RECEIVED["events"]}
 
 
 @plugin.method("tiny-log")
-def tiny_log(message, level="info", plugin=None):
+def tiny_log(plugin, message, level="info"):
     """Logs `message` at `level` (a bad level gets this plugin killed)."""
     plugin.log(message, level=level)
     return {}
 
 
 @plugin.method("tiny-progress")
-def tiny_progress(steps=2, plugin=None, request=None):
+def tiny_progress(plugin, request, steps=2):
     """Sends `steps` message notifications to the caller, then returns."""
     for i in range(steps):
         request.notify(f"step {i + 1}")
@@ -95,7 +97,7 @@ def tiny_progress(steps=2, plugin=None, request=None):
 
 
 @plugin.method("tiny-crash")
-def tiny_crash(plugin=None):
+def tiny_crash(plugin):
     """Dies while the caller waits."""
     os._exit(3)
 
