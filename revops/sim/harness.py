@@ -21,6 +21,7 @@ import json
 import os
 import re
 import threading
+import time
 import weakref
 from typing import Callable, Iterable
 
@@ -84,7 +85,22 @@ class _Resources:
 
 
 class Lightningd:
-    """Runs one plugin executable as lightningd does; see the module docstring."""
+    """Runs one plugin executable as lightningd does; see the module docstring.
+
+    plugin_cmd      argv (a list, e.g. [sys.executable, "plugin.py"]) or one executable path
+    lightning_dir   the per-network dir: the plugin's cwd, `lightning-dir` in init, socket home
+    rpc_backend     answers every method the harness does not: fn(method, params) -> result,
+                    or raises RpcError; a `methods` attribute ({name: usage} or names) feeds
+                    `help` and reserves those names
+    options         command-line settings by option name: text as typed on a command line
+                    ("300", "true"), a list for a multi option, True to set a flag
+    extra_plugins   other plugin paths `plugin list` shows (e.g. .../plugins/sling), or dicts
+                    {name, active, dynamic}
+    startup_timeout_s  per step (getmanifest, init) unless getmanifest_timeout_s /
+                    init_timeout_s say otherwise; `plugin start` gets this much in total
+    shutdown_timeout_s how long a plugin subscribed to `shutdown` may take to exit at stop
+    plugin_path     the path lightningd reports (default: the script in plugin_cmd)
+    """
 
     def __init__(self, plugin_cmd: str | list[str], lightning_dir: str,
                  rpc_backend: RpcBackend | None = None, options: dict | None = None,
@@ -293,6 +309,7 @@ class Lightningd:
             raise _LaunchFailure(f"opening pipe: {e.strerror or e}") from None
         self._plugin = self._resources.proc = proc
         self.disabled = None
+        deadline = time.monotonic() + self.getmanifest_timeout_s
         response = self._startup_request(proc, "getmanifest", {"allow-deprecated-apis": False},
                                          self.getmanifest_timeout_s, AWAITING_MANIFEST,
                                          next_state=NEEDS_INIT)
@@ -326,7 +343,10 @@ class Lightningd:
             self._store.add(name, value, source)
         self.init_params = {"options": self._store.init_options(),
                             "configuration": self._configuration(startup, manifest)}
-        response = self._startup_request(proc, "init", self.init_params, self.init_timeout_s,
+        # A dynamic start gets one budget for both steps; at startup each step has its own.
+        init_timeout_s = (self.init_timeout_s if startup else
+                          max(0.0, deadline - time.monotonic()))
+        response = self._startup_request(proc, "init", self.init_params, init_timeout_s,
                                          AWAITING_INIT, next_state=INIT_COMPLETE)
         self.init_response = response
         result = response.get("result")
