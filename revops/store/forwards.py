@@ -1,0 +1,238 @@
+"""Forward ingestion: normalise CLN forward dicts, find the stored row, merge, upsert.
+
+Identity. CLN's own `forwards` table is keyed by (in_channel, in_htlc_id): an incoming HTLC
+is forwarded at most once and HTLC ids are never reused on a channel. So a record is matched
+to a stored row by the first of these keys that finds one:
+
+1. (in_channel, in_htlc_id), when the record has in_htlc_id (offered and resolution events
+   normally do; listforwards entries do except for very old forwards);
+2. created_index, when the record has it (listforwards entries always; the offered event and
+   the single local_failed event) — only against a row of the same in_channel whose
+   in_htlc_id is unknown on one side, so a reused index (a node whose DB was reset) never
+   merges two different HTLCs;
+3. (in_channel, received_time), the last resort for a record with neither (a resolution
+   event without in_htlc_id carries only updated_index, which names an update, not a
+   forward) — again only where the other keys do not contradict.
+
+A record that matches nothing is inserted. This covers: duplicated or replayed events (key 1
+or 2 finds the row, nothing changes), a resolution before its offered event (the resolution
+inserts; the late offered merges into it and cannot downgrade it), backfill overlapping live
+events (same keys), and a local_failed forward's single event.
+
+Merge. The stored row keeps its outcome unless the record is a later one: a resolved record
+(settled/failed/local_failed) wins over an offered row, and over a resolved row only with a
+higher updated_index. So a row never goes back from settled to offered. Other fields fill in
+what the row lacks (created_index, in_htlc_id, out_htlc_id, amounts).
+
+Pruned history: a record older than the prune horizon that matches no row is skipped; it was
+rolled into `forward_daily` already, and inserting it again would count it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from typing import Any, Iterable, Mapping
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES = {"offered": 0, "settled": 1, "failed": 2, "local_failed": 3}
+STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
+OFFERED, SETTLED, FAILED, LOCAL_FAILED = 0, 1, 2, 3
+
+#: Stored columns of a forward, in the order of the tuples this module passes around.
+COLUMNS = ("created_index", "updated_index", "in_channel", "in_htlc_id", "out_channel",
+           "out_htlc_id", "in_msat", "out_msat", "fee_msat", "status", "failcode",
+           "received_time", "resolved_time", "t", "hold_s")
+(_CREATED, _UPDATED, _IN_CH, _IN_HTLC, _OUT_CH, _OUT_HTLC, _IN_MSAT, _OUT_MSAT, _FEE,
+ _STATUS, _FAILCODE, _RECEIVED, _RESOLVED, _T, _HOLD) = range(len(COLUMNS))
+_OUTCOME = (_STATUS, _FAILCODE, _RESOLVED)
+
+_COLS_SQL = ", ".join(COLUMNS)
+_SELECT = f"SELECT id, {_COLS_SQL} FROM forwards"
+_BY_HTLC = f"{_SELECT} WHERE in_channel = ? AND in_htlc_id = ?"
+_BY_CREATED = (f"{_SELECT} WHERE created_index = ? AND in_channel = ? "
+               "AND (in_htlc_id IS NULL OR ? IS NULL) ORDER BY id LIMIT 1")
+_BY_RECEIVED = (f"{_SELECT} WHERE in_channel = ? AND received_time = ? "
+                "AND (in_htlc_id IS NULL OR ? IS NULL) "
+                "AND (created_index IS NULL OR ? IS NULL OR created_index = ?) "
+                "ORDER BY id LIMIT 1")
+_INSERT = f"INSERT INTO forwards ({_COLS_SQL}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPDATE = f"UPDATE forwards SET {', '.join(c + ' = ?' for c in COLUMNS)} WHERE id = ?"
+_LAST_OUT = ("INSERT INTO channel_last (scid, last_out_s) VALUES (?, ?) ON CONFLICT (scid) "
+             "DO UPDATE SET last_out_s = max(coalesce(last_out_s, excluded.last_out_s), "
+             "excluded.last_out_s)")
+_LAST_IN = ("INSERT INTO channel_last (scid, last_in_s) VALUES (?, ?) ON CONFLICT (scid) "
+            "DO UPDATE SET last_in_s = max(coalesce(last_in_s, excluded.last_in_s), "
+            "excluded.last_in_s)")
+
+
+class BadForward(ValueError):
+    """A forward dict that cannot be stored (missing in_channel or status, mistyped field)."""
+
+
+def _int(v: Any, name: str) -> int | None:
+    """Returns v as an int (None stays None); accepts "123" and "123msat" strings."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise BadForward(f"{name}: bool")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str):
+        s = v[:-4] if v.endswith("msat") else v
+        if s.isdigit():
+            return int(s)
+    raise BadForward(f"{name}: {v!r} is not an integer")
+
+
+def _time(v: Any, name: str) -> float | None:
+    """Returns v as a finite float of seconds (None stays None)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise BadForward(f"{name}: {v!r} is not a time")
+    return float(v)
+
+
+def derived(status: int, received: float | None, resolved: float | None
+            ) -> tuple[float, float | None]:
+    """Returns (t, hold_s) with flows_from_forwards' rules.
+
+    t is resolved_time, else received_time, else 0 (a zero time counts as absent, as there);
+    hold_s is resolved - received for settled and failed forwards with both times, else None.
+    """
+    t = resolved or received or 0.0
+    hold = resolved - received if (status in (SETTLED, FAILED) and resolved and received) else None
+    return t, hold
+
+
+def normalize(f: Mapping[str, Any]) -> tuple:
+    """Returns the stored-column tuple (COLUMNS order) for a forward dict; raises BadForward."""
+    try:
+        status = STATUS_CODES[f["status"]]
+    except (KeyError, TypeError):
+        raise BadForward(f"status: {f.get('status')!r}") from None
+    in_channel = f.get("in_channel")
+    if not isinstance(in_channel, str) or not in_channel:
+        raise BadForward(f"in_channel: {in_channel!r}")
+    out_channel = f.get("out_channel")
+    if out_channel is not None and not isinstance(out_channel, str):
+        raise BadForward(f"out_channel: {out_channel!r}")
+    received = _time(f.get("received_time"), "received_time")
+    resolved = _time(f.get("resolved_time"), "resolved_time")
+    t, hold = derived(status, received, resolved)
+    return (_int(f.get("created_index"), "created_index"),
+            _int(f.get("updated_index"), "updated_index"),
+            in_channel, _int(f.get("in_htlc_id"), "in_htlc_id"),
+            out_channel, _int(f.get("out_htlc_id"), "out_htlc_id"),
+            _int(f.get("in_msat"), "in_msat"), _int(f.get("out_msat"), "out_msat"),
+            _int(f.get("fee_msat"), "fee_msat"), status, _int(f.get("failcode"), "failcode"),
+            received, resolved, t, hold)
+
+
+def find(conn: sqlite3.Connection, r: tuple) -> sqlite3.Row | None:
+    """Returns the stored row (id first, then COLUMNS) that `r` identifies, None when new."""
+    htlc, created = r[_IN_HTLC], r[_CREATED]
+    if htlc is not None:
+        row = conn.execute(_BY_HTLC, (r[_IN_CH], htlc)).fetchone()
+        if row is not None:
+            return row
+    if created is not None:
+        row = conn.execute(_BY_CREATED, (created, r[_IN_CH], htlc)).fetchone()
+        if row is not None:
+            return row
+    if r[_RECEIVED] is not None:
+        return conn.execute(_BY_RECEIVED, (r[_IN_CH], r[_RECEIVED], htlc, created, created)
+                            ).fetchone()
+    return None
+
+
+def merge(old: tuple, new: tuple) -> tuple:
+    """Returns the merged column tuple of a stored forward `old` and a record `new`."""
+    newer = new[_UPDATED] is not None and (old[_UPDATED] is None or new[_UPDATED] > old[_UPDATED])
+    new_wins = new[_STATUS] != OFFERED and (old[_STATUS] == OFFERED or newer)
+    win, lose = (new, old) if new_wins else (old, new)
+    merged = [w if w is not None else x for w, x in zip(win, lose)]
+    if win[_STATUS] != lose[_STATUS]:
+        for i in _OUTCOME:  # a failcode or resolved_time belongs to its own outcome only
+            merged[i] = win[i]
+    merged[_CREATED] = old[_CREATED] if old[_CREATED] is not None else new[_CREATED]
+    if old[_UPDATED] is not None and new[_UPDATED] is not None:
+        merged[_UPDATED] = max(old[_UPDATED], new[_UPDATED])
+    merged[_T], merged[_HOLD] = derived(merged[_STATUS], merged[_RECEIVED], merged[_RESOLVED])
+    return tuple(merged)
+
+
+def _write(conn: sqlite3.Connection, r: tuple, horizon_s: float) -> bool:
+    """Upserts one normalised record; returns True if stored data changed."""
+    row = find(conn, r)
+    if row is None:
+        if r[_T] < horizon_s:
+            return False  # already rolled up and pruned: inserting would count it twice
+        conn.execute(_INSERT, r)
+        final = r
+    else:
+        old = tuple(row)[1:]
+        final = merge(old, r)
+        if final == old:
+            return False
+        conn.execute(_UPDATE, (*final, row[0]))
+    if final[_STATUS] == SETTLED:
+        if final[_OUT_CH] is not None:
+            conn.execute(_LAST_OUT, (final[_OUT_CH], final[_T]))
+        conn.execute(_LAST_IN, (final[_IN_CH], final[_T]))
+    return True
+
+
+def _index_of(f: Mapping[str, Any], key: str) -> int:
+    """Returns f[key] as an int, 0 when absent or unreadable (cursor bookkeeping only)."""
+    if not isinstance(f, Mapping):
+        return 0
+    try:
+        return _int(f.get(key), key) or 0
+    except BadForward:
+        return 0
+
+
+def ingest(conn: sqlite3.Connection, forwards: Iterable[Mapping[str, Any]],
+           advance_cursor: bool) -> int:
+    """Upserts forward dicts inside the caller's transaction; returns how many rows changed.
+
+    Malformed dicts are logged and skipped. With `advance_cursor` (listforwards pages) the
+    backfill cursor moves to the highest created/updated index seen, malformed entries
+    included, so a bad entry is not fetched again on every start. Live events never move it:
+    after a restart the first live event would otherwise jump the cursor over the forwards
+    made while the plugin was down, and backfill would never fetch them.
+    """
+    horizon_s = conn.execute("SELECT horizon_s FROM forward_cursor WHERE id = 1").fetchone()[0]
+    changed = 0
+    max_created = max_updated = 0
+    for f in forwards:
+        if advance_cursor:
+            max_created = max(max_created, _index_of(f, "created_index"))
+            max_updated = max(max_updated, _index_of(f, "updated_index"))
+        try:
+            r = normalize(f)
+        except BadForward as e:
+            log.warning("skipping malformed forward (%s): %.200r", e, f)
+            continue
+        except AttributeError:  # not a mapping at all
+            log.warning("skipping malformed forward: %.200r", f)
+            continue
+        changed += _write(conn, r, horizon_s)
+    if advance_cursor and (max_created or max_updated):
+        conn.execute("UPDATE forward_cursor SET created_index = max(created_index, ?), "
+                     "updated_index = max(updated_index, ?) WHERE id = 1",
+                     (max_created, max_updated))
+    return changed
+
+
+def cursor(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Returns (created_index, updated_index) of the backfill cursor, 0 when nothing ingested."""
+    row = conn.execute("SELECT created_index, updated_index FROM forward_cursor WHERE id = 1"
+                       ).fetchone()
+    return int(row[0]), int(row[1])

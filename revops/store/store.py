@@ -1,0 +1,180 @@
+"""`Store`: the plugin's SQLite database behind one object, safe to call from any thread.
+
+Each public method runs on the calling thread's own connection (db.Connections) and, when it
+writes more than one row, inside one transaction: a crash or an exception mid-call leaves
+the database as it was before the call. The modules next to this one hold the SQL; this file
+only opens the database and picks connection and transaction for each call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from revops.facts.flow import ChannelFlow
+from revops.store import forwards as fw
+from revops.store import journal as jr
+from revops.store import kv, peers, rollup
+from revops.store.db import Connections, transaction
+from revops.store.flows import channel_flows
+from revops.store.migrations import migrate
+
+
+class Store:
+    """The plugin's persistent state: forwards and their rollups, per-channel policy state,
+    param overrides, the decision journal, peer connection history and small meta values."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conns = Connections(self.path)
+        conn = self._conns.get()
+        # WAL is a property of the file (it persists); readers then never block the writer.
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.OperationalError(f"{self.path}: cannot use WAL (journal_mode={mode})")
+        migrate(conn)
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._conns.get()
+
+    def close(self) -> None:
+        """Closes every thread's connection; the store is unusable afterwards."""
+        self._conns.close_all()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- forwards
+
+    def ingest_forward_event(self, event: dict) -> bool:
+        """Stores one forward_event notification payload; returns True if stored data changed.
+
+        Accepts the payload itself or the notification params ({"forward_event": {...}}).
+        A malformed payload is logged and ignored (returns False).
+        """
+        if isinstance(event, dict) and isinstance(event.get("forward_event"), dict):
+            event = event["forward_event"]
+        with transaction(self._conn()) as conn:
+            return fw.ingest(conn, (event,), advance_cursor=False) > 0
+
+    def ingest_forwards(self, forwards: list[dict]) -> int:
+        """Upserts listforwards entries (a backfill page) in one transaction and advances the
+        backfill cursor; returns how many rows changed."""
+        with transaction(self._conn()) as conn:
+            return fw.ingest(conn, forwards, advance_cursor=True)
+
+    def forward_index(self) -> tuple[int, int]:
+        """Returns (created_index, updated_index): the highest listforwards indexes ingested
+        by ingest_forwards, 0 when none. Live events do not move it (see forwards.ingest)."""
+        return fw.cursor(self._conn())
+
+    def channel_flows(self, now_s: float) -> dict[str, ChannelFlow]:
+        """Returns scid -> ChannelFlow as of now_s, equal to flows_from_forwards over the
+        stored forwards (plus last times of pruned ones)."""
+        conn = self._conn()
+        # One read transaction: both scans and channel_last see the same snapshot.
+        conn.execute("BEGIN")
+        try:
+            return channel_flows(conn, now_s)
+        finally:
+            conn.execute("COMMIT")
+
+    def forward_count(self) -> int:
+        """Returns how many forwards are stored (any status, rolled-up ones excluded)."""
+        return self._conn().execute("SELECT count(*) FROM forwards").fetchone()[0]
+
+    def rollup_and_prune(self, now_s: float, keep_days: float) -> dict:
+        """Rolls forwards older than keep_days (at least 30) into daily rollups and deletes
+        them, in one transaction; returns {"rolled": n, "pruned": n, "cutoff_s": t}."""
+        with transaction(self._conn()) as conn:
+            return rollup.rollup_and_prune(conn, now_s, keep_days)
+
+    def daily_history(self, scid: str | None = None) -> list[dict]:
+        """Returns per (day, scid) totals, rollups plus not-yet-rolled forwards, by day."""
+        return rollup.daily_history(self._conn(), scid)
+
+    def vacuum_if_worth(self, min_free_ratio: float = 0.2, min_free_bytes: int = 8 << 20) -> bool:
+        """VACUUMs if free pages are over both thresholds; returns whether it did."""
+        return rollup.vacuum_if_worth(self._conn(), min_free_ratio, min_free_bytes)
+
+    # --- per-channel state
+
+    def load_states(self) -> dict[str, dict]:
+        """Returns scid -> {name: value} of the policy's stored state variables."""
+        return kv.load_states(self._conn())
+
+    def save_state_updates(self, updates: dict[str, dict], at_s: float) -> None:
+        """Merges {scid: {name: value}} into the stored state in one transaction (None deletes)."""
+        with transaction(self._conn()) as conn:
+            kv.save_state_updates(conn, updates, at_s)
+
+    # --- param overrides
+
+    def get_overrides(self) -> dict[str, object]:
+        """Returns name -> value of the runtime param overrides."""
+        return kv.get_overrides(self._conn())
+
+    def set_override(self, name: str, value: object, at_s: float) -> object:
+        """Stores an override (bool, int, finite float or str); returns the value read back."""
+        with transaction(self._conn()) as conn:
+            return kv.set_override(conn, name, value, at_s)
+
+    def reset_override(self, name: str | None = None) -> list[str]:
+        """Removes one override, or all with None; returns the names removed."""
+        with transaction(self._conn()) as conn:
+            return kv.reset_override(conn, name)
+
+    # --- decision journal
+
+    def journal(self, records: list[dict], at_s: float, policy_name: str, policy_version: str,
+                policy_digest: str, cycle_id: str, dry_run: bool) -> None:
+        """Appends a cycle's decision records with the policy identity, in one transaction."""
+        with transaction(self._conn()) as conn:
+            jr.journal(conn, records, at_s, policy_name, policy_version, policy_digest,
+                       cycle_id, dry_run)
+
+    def decisions(self, scid: str | None = None, limit: int = 50) -> list[dict]:
+        """Returns up to limit decisions, newest first, each with at_s, cycle_id, policy
+        name/version/digest and dry_run."""
+        return jr.decisions(self._conn(), scid, limit)
+
+    def prune_journal(self, now_s: float, keep_days: float) -> int:
+        """Deletes decisions older than keep_days; returns how many."""
+        with transaction(self._conn()) as conn:
+            return jr.prune_journal(conn, now_s, keep_days)
+
+    # --- peers
+
+    def record_connection(self, peer_id: str, connected: bool, at_s: float) -> None:
+        """Records a connect (True) or disconnect (False) of a peer at at_s."""
+        peers.record_connection(self._conn(), peer_id, connected, at_s)
+
+    def peer_uptime(self, now_s: float, window_s: float) -> dict[str, dict]:
+        """Returns peer_id -> {"uptime_ratio", "disconnects", "connected", "known_s"} over the
+        window; time before a peer's first event is unknown and left out (see peers.py)."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            return peers.peer_uptime(conn, now_s, window_s)
+        finally:
+            conn.execute("COMMIT")
+
+    def prune_peer_events(self, now_s: float, keep_days: float) -> int:
+        """Deletes peer events older than keep_days but each peer's last one; returns how many."""
+        with transaction(self._conn()) as conn:
+            return peers.prune_peer_events(conn, now_s, keep_days)
+
+    # --- meta
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Returns the JSON value stored under key, default when absent."""
+        return kv.get_meta(self._conn(), key, default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Stores a JSON value under key."""
+        kv.set_meta(self._conn(), key, value)
