@@ -108,6 +108,8 @@ def _runtime() -> Runtime:
     return runtime
 
 
+# pyln binds `plugin` by position in positional calls and misplaces it after omitted
+# optional arguments, so every method takes `plugin` first.
 def _call(fn, *args):
     try:
         return fn(*args)
@@ -116,7 +118,7 @@ def _call(fn, *args):
 
 
 @plugin.method("revenue-status")
-def revenue_status(plugin=None):
+def revenue_status(plugin):
     """Active policy, last reload, mode, dependencies (sling, bookkeeper) and the last cycle."""
     status = _runtime().status()
     status["metrics"] = state["metrics_at"]
@@ -124,7 +126,7 @@ def revenue_status(plugin=None):
 
 
 @plugin.method("revenue-reload")
-def revenue_reload(plugin=None):
+def revenue_reload(plugin):
     """Validate the policy folder and swap it in atomically; on error the running policy stays."""
     result = _runtime().reload()
     if not result.ok:
@@ -136,7 +138,7 @@ def revenue_reload(plugin=None):
 
 
 @plugin.method("revenue-explain")
-def revenue_explain(scid=None, plugin=None):
+def revenue_explain(plugin, scid=None):
     """For every channel (or one scid): each rule considered, why it matched or not, and the decision."""
     if scid is not None and not isinstance(scid, str):
         raise RpcException("scid must be a short channel id string like 880001x1234x0", INVALID_PARAMS)
@@ -144,7 +146,7 @@ def revenue_explain(scid=None, plugin=None):
 
 
 @plugin.method("revenue-config")
-def revenue_config(key=None, value=None, plugin=None):
+def revenue_config(plugin, key=None, value=None):
     """List params; `key` shows one; `key value` overrides it; `reset [key]` removes overrides."""
     if key is not None and not isinstance(key, str):
         raise RpcException("key must be a param name or `reset`", INVALID_PARAMS)
@@ -152,13 +154,13 @@ def revenue_config(key=None, value=None, plugin=None):
 
 
 @plugin.method("revenue-snapshot")
-def revenue_snapshot(plugin=None):
+def revenue_snapshot(plugin):
     """A revops-snapshot/1 of the live node and the plugin's state, for `revops explain` offline."""
     return _runtime().snapshot()
 
 
 @plugin.method("revenue-cycle")
-def revenue_cycle(what="all", now=None, plugin=None):
+def revenue_cycle(plugin, what="all", now=None):
     """Run a cycle now: fees, rebalance or all. (`now` is for the simulator's clock only.)"""
     if what not in CYCLE_KINDS:
         raise RpcException(f"what must be one of {', '.join(CYCLE_KINDS)}, got {what!r}", INVALID_PARAMS)
@@ -171,7 +173,7 @@ def revenue_cycle(what="all", now=None, plugin=None):
 
 
 @plugin.method("revenue-decisions")
-def revenue_decisions(scid=None, limit=50, plugin=None):
+def revenue_decisions(plugin, scid=None, limit=50):
     """The decision journal, newest first: for one scid or all, at most `limit` entries."""
     return _call(_runtime().decisions, scid, limit)
 

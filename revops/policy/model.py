@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,16 @@ class ParamSpec:
                 return value.lower() == "true", None
             return None, f"expected a bool, got {value!r}"
         if self.type in ("number", "int"):
+            want = "an int" if self.type == "int" else "a number"
             if isinstance(value, bool):
-                return None, f"expected a {self.type}, got {value!r}"
+                return None, f"expected {want}, got {value!r}"
             if isinstance(value, str):
                 try:
                     value = float(value.replace("_", "")) if self.type == "number" else int(value.replace("_", ""))
                 except ValueError:
-                    return None, f"expected a {self.type}, got {value!r}"
-            if not isinstance(value, (int, float)) or value != value:  # NaN is not a fee
-                return None, f"expected a {self.type}, got {value!r}"
+                    return None, f"expected {want}, got {value!r}"
+            if not isinstance(value, (int, float)) or not math.isfinite(value):  # NaN and inf are not fees
+                return None, f"expected {want}, got {value!r}"
             if self.type == "int":
                 if isinstance(value, float) and not value.is_integer():
                     return None, f"expected an int, got {value!r}"

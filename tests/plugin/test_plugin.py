@@ -27,7 +27,7 @@ def test_manifest_methods_subscriptions_and_status(node):
     assert status["dependencies"] == {"sling": True, "bookkeeper": True}
     assert status["mode"] == "active" and status["clock"] == "simulated"
     # lightning-cli help shows a usage line for every method
-    usages = {c["command"].split()[0]: c["command"] for c in node.call("help")["help"]}
+    usages = {c["command"].split()[0]: c["command"].splitlines()[0].strip() for c in node.call("help")["help"]}
     assert usages["revenue-explain"] == "revenue-explain [scid]"
     assert usages["revenue-config"] == "revenue-config [key] [value]"
 
