@@ -30,6 +30,7 @@ from revops.policy.watch import PolicyWatcher
 CYCLE_KINDS = ("fees", "rebalance", "all")
 FORWARD_KEEP_DAYS = 45.0  # raw forwards older than this are rolled up into daily totals
 JOURNAL_KEEP_DAYS = 90.0
+WATCH_INTERVAL_S = 2.0  # how often the policy folder is checksummed when auto-reload is on
 
 
 class RequestError(Exception):
@@ -89,7 +90,7 @@ class Runtime:
             self._spawn("revops-fees", lambda: self.options.fee_interval_s, lambda: self.cycle("fees"))
             self._spawn("revops-rebalance", lambda: self.options.rebalance_interval_s, lambda: self.cycle("rebalance"))
             if self.options.auto_reload:
-                self._spawn("revops-watch", lambda: 5, self._reload_if_changed)
+                self._spawn("revops-watch", lambda: WATCH_INTERVAL_S, self._reload_if_changed)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the loops (a running cycle finishes first), then close the store."""
