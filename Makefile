@@ -1,5 +1,6 @@
 # The two quick-start commands live here so that they work on a fresh machine:
-#   make demo   set up, then run revops' main job (explain the example node's channels)
+#   make demo   set up, then run revops' main job: the real plugin pricing a simulated
+#               40-channel node for 3 days, compared with a fixed-fee baseline
 #   make test   set up, then run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/revops explain --policy policies/default --snapshot examples/snapshot.json
+	$(VENV)/bin/revops simulate --scenario hub --days 3 --policy policies/default \
+		--compare policies/baselines/static
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -24,3 +26,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/policy_eval.py
 	$(PY) bench/facts_build.py
+	$(PY) bench/store.py
+	$(PY) bench/cycle.py
+	$(PY) bench/sim_speed.py
