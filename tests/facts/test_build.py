@@ -17,7 +17,7 @@ from revops.facts.flow import ChannelFlow, WindowFlow, flows_from_forwards
 from revops.facts.registry import FACTS, NEVER_S
 from revops.facts.snapshot import load_snapshot
 
-from .cln_schema import response_errors
+from tests.cln_schema import response_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_767_225_600.0
