@@ -1,12 +1,13 @@
 """`ChannelFlow` aggregates computed in SQL, equal to `flows_from_forwards` over stored rows.
 
-Two grouped scans over the forwards of the last 30 days (the `forwards_t` index bounds the
-range): one by out_channel, one by in_channel, each bucketed into the disjoint age ranges
-<1d, 1d..7d, 7d..30d that flows_from_forwards uses, then cumulated into nested windows here.
+Two grouped scans, one per direction, each over a covering index ordered like its GROUP BY
+(forwards_out: out_channel, kind, t, ...; forwards_in: in_channel, kind, t, ...), so SQLite
+streams the groups without a sort or a table lookup. Each group sums the 30-day window, and
+FILTERed sums give the nested 7-day and 1-day windows.
 
-Exactness: t and hold_s are stored precomputed with flow.py's rules, and the bucket test is
-written as `(:now - t) < bound`, the same floating-point expression as `age < b0` there, so a
-forward falls in the same window in both. Integer sums are exact; float sums (hold times)
+Exactness: t, hold_s and kind are stored precomputed with flow.py's rules, and the window
+test is `(:now - t) < bound`, the same floating-point expression as `age < b0` there, so a
+forward falls in the same windows in both. Integer sums are exact; float sums (hold times)
 may differ from Python's in the last bits because rows are added in another order.
 
 Last times come from `channel_last` (kept at write time, never pruned), so a channel whose
@@ -19,90 +20,101 @@ from __future__ import annotations
 import sqlite3
 from types import MappingProxyType
 
-from revops.facts.flow import POLICY_FAILCODES, ChannelFlow, WindowFlow
+from revops.facts.flow import ChannelFlow, WindowFlow
 from revops.facts.registry import WINDOWS_S
+from revops.store.forwards import K_LIQUIDITY, K_POLICY, K_REMOTE, K_SETTLED
 
 _BOUNDS = tuple(sorted(WINDOWS_S.values()))
-_LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))
+_LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))  # ("1d", "7d", "30d")
 _NFIELDS = 13  # WindowFlow's fields
-_POLICY = ", ".join(str(c) for c in sorted(POLICY_FAILCODES))
 
-# :lo is a little below now - 30d so the index range never drops a row the exact test keeps.
-_BUCKET = ("CASE WHEN (:now - t) < :b0 THEN 0 WHEN (:now - t) < :b1 THEN 1 ELSE 2 END")
-_RANGE = "t >= :lo AND (:now - t) < :b2 AND status != 0"
 
+def _window_sums(cols: tuple[str, ...]) -> str:
+    """Returns the aggregate list: for each window, shortest first, count(*) and sum(col)s."""
+    parts = []
+    for i in range(len(_BOUNDS)):
+        f = f" FILTER (WHERE (:now - t) < :b{i})" if i < len(_BOUNDS) - 1 else ""
+        parts += [f"count(*){f}"] + [f"sum({c}){f}" for c in cols]
+    return ", ".join(parts)
+
+
+_OUT_COLS = ("out_msat", "fee_msat", "hold_s", "hold_s * hold_s")
+_IN_COLS = ("in_msat", "fee_msat")
+_WHERE = f"(:now - t) < :b{len(_BOUNDS) - 1}"
+
+# count(hold_s) is count(*) for kinds 1 and 2 (hold_s is set on every settled/failed row
+# with both times) except rows lacking a time, so it is counted on its own.
 _OUT_SQL = f"""
-SELECT out_channel, {_BUCKET} AS b,
-       sum(status = 1),
-       coalesce(sum(CASE WHEN status = 1 THEN out_msat END), 0),
-       coalesce(sum(CASE WHEN status = 1 THEN fee_msat END), 0),
-       sum(status = 3 AND coalesce(failcode NOT IN ({_POLICY}), 1)),
-       sum(status = 3 AND coalesce(failcode IN ({_POLICY}), 0)),
-       sum(status = 2),
-       count(hold_s), coalesce(sum(hold_s), 0.0), coalesce(sum(hold_s * hold_s), 0.0)
-FROM forwards INDEXED BY forwards_t
-WHERE {_RANGE} AND out_channel IS NOT NULL
-GROUP BY out_channel, b
+SELECT out_channel, kind, {_window_sums(_OUT_COLS)},
+       {", ".join(f"count(hold_s) FILTER (WHERE (:now - t) < :b{i})" for i in range(len(_BOUNDS)))}
+FROM forwards INDEXED BY forwards_out
+WHERE kind != 0 AND out_channel IS NOT NULL AND {_WHERE}
+GROUP BY out_channel, kind
 """
 
 _IN_SQL = f"""
-SELECT in_channel, {_BUCKET} AS b,
-       sum(status = 1),
-       coalesce(sum(CASE WHEN status = 1 THEN in_msat END), 0),
-       coalesce(sum(CASE WHEN status = 1 THEN fee_msat END), 0),
-       sum(status != 1)
-FROM forwards INDEXED BY forwards_t
-WHERE {_RANGE}
-GROUP BY in_channel, b
+SELECT in_channel, kind, {_window_sums(_IN_COLS)}
+FROM forwards INDEXED BY forwards_in
+WHERE kind != 0 AND {_WHERE}
+GROUP BY in_channel, kind
 """
 
-# Offsets in WindowFlow's field order (see flow.py).
-_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED = 0, 1, 2, 3, 4, 5
-_LIQ, _POL, _REMOTE, _IN_FAILED, _HOLD_N, _HOLD_SUM, _HOLD_SQ = 6, 7, 8, 9, 10, 11, 12
+# WindowFlow field offsets (see flow.py).
+(_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _LIQ, _POL, _REMOTE,
+ _IN_FAILED, _HOLD_N, _HOLD_SUM, _HOLD_SQ) = range(_NFIELDS)
+_FAIL_FIELD = {K_REMOTE: _REMOTE, K_LIQUIDITY: _LIQ, K_POLICY: _POL}
 
 
 def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFlow]:
     """Returns scid -> ChannelFlow as of `now_s`, from stored forwards and channel_last."""
-    b0, b1, b2 = _BOUNDS
-    params = {"now": float(now_s), "b0": b0, "b1": b1, "b2": b2, "lo": now_s - b2 - 1.0}
-    acc: dict[str, list] = {}
+    params = {"now": float(now_s), **{f"b{i}": b for i, b in enumerate(_BOUNDS)}}
+    nb = len(_BOUNDS)
+    acc: dict[str, list[list]] = {}
 
-    def buckets(scid: str) -> list:
-        a = acc.get(scid)
-        if a is None:
-            a = acc[scid] = [[0] * _NFIELDS for _ in _BOUNDS]
-        return a
+    def windows_of(scid: str) -> list[list]:
+        w = acc.get(scid)
+        if w is None:
+            w = acc[scid] = [[0] * _NFIELDS for _ in _BOUNDS]
+        return w
 
-    for scid, b, n, out_msat, fees, liq, pol, remote, hn, hsum, hsq in conn.execute(
-            _OUT_SQL, params):
-        v = buckets(scid)[b]
-        v[_OUT_COUNT] += n
-        v[_OUT_MSAT] += out_msat
-        v[_FEES] += fees
-        v[_LIQ] += liq
-        v[_POL] += pol
-        v[_REMOTE] += remote
-        v[_HOLD_N] += hn
-        v[_HOLD_SUM] += hsum
-        v[_HOLD_SQ] += hsq
-    for scid, b, n, in_msat, sourced, failed in conn.execute(_IN_SQL, params):
-        v = buckets(scid)[b]
-        v[_IN_COUNT] += n
-        v[_IN_MSAT] += in_msat
-        v[_SOURCED] += sourced
-        v[_IN_FAILED] += failed
+    width = 1 + len(_OUT_COLS)
+    for row in conn.execute(_OUT_SQL, params):
+        scid, kind = row[0], row[1]
+        ws = windows_of(scid)
+        for i in range(nb):
+            n, out_msat, fees, hsum, hsq = row[2 + i * width: 2 + (i + 1) * width]
+            v = ws[i]
+            if kind == K_SETTLED:
+                v[_OUT_COUNT] += n
+                v[_OUT_MSAT] += out_msat or 0
+                v[_FEES] += fees or 0
+            else:
+                v[_FAIL_FIELD[kind]] += n
+            v[_HOLD_N] += row[2 + nb * width + i]
+            v[_HOLD_SUM] += hsum or 0
+            v[_HOLD_SQ] += hsq or 0
+    width = 1 + len(_IN_COLS)
+    for row in conn.execute(_IN_SQL, params):
+        scid, kind = row[0], row[1]
+        ws = windows_of(scid)
+        for i in range(nb):
+            n, in_msat, sourced = row[2 + i * width: 2 + (i + 1) * width]
+            v = ws[i]
+            if kind == K_SETTLED:
+                v[_IN_COUNT] += n
+                v[_IN_MSAT] += in_msat or 0
+                v[_SOURCED] += sourced or 0
+            else:
+                v[_IN_FAILED] += n
     last = {scid: (lo, li) for scid, lo, li in
             conn.execute("SELECT scid, last_out_s, last_in_s FROM channel_last")}
     for scid in last:
-        buckets(scid)
+        windows_of(scid)
 
+    # Windows come out of SQL already nested (shortest first); order them by label.
     result: dict[str, ChannelFlow] = {}
-    for scid, bs in acc.items():
-        windows = {}
-        run = [0] * _NFIELDS
-        for label, v in zip(_LABELS, bs):
-            run = [x + y for x, y in zip(run, v)]
-            windows[label] = WindowFlow(*run)
+    for scid, ws in acc.items():
+        windows = {label: WindowFlow(*v) for label, v in zip(_LABELS, ws)}
         lo, li = last.get(scid, (None, None))
         result[scid] = ChannelFlow(scid, MappingProxyType(windows), lo, li)
     return result

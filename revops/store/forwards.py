@@ -35,6 +35,8 @@ import math
 import sqlite3
 from typing import Any, Iterable, Mapping
 
+from revops.facts.flow import POLICY_FAILCODES
+
 log = logging.getLogger(__name__)
 
 STATUS_CODES = {"offered": 0, "settled": 1, "failed": 2, "local_failed": 3}
@@ -44,9 +46,9 @@ OFFERED, SETTLED, FAILED, LOCAL_FAILED = 0, 1, 2, 3
 #: Stored columns of a forward, in the order of the tuples this module passes around.
 COLUMNS = ("created_index", "updated_index", "in_channel", "in_htlc_id", "out_channel",
            "out_htlc_id", "in_msat", "out_msat", "fee_msat", "status", "failcode",
-           "received_time", "resolved_time", "t", "hold_s")
+           "received_time", "resolved_time", "t", "hold_s", "kind")
 (_CREATED, _UPDATED, _IN_CH, _IN_HTLC, _OUT_CH, _OUT_HTLC, _IN_MSAT, _OUT_MSAT, _FEE,
- _STATUS, _FAILCODE, _RECEIVED, _RESOLVED, _T, _HOLD) = range(len(COLUMNS))
+ _STATUS, _FAILCODE, _RECEIVED, _RESOLVED, _T, _HOLD, _KIND) = range(len(COLUMNS))
 _OUTCOME = (_STATUS, _FAILCODE, _RESOLVED)
 
 _COLS_SQL = ", ".join(COLUMNS)
@@ -98,16 +100,26 @@ def _time(v: Any, name: str) -> float | None:
     return float(v)
 
 
-def derived(status: int, received: float | None, resolved: float | None
-            ) -> tuple[float, float | None]:
-    """Returns (t, hold_s) with flows_from_forwards' rules.
+#: kind column: how a forward counts in flows (see flow.py's counting rules).
+K_OFFERED, K_SETTLED, K_REMOTE, K_LIQUIDITY, K_POLICY = 0, 1, 2, 3, 4
+
+
+def derived(status: int, failcode: int | None, received: float | None,
+            resolved: float | None) -> tuple[float, float | None, int]:
+    """Returns (t, hold_s, kind) with flows_from_forwards' rules.
 
     t is resolved_time, else received_time, else 0 (a zero time counts as absent, as there);
-    hold_s is resolved - received for settled and failed forwards with both times, else None.
+    hold_s is resolved - received for settled and failed forwards with both times, else None;
+    kind is one of K_*: local_failed splits by failcode into policy (4107-4110) and
+    liquidity (anything else, or none).
     """
     t = resolved or received or 0.0
     hold = resolved - received if (status in (SETTLED, FAILED) and resolved and received) else None
-    return t, hold
+    if status == LOCAL_FAILED:
+        kind = K_POLICY if failcode in POLICY_FAILCODES else K_LIQUIDITY
+    else:
+        kind = status  # offered, settled, failed map onto K_OFFERED, K_SETTLED, K_REMOTE
+    return t, hold, kind
 
 
 def normalize(f: Mapping[str, Any]) -> tuple:
@@ -124,14 +136,14 @@ def normalize(f: Mapping[str, Any]) -> tuple:
         raise BadForward(f"out_channel: {out_channel!r}")
     received = _time(f.get("received_time"), "received_time")
     resolved = _time(f.get("resolved_time"), "resolved_time")
-    t, hold = derived(status, received, resolved)
+    failcode = _int(f.get("failcode"), "failcode")
     return (_int(f.get("created_index"), "created_index"),
             _int(f.get("updated_index"), "updated_index"),
             in_channel, _int(f.get("in_htlc_id"), "in_htlc_id"),
             out_channel, _int(f.get("out_htlc_id"), "out_htlc_id"),
             _int(f.get("in_msat"), "in_msat"), _int(f.get("out_msat"), "out_msat"),
-            _int(f.get("fee_msat"), "fee_msat"), status, _int(f.get("failcode"), "failcode"),
-            received, resolved, t, hold)
+            _int(f.get("fee_msat"), "fee_msat"), status, failcode,
+            received, resolved, *derived(status, failcode, received, resolved))
 
 
 def find(conn: sqlite3.Connection, r: tuple) -> sqlite3.Row | None:
@@ -163,7 +175,8 @@ def merge(old: tuple, new: tuple) -> tuple:
     merged[_CREATED] = old[_CREATED] if old[_CREATED] is not None else new[_CREATED]
     if old[_UPDATED] is not None and new[_UPDATED] is not None:
         merged[_UPDATED] = max(old[_UPDATED], new[_UPDATED])
-    merged[_T], merged[_HOLD] = derived(merged[_STATUS], merged[_RECEIVED], merged[_RESOLVED])
+    merged[_T], merged[_HOLD], merged[_KIND] = derived(
+        merged[_STATUS], merged[_FAILCODE], merged[_RECEIVED], merged[_RESOLVED])
     return tuple(merged)
 
 

@@ -26,9 +26,11 @@ class SchemaTooNew(RuntimeError):
 
 _V1_FORWARDS = (
     # One row per forward (incoming HTLC). status: 0 offered, 1 settled, 2 failed,
-    # 3 local_failed. t and hold_s are derived at write time with flows_from_forwards' rules
-    # so SQL aggregates need no per-row logic: t = resolved_time or received_time;
-    # hold_s = resolved_time - received_time for settled/failed with both times, else NULL.
+    # 3 local_failed. t, hold_s and kind are derived at write time with flow.py's rules so
+    # the SQL aggregates need no per-row logic: t = resolved_time or received_time;
+    # hold_s = resolved_time - received_time for settled/failed with both times, else NULL;
+    # kind: 0 offered, 1 settled, 2 failed downstream, 3 local_failed for liquidity (or any
+    # other cause), 4 local_failed for policy (failcodes 4107-4110).
     """CREATE TABLE forwards (
         id INTEGER PRIMARY KEY,
         created_index INTEGER,
@@ -45,13 +47,19 @@ _V1_FORWARDS = (
         received_time REAL,
         resolved_time REAL,
         t REAL NOT NULL,
-        hold_s REAL
+        hold_s REAL,
+        kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 4)
     )""",
-    # The three identity keys (see forwards.py) and the time index for windows and pruning.
+    # The three identity keys (see forwards.py).
     "CREATE UNIQUE INDEX forwards_htlc ON forwards(in_channel, in_htlc_id)",
     "CREATE INDEX forwards_created ON forwards(created_index)",
     "CREATE INDEX forwards_received ON forwards(in_channel, received_time)",
-    "CREATE INDEX forwards_t ON forwards(t)",
+    # Covering indexes for channel_flows, one per direction: each scan reads only the index,
+    # already in GROUP BY order, so no table lookups and no sort (4 s -> 0.6 s at 1M rows).
+    """CREATE INDEX forwards_out ON forwards(out_channel, kind, t, out_msat, fee_msat, hold_s)
+        WHERE kind != 0 AND out_channel IS NOT NULL""",
+    """CREATE INDEX forwards_in ON forwards(in_channel, kind, t, in_msat, fee_msat)
+        WHERE kind != 0""",
     # Latest settled forward per channel and direction, kept across pruning (has_forwarded).
     """CREATE TABLE channel_last (
         scid TEXT PRIMARY KEY,

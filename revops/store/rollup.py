@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from revops.facts.flow import POLICY_FAILCODES
 from revops.facts.registry import WINDOWS_S
 
 #: Rollup counters, in forward_daily's column order (WindowFlow's field names).
@@ -22,7 +21,6 @@ DAILY_FIELDS = ("out_count", "out_msat", "fees_msat", "in_count", "in_msat",
 #: Forwards younger than this are never pruned: channel_flows needs them for its windows.
 MIN_KEEP_S = max(WINDOWS_S.values())
 
-_POLICY = ", ".join(str(c) for c in sorted(POLICY_FAILCODES))
 _SUMS = ", ".join(f"sum({f}) AS {f}" for f in DAILY_FIELDS)
 
 
@@ -30,22 +28,21 @@ def _per_row(out_filter: str, in_filter: str) -> str:
     """Returns SQL giving one (day, scid, counters...) row per forward side matching the filters."""
     return f"""
     SELECT date(t, 'unixepoch') AS day, out_channel AS scid,
-           status = 1 AS out_count,
-           CASE WHEN status = 1 THEN coalesce(out_msat, 0) ELSE 0 END AS out_msat,
-           CASE WHEN status = 1 THEN coalesce(fee_msat, 0) ELSE 0 END AS fees_msat,
+           kind = 1 AS out_count,
+           CASE WHEN kind = 1 THEN coalesce(out_msat, 0) ELSE 0 END AS out_msat,
+           CASE WHEN kind = 1 THEN coalesce(fee_msat, 0) ELSE 0 END AS fees_msat,
            0 AS in_count, 0 AS in_msat, 0 AS sourced_fees_msat,
-           status = 3 AND coalesce(failcode NOT IN ({_POLICY}), 1) AS out_failed_liquidity,
-           status = 3 AND coalesce(failcode IN ({_POLICY}), 0) AS out_failed_policy,
-           status = 2 AS out_failed_remote, 0 AS in_failed,
+           kind = 3 AS out_failed_liquidity, kind = 4 AS out_failed_policy,
+           kind = 2 AS out_failed_remote, 0 AS in_failed,
            hold_s IS NOT NULL AS hold_count, coalesce(hold_s, 0.0) AS hold_sum_s,
            coalesce(hold_s * hold_s, 0.0) AS hold_sumsq_s2
-    FROM forwards WHERE status != 0 AND out_channel IS NOT NULL AND {out_filter}
+    FROM forwards WHERE kind != 0 AND out_channel IS NOT NULL AND {out_filter}
     UNION ALL
     SELECT date(t, 'unixepoch'), in_channel, 0, 0, 0,
-           status = 1, CASE WHEN status = 1 THEN coalesce(in_msat, 0) ELSE 0 END,
-           CASE WHEN status = 1 THEN coalesce(fee_msat, 0) ELSE 0 END,
-           0, 0, 0, status != 1, 0, 0.0, 0.0
-    FROM forwards WHERE status != 0 AND {in_filter}"""
+           kind = 1, CASE WHEN kind = 1 THEN coalesce(in_msat, 0) ELSE 0 END,
+           CASE WHEN kind = 1 THEN coalesce(fee_msat, 0) ELSE 0 END,
+           0, 0, 0, kind != 1, 0, 0.0, 0.0
+    FROM forwards WHERE kind != 0 AND {in_filter}"""
 
 
 _COLS = ", ".join(DAILY_FIELDS)
@@ -69,7 +66,7 @@ def rollup_and_prune(conn: sqlite3.Connection, now_s: float, keep_days: float) -
     (a replayed backfill) is not stored a second time.
     """
     cutoff = now_s - max(keep_days * 86_400.0, MIN_KEEP_S)
-    rolled = conn.execute("SELECT count(*) FROM forwards WHERE t < ? AND status != 0",
+    rolled = conn.execute("SELECT count(*) FROM forwards WHERE t < ? AND kind != 0",
                           (cutoff,)).fetchone()[0]
     if rolled:
         conn.execute(_ROLLUP, {"cutoff": cutoff})

@@ -1,0 +1,135 @@
+"""Store benchmark: prints ingest and backfill rates, channel_flows times and DB size.
+
+    python bench/store.py [--big 1000000] [--channels 5000] [--events 20000]
+
+Figures: forward_event notifications/s through the single-call path (one transaction per
+event, offered + resolution pairs), listforwards backfill rows/s (pages of 1,000 entries),
+channel_flows time at 100k and --big stored forwards over --channels channels (all within
+the 30-day window, the worst case), DB size and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from revops.store import Store  # noqa: E402
+
+NOW_S = 1_767_225_600.0
+PAGE = 1000
+
+
+def scids(n: int) -> list[str]:
+    """Returns n distinct short channel ids."""
+    return [f"{800000 + i // 10}x{i % 10}x0" for i in range(n)]
+
+
+def forwards(n: int, chans: list[str], start_index: int, rng: random.Random) -> list[dict]:
+    """Returns n listforwards-shaped entries spread over the last 30 days."""
+    out = []
+    statuses = ("settled",) * 6 + ("failed", "local_failed", "local_failed", "offered")
+    for i in range(n):
+        status = rng.choice(statuses)
+        received = NOW_S - rng.random() * 29 * 86_400
+        f = {"created_index": start_index + i, "in_channel": rng.choice(chans),
+             "in_htlc_id": start_index + i, "in_msat": 1_000_000 + i,
+             "status": status, "received_time": received, "style": "tlv"}
+        if status != "local_failed" or rng.random() < 0.5:
+            f["out_channel"] = rng.choice(chans)
+        if status in ("settled", "failed", "offered"):
+            f["out_msat"], f["fee_msat"] = 1_000_000 + i - 100, 100
+        if status in ("settled", "failed"):
+            f["resolved_time"] = received + rng.random() * 5
+            f["updated_index"] = start_index + i
+        if status == "local_failed":
+            f["failcode"] = rng.choice((4103, 4108, 16394))
+        out.append(f)
+    return out
+
+
+def bench_events(path: Path, n: int, rng: random.Random) -> float:
+    """Returns forward_event notifications/s through ingest_forward_event, one call each."""
+    store = Store(path)
+    chans = scids(200)
+    events = []
+    for f in forwards(n // 2, chans, 1, rng):
+        offered = {k: v for k, v in f.items()
+                   if k not in ("resolved_time", "updated_index", "failcode")}
+        offered["status"] = "offered"
+        resolution = {k: v for k, v in f.items() if k != "created_index"}
+        events += [offered, resolution]
+    t0 = time.perf_counter()
+    for e in events:
+        store.ingest_forward_event(e)
+    dt = time.perf_counter() - t0
+    store.close()
+    return len(events) / dt
+
+
+def fill(store: Store, n: int, chans: list[str], start: int, rng: random.Random) -> float:
+    """Backfills n forwards in pages; returns rows/s."""
+    dt = 0.0
+    done = 0
+    while done < n:
+        page = forwards(min(PAGE, n - done), chans, start + done, rng)
+        t0 = time.perf_counter()
+        store.ingest_forwards(page)
+        dt += time.perf_counter() - t0
+        done += len(page)
+    return n / dt
+
+
+def time_flows(store: Store) -> tuple[float, int]:
+    """Returns (best seconds of 3 channel_flows calls, channels returned)."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        flows = store.channel_flows(NOW_S)
+        best = min(best, time.perf_counter() - t0)
+    return best, len(flows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big", type=int, default=1_000_000)
+    ap.add_argument("--channels", type=int, default=5000)
+    ap.add_argument("--events", type=int, default=20_000)
+    args = ap.parse_args()
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        ev_s = bench_events(Path(tmp, "events.sqlite3"), args.events, rng)
+        print(f"ingest_forward_event: {ev_s:,.0f} events/s ({args.events:,} events, one call each)")
+
+        path = Path(tmp, "big.sqlite3")
+        store = Store(path)
+        chans = scids(args.channels)
+        rate = fill(store, 100_000, chans, 1, rng)
+        print(f"ingest_forwards backfill: {rate:,.0f} rows/s (100k rows, pages of {PAGE})")
+        t, n = time_flows(store)
+        print(f"channel_flows: {t * 1000:,.0f} ms at 100k forwards ({n:,} channels)")
+        if args.big > 100_000:
+            rate = fill(store, args.big - 100_000, chans, 100_001, rng)
+            print(f"ingest_forwards backfill: {rate:,.0f} rows/s (up to {args.big:,} rows)")
+            t, n = time_flows(store)
+            print(f"channel_flows: {t * 1000:,.0f} ms at {store.forward_count():,} forwards "
+                  f"({n:,} channels)")
+        again = fill(store, 10_000, chans, 1, random.Random(1))
+        print(f"ingest_forwards replay of known rows: {again:,.0f} rows/s")
+        store.close()
+        size = sum(os.path.getsize(p) for p in Path(tmp).glob("big.sqlite3*"))
+        print(f"DB size: {size / 2**20:,.1f} MiB ({size / max(args.big, 100_000):,.0f} B/forward, "
+              f"incl. WAL)")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
