@@ -74,8 +74,10 @@ def bench_events(path: Path, n: int, rng: random.Random) -> float:
     return len(events) / dt
 
 
-def fill(store: Store, n: int, chans: list[str], start: int, rng: random.Random) -> float:
-    """Backfills n forwards in pages; returns rows/s."""
+def fill(store: Store, n: int, chans: list[str], start: int, rng: random.Random,
+         keep: list | None = None) -> float:
+    """Backfills n forwards in pages (keeping the first 10 pages in keep, if given); returns
+    rows/s."""
     dt = 0.0
     done = 0
     while done < n:
@@ -84,7 +86,16 @@ def fill(store: Store, n: int, chans: list[str], start: int, rng: random.Random)
         store.ingest_forwards(page)
         dt += time.perf_counter() - t0
         done += len(page)
+        if keep is not None and len(keep) < 10:
+            keep.append(page)
     return n / dt
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    """Returns (seconds, result) of one call."""
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
 
 
 def time_flows(store: Store) -> tuple[float, int]:
@@ -95,6 +106,15 @@ def time_flows(store: Store) -> tuple[float, int]:
         flows = store.channel_flows(NOW_S)
         best = min(best, time.perf_counter() - t0)
     return best, len(flows)
+
+
+def rss_mib() -> float:
+    """Returns the current resident set size in MiB (Linux), 0 elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
 
 
 def main() -> None:
@@ -111,7 +131,8 @@ def main() -> None:
         path = Path(tmp, "big.sqlite3")
         store = Store(path)
         chans = scids(args.channels)
-        rate = fill(store, 100_000, chans, 1, rng)
+        first: list[list[dict]] = []
+        rate = fill(store, 100_000, chans, 1, rng, first)
         print(f"ingest_forwards backfill: {rate:,.0f} rows/s (100k rows, pages of {PAGE})")
         t, n = time_flows(store)
         print(f"channel_flows: {t * 1000:,.0f} ms at 100k forwards ({n:,} channels)")
@@ -121,8 +142,19 @@ def main() -> None:
             t, n = time_flows(store)
             print(f"channel_flows: {t * 1000:,.0f} ms at {store.forward_count():,} forwards "
                   f"({n:,} channels)")
-        again = fill(store, 10_000, chans, 1, random.Random(1))
-        print(f"ingest_forwards replay of known rows: {again:,.0f} rows/s")
+        print(f"RSS after channel_flows: {rss_mib():,.0f} MiB")
+        t0 = time.perf_counter()
+        for page in first[:10]:
+            assert store.ingest_forwards(page) == 0
+        print(f"ingest_forwards replay of known rows: {10 * PAGE / (time.perf_counter() - t0):,.0f}"
+              f" rows/s")
+        dt, days = timed(store.daily_history)
+        print(f"daily_history: {dt * 1000:,.0f} ms ({len(days):,} day-channel rows)")
+        dt, r = timed(store.rollup_and_prune, NOW_S + 10 * 86_400, 30)
+        print(f"rollup_and_prune: {dt * 1000:,.0f} ms (rolled {r['rolled']:,}, "
+              f"pruned {r['pruned']:,})")
+        dt, did = timed(store.vacuum_if_worth)
+        print(f"vacuum_if_worth: {dt * 1000:,.0f} ms (vacuumed: {did})")
         store.close()
         size = sum(os.path.getsize(p) for p in Path(tmp).glob("big.sqlite3*"))
         print(f"DB size: {size / 2**20:,.1f} MiB ({size / max(args.big, 100_000):,.0f} B/forward, "

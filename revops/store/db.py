@@ -38,7 +38,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     # In WAL mode NORMAL never corrupts the database; a power loss may lose the last commits.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA temp_store = MEMORY")
     # 32 MiB page cache (default 2 MiB): index pages of a large forwards table stay hot, which
     # keeps backfill of a million rows from turning into random reads.
     conn.execute("PRAGMA cache_size = -32768")

@@ -6,8 +6,9 @@ down: uptime_ratio = connected time / known time within [now - window, now]. So 
 seen 1 h ago and connected since has ratio 1.0 over a 24 h window, with known_s = 3600.
 uptime_ratio is None when nothing of the window is known (known_s == 0).
 
-`disconnects` counts disconnect events in the window that changed the state (a repeated
-"disconnected" is not a second disconnect). `connected` is the state at now.
+`disconnects` counts disconnect events in the window that changed the state: a repeated
+"disconnected" is not a second disconnect, while one after an unknown state counts
+(lightningd only reports a disconnect of a connected peer). `connected` is the state at now.
 """
 
 from __future__ import annotations

@@ -46,34 +46,57 @@ def _per_row(out_filter: str, in_filter: str) -> str:
 
 
 _COLS = ", ".join(DAILY_FIELDS)
+_CHUNK_IDS = "prune_ids"  # temp table: the ids of the rows one chunk rolls and deletes
 _ROLLUP = f"""
 INSERT INTO forward_daily (day, scid, {_COLS})
 SELECT day, scid, {_SUMS}
-FROM ({_per_row("t < :cutoff", "t < :cutoff")})
+FROM ({_per_row(f"id IN temp.{_CHUNK_IDS}", f"id IN temp.{_CHUNK_IDS}")})
 WHERE true
 GROUP BY day, scid
 ON CONFLICT (day, scid) DO UPDATE SET
 """ + ",\n".join(f"{f} = {f} + excluded.{f}" for f in DAILY_FIELDS)
 
+#: Rows rolled and deleted per transaction: bounds how long a prune holds the write lock
+#: (about 0.3 s here), so live event ingestion never waits near busy_timeout, even when the
+#: first prune after a backfill of years of history deletes millions of rows.
+CHUNK_ROWS = 20_000
 
-def rollup_and_prune(conn: sqlite3.Connection, now_s: float, keep_days: float) -> dict:
-    """Rolls forwards older than keep_days into forward_daily and deletes them, in the caller's
-    transaction; returns {"rolled": resolved forwards rolled, "pruned": rows deleted,
-    "cutoff_s": the time before which forwards went}.
 
-    keep_days is raised to the longest flow window (30 d) if smaller, so channel_flows stays
-    exact. The cutoff becomes the prune horizon: a forward older than it that shows up again
-    (a replayed backfill) is not stored a second time.
+def prune_cutoff(now_s: float, keep_days: float) -> float:
+    """Returns the time before which forwards are rolled up and deleted.
+
+    keep_days is raised to the longest flow window (30 d) if smaller, so channel_flows
+    stays exact.
     """
-    cutoff = now_s - max(keep_days * 86_400.0, MIN_KEEP_S)
-    rolled = conn.execute("SELECT count(*) FROM forwards WHERE t < ? AND kind != 0",
-                          (cutoff,)).fetchone()[0]
-    if rolled:
-        conn.execute(_ROLLUP, {"cutoff": cutoff})
-    pruned = conn.execute("DELETE FROM forwards WHERE t < ?", (cutoff,)).rowcount
+    return now_s - max(keep_days * 86_400.0, MIN_KEEP_S)
+
+
+def rollup_chunk(conn: sqlite3.Connection, cutoff_s: float, limit: int = CHUNK_ROWS
+                 ) -> tuple[int, int]:
+    """Rolls up to `limit` forwards older than cutoff_s into forward_daily and deletes them,
+    in the caller's transaction; returns (resolved forwards rolled, rows deleted).
+
+    Fewer than `limit` deleted means none older than cutoff_s is left. The first chunk also
+    moves the prune horizon to cutoff_s, so from then on a forward older than it that
+    matches no row is not stored again (it was rolled already, or is about to be).
+    """
     conn.execute("UPDATE forward_cursor SET horizon_s = max(horizon_s, ?) WHERE id = 1",
-                 (cutoff,))
-    return {"rolled": rolled, "pruned": pruned, "cutoff_s": cutoff}
+                 (cutoff_s,))
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_CHUNK_IDS} (id INTEGER PRIMARY KEY)")
+    conn.execute(f"DELETE FROM temp.{_CHUNK_IDS}")
+    # Rowid order finds old rows first (forwards are mostly written in time order), so a
+    # chunk rarely scans far without an index on t.
+    n = conn.execute(f"INSERT INTO temp.{_CHUNK_IDS} SELECT id FROM forwards WHERE t < ? LIMIT ?",
+                     (cutoff_s, limit)).rowcount
+    if not n:
+        return 0, 0
+    rolled = conn.execute(f"SELECT count(*) FROM forwards WHERE id IN temp.{_CHUNK_IDS} "
+                          "AND kind != 0").fetchone()[0]
+    if rolled:
+        conn.execute(_ROLLUP)
+    pruned = conn.execute(f"DELETE FROM forwards WHERE id IN temp.{_CHUNK_IDS}").rowcount
+    conn.execute(f"DELETE FROM temp.{_CHUNK_IDS}")
+    return rolled, pruned
 
 
 def daily_history(conn: sqlite3.Connection, scid: str | None = None) -> list[dict]:

@@ -90,9 +90,22 @@ class Store:
 
     def rollup_and_prune(self, now_s: float, keep_days: float) -> dict:
         """Rolls forwards older than keep_days (at least 30) into daily rollups and deletes
-        them, in one transaction; returns {"rolled": n, "pruned": n, "cutoff_s": t}."""
-        with transaction(self._conn()) as conn:
-            return rollup.rollup_and_prune(conn, now_s, keep_days)
+        them; returns {"rolled": resolved forwards rolled, "pruned": rows deleted,
+        "cutoff_s": t}.
+
+        Works in chunks of rollup.CHUNK_ROWS, one transaction each: every chunk's rollup and
+        delete commit together, so a crash between chunks loses nothing and counts nothing
+        twice, and the next call finishes the job.
+        """
+        cutoff = rollup.prune_cutoff(now_s, keep_days)
+        rolled = pruned = 0
+        conn = self._conn()
+        while True:
+            with transaction(conn):
+                r, p = rollup.rollup_chunk(conn, cutoff)
+            rolled, pruned = rolled + r, pruned + p
+            if p < rollup.CHUNK_ROWS:
+                return {"rolled": rolled, "pruned": pruned, "cutoff_s": cutoff}
 
     def daily_history(self, scid: str | None = None) -> list[dict]:
         """Returns per (day, scid) totals, rollups plus not-yet-rolled forwards, by day."""

@@ -98,3 +98,34 @@ def test_vacuum_only_when_worth_it(store):
     assert conn.execute("PRAGMA page_count").fetchone()[0] < pages
     assert not store.vacuum_if_worth(min_free_ratio=0.2, min_free_bytes=0)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_chunked_prune_interrupted_between_chunks_loses_and_doubles_nothing(store, monkeypatch):
+    from revops.store import rollup
+    fs = forwards(1500, seed=27, n_chans=5, max_age_s=90 * DAY_S)
+    store.ingest_forwards(fs)
+    before = store.daily_history()
+    monkeypatch.setattr(rollup, "CHUNK_ROWS", 100)
+    real = rollup.rollup_chunk
+    calls = [0]
+
+    def crash_on_third(conn, cutoff_s, limit=100):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt  # the plugin is stopped mid-prune
+        return real(conn, cutoff_s, limit)
+
+    monkeypatch.setattr(rollup, "rollup_chunk", crash_on_third)
+    try:
+        store.rollup_and_prune(NOW_S, keep_days=30)
+    except KeyboardInterrupt:
+        pass
+    _assert_history_equal(store.daily_history(), before)  # two chunks in, nothing lost
+    assert store.ingest_forwards(fs) == 0  # a replay meanwhile stores nothing twice
+    _assert_history_equal(store.daily_history(), before)
+    monkeypatch.setattr(rollup, "rollup_chunk", real)
+    r = store.rollup_and_prune(NOW_S, keep_days=30)  # the next run finishes the job
+    assert r["pruned"] > 100
+    assert all((f.get("resolved_time") or f.get("received_time")) >= r["cutoff_s"]
+               for f in [dict(x) for x in store._conn().execute("SELECT * FROM forwards")])
+    _assert_history_equal(store.daily_history(), before)
