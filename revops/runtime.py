@@ -188,7 +188,7 @@ class Runtime:
             self.log(f"fee cycle skipped: {summary['error']}", "warn")
             self._record_cycle(summary)
             return summary
-        evaluations = policy.evaluate_many(facts, states)
+        evaluations = policy.evaluate_many(facts, states, keep_values=False)
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
         counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
         records, state_updates = [], {}

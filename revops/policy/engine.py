@@ -30,6 +30,7 @@ from revops.policy.rete import RuleSession
 
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
+CHUNK = 256  # channels decided together: bounds the memory of a cycle, keeps batches large
 
 
 @dataclass(frozen=True)
@@ -192,10 +193,23 @@ class PreparedPolicy:
         return self.evaluate_many([facts], {facts.scid: state or {}}, matcher=matcher, explain=explain)[0]
 
     def evaluate_many(self, channel_facts: Iterable, states: Mapping[str, Mapping[str, Any]] | None = None,
-                      *, matcher: str = "durable", explain: bool = False) -> list[Evaluation]:
-        """Decide every channel: one durable-rules batch per phase for the whole list."""
+                      *, matcher: str = "durable", explain: bool = False,
+                      keep_values: bool = True) -> list[Evaluation]:
+        """Decide every channel, CHUNK channels at a time (one durable-rules batch per phase each).
+
+        `keep_values=False` drops each channel's value dict once decided: the fee cycle does
+        not need it, and at 5,000 channels those dicts are most of the memory a cycle uses.
+        """
         states = states or {}
         facts_list = list(channel_facts)
+        results: list[Evaluation] = []
+        for start in range(0, len(facts_list), CHUNK):
+            chunk = facts_list[start:start + CHUNK]
+            results.extend(self._evaluate_chunk(chunk, states, matcher, explain, keep_values))
+        return results
+
+    def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
+                        keep_values: bool) -> list[Evaluation]:
         items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
         decide, post = self._phases
         results: list[Evaluation | None] = [None] * len(items)
@@ -222,7 +236,8 @@ class PreparedPolicy:
                 results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
                 continue
             decision = self._finish(facts, outcome, old_fee, state_updates)
-            results[i] = Evaluation(decision, tuple(self._trace(values, trace, errors, explain)), values)
+            events = tuple(self._trace(values, trace, errors, explain))
+            results[i] = Evaluation(decision, events, values if keep_values else {})
         return results
 
     def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:

@@ -113,8 +113,17 @@ def test_explain_equals_offline_explain_on_the_snapshot(node, tmp_path):
     assert [c["scid"] for c in offline["channels"]] == [c["scid"] for c in live["channels"]]
     for a, b in zip(offline["channels"], live["channels"]):
         assert a["decision"] == b["decision"], a["scid"]
-        assert a["facts"] == b["facts"], a["scid"]
-    assert live == offline
+        assert [(e["rule"], e["matched"], e.get("outcome")) for e in a["trace"]] == \
+            [(e["rule"], e["matched"], e.get("outcome")) for e in b["trace"]]
+        # SQL and Python add hold times in different orders: equal to the last few bits
+        assert a["facts"].keys() == b["facts"].keys()
+        for name, value in a["facts"].items():
+            other = b["facts"][name]
+            if isinstance(value, float):
+                assert value == pytest.approx(other, rel=1e-9, abs=1e-9), (a["scid"], name)
+            else:
+                assert value == other, (a["scid"], name)
+    assert live["policy"] == offline["policy"]
 
 
 def test_explain_one_channel_and_bad_params(node):
