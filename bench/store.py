@@ -55,12 +55,13 @@ def forwards(n: int, chans: list[str], start_index: int, rng: random.Random) -> 
     return out
 
 
-def bench_events(path: Path, n: int, rng: random.Random) -> float:
+def bench_events(path: Path, n: int, rng: random.Random, chans: list[str] | None = None,
+                 start: int = 1) -> float:
     """Returns forward_event notifications/s through ingest_forward_event, one call each."""
     store = Store(path)
-    chans = scids(200)
+    chans = chans or scids(200)
     events = []
-    for f in forwards(n // 2, chans, 1, rng):
+    for f in forwards(n // 2, chans, start, rng):
         offered = {k: v for k, v in f.items()
                    if k not in ("resolved_time", "updated_index", "failcode")}
         offered["status"] = "offered"
@@ -143,6 +144,8 @@ def main() -> None:
             print(f"channel_flows: {t * 1000:,.0f} ms at {store.forward_count():,} forwards "
                   f"({n:,} channels)")
         print(f"RSS after channel_flows: {rss_mib():,.0f} MiB")
+        ev_s = bench_events(path, 10_000, rng, chans, 10_000_000)
+        print(f"ingest_forward_event: {ev_s:,.0f} events/s into the {store.forward_count():,}-row DB")
         t0 = time.perf_counter()
         for page in first[:10]:
             assert store.ingest_forwards(page) == 0

@@ -74,21 +74,31 @@ class BadForward(ValueError):
     """A forward dict that cannot be stored (missing in_channel or status, mistyped field)."""
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _int(v: Any, name: str) -> int | None:
-    """Returns v as an int (None stays None); accepts "123" and "123msat" strings."""
+    """Returns v as an int (None stays None); accepts "123" and "123msat" strings.
+
+    Values SQLite cannot store (beyond 64 bits) are refused here, so one bad entry is
+    skipped instead of failing the bind and with it the whole page.
+    """
     if v is None:
         return None
     if isinstance(v, bool):
         raise BadForward(f"{name}: bool")
+    n: int | None = None
     if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str):
+        n = v
+    elif isinstance(v, float) and v.is_integer():
+        n = int(v)
+    elif isinstance(v, str):
         s = v[:-4] if v.endswith("msat") else v
         if s.isdigit():
-            return int(s)
-    raise BadForward(f"{name}: {v!r} is not an integer")
+            n = int(s)
+    if n is None or not -_INT64_MAX <= n <= _INT64_MAX:
+        raise BadForward(f"{name}: {v!r} is not a 64-bit integer")
+    return n
 
 
 def _time(v: Any, name: str) -> float | None:

@@ -60,7 +60,8 @@ def decisions(conn: sqlite3.Connection, scid: str | None, limit: int) -> list[di
     policy_digest and dry_run."""
     cols = ", ".join([f"d.{f}" for f in RECORD_FIELDS] + [f"b.{f}" for f in _BATCH_FIELDS])
     where = "WHERE d.scid = ?" if scid is not None else ""
-    params: tuple = (scid, int(limit)) if scid is not None else (int(limit),)
+    limit = max(0, int(limit))  # SQLite reads a negative LIMIT as "no limit"
+    params: tuple = (scid, limit) if scid is not None else (limit,)
     rows = conn.execute(
         f"SELECT d.id, {cols}, d.extra_json FROM decisions d "
         f"JOIN journal_batches b ON b.id = d.batch_id {where} ORDER BY d.id DESC LIMIT ?",

@@ -57,8 +57,9 @@ ON CONFLICT (day, scid) DO UPDATE SET
 """ + ",\n".join(f"{f} = {f} + excluded.{f}" for f in DAILY_FIELDS)
 
 #: Rows rolled and deleted per transaction: bounds how long a prune holds the write lock
-#: (about 0.3 s here), so live event ingestion never waits near busy_timeout, even when the
-#: first prune after a backfill of years of history deletes millions of rows.
+#: (under a second on this machine at 1M stored rows), so live event ingestion never waits
+#: near busy_timeout, even when the first prune after a backfill of years of history
+#: deletes millions of rows.
 CHUNK_ROWS = 20_000
 
 

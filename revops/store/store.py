@@ -29,12 +29,16 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conns = Connections(self.path)
-        conn = self._conns.get()
-        # WAL is a property of the file (it persists); readers then never block the writer.
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise sqlite3.OperationalError(f"{self.path}: cannot use WAL (journal_mode={mode})")
-        migrate(conn)
+        try:
+            conn = self._conns.get()
+            # WAL is a property of the file (it persists); readers then never block the writer.
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(f"{self.path}: cannot use WAL (journal_mode={mode})")
+            migrate(conn)
+        except BaseException:
+            self._conns.close_all()
+            raise
 
     def _conn(self) -> sqlite3.Connection:
         return self._conns.get()

@@ -162,7 +162,7 @@ def test_contradicting_keys_never_merge(store):
 def test_malformed_entries_are_skipped(store):
     bad = [{"status": "settled"}, {"in_channel": "1x1x1"}, {**SETTLED, "status": "weird"},
            {**SETTLED, "in_msat": "lots"}, {**SETTLED, "received_time": float("nan")},
-           {**SETTLED, "in_htlc_id": True}, "not a dict", None]
+           {**SETTLED, "in_htlc_id": True}, {**SETTLED, "in_msat": 2**64}, "not a dict", None]
     assert store.ingest_forwards(bad + [SETTLED]) == 1
     assert not store.ingest_forward_event({"status": "settled"})
     assert store.forward_count() == 1

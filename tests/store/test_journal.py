@@ -38,6 +38,7 @@ def test_newest_first_limit_and_scid(store):
     assert [d["fee_ppm"] for d in store.decisions("2x2x2")] == [21, 20]
     assert [d["cycle_id"] for d in store.decisions("1x1x1", limit=2)] == ["c3", "c2"]
     assert store.decisions("9x9x9") == []
+    assert store.decisions(limit=0) == [] and store.decisions(limit=-1) == []
 
 
 def test_empty_batch_writes_nothing(store):
