@@ -1,4 +1,4 @@
-"""How fast the simulated node's market model runs, with no plugin in the loop.
+"""How fast the simulator runs: the market model alone, and with the real plugin in the loop.
 
 Prints, for the model alone (Node.advance plus draining its notifications; no harness, no
 plugin process, no JSON encoding):
@@ -8,10 +8,12 @@ plugin process, no JSON encoding):
 * wall time of 7 simulated days of the `large` scenario (2,000 channels), with the size
   of its forwards table and the process's peak memory.
 
-The plugin-in-the-loop version (harness + revops plugin reacting to every notification)
-comes later; expect it to be dominated by the plugin, not by this model.
+and then, with `revops simulate`'s driver (the plugin process under the harness, every
+subscribed notification delivered, a fee cycle every 30 simulated minutes), the same runs'
+wall time and simulated forwards per wall-clock second. Target (issue #3): 30 days of `hub`
+in <= 2 minutes.
 
-Usage: PYTHONPATH=. python bench/sim_speed.py [--hub-days 30] [--large-days 7]
+Usage: PYTHONPATH=. python bench/sim_speed.py [--hub-days 30] [--large-days 7] [--model-only]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hub-days", type=float, default=30)
     ap.add_argument("--large-days", type=float, default=7)
+    ap.add_argument("--model-only", action="store_true", help="skip the plugin-in-the-loop runs")
     args = ap.parse_args()
     for r in (run("hub", args.hub_days), run("large", args.large_days)):
         rate = r["forwards"] / r["model_s"] if r["model_s"] else float("inf")
@@ -59,6 +62,15 @@ def main() -> None:
               f"listforwards of all {r['listed']} rows {r['listforwards_s']:.2f} s")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process: {peak_mb:.0f} MB")
+    if args.model_only:
+        return
+    from revops.resources import default_policy_dir
+    from revops.sim.driver import simulate
+    for name, days in (("hub", args.hub_days), ("large", args.large_days)):
+        report = simulate(name, default_policy_dir(), days=days)
+        total = report.forwards_settled + report.forwards_failed
+        print(f"{name:>6} with the plugin: {days:g} days in {report.wall_s:.1f} s wall, {report.cycles} fee cycles, "
+              f"{total:,} forwards = {total / report.wall_s:,.0f} simulated forwards/s")
 
 
 if __name__ == "__main__":

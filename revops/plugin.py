@@ -90,7 +90,7 @@ def init(options, configuration, plugin, **kwargs):
     try:
         runtime.start()
     except DiagnosticError as err:
-        store.close()
+        runtime.stop()
         state["runtime"] = None
         return {"disable": f"policy {policy_dir} is invalid: {err.diagnostics[0]}"}
     try:

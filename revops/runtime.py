@@ -19,6 +19,7 @@ from typing import Any, Callable
 from revops.act.fees import FeeActuator
 from revops.diagnostics import DiagnosticError
 from revops.facts.build import build_facts
+from revops.events import ForwardEventBuffer
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
 from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
                                  recent_forwards)
@@ -70,6 +71,7 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watcher = PolicyWatcher(options.policy_dir)
+        self.forward_events = ForwardEventBuffer(store, log)
         self.on_reload: Callable[[ReloadResult], None] = lambda result: None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -98,6 +100,7 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout=timeout_s)
         with self._cycle_lock:
+            self.forward_events.close()
             self.store.close()
 
     def _spawn(self, name: str, interval_s: Callable[[], float], job: Callable[[], Any]) -> None:
@@ -168,6 +171,7 @@ class Runtime:
     def _observe(self) -> tuple[dict, list, dict, float]:
         """Read the node and the store: (rpc responses, channel facts, states, now)."""
         now = self.clock.now()
+        self.forward_events.flush()
         try:
             backfill_forwards(self.rpc, self.store)
         except NodeRpcError as err:
@@ -260,6 +264,7 @@ class Runtime:
     def snapshot(self) -> dict:
         """A revops-snapshot/1 of the live node plus the plugin's per-channel state."""
         with self._cycle_lock:
+            self.forward_events.flush()
             now = self.clock.now()
             rpc = capture_node(self.rpc)
             rpc["listforwards"] = {"forwards": recent_forwards(self.rpc, now - 30 * 86400)}
@@ -292,10 +297,14 @@ class Runtime:
             "channels": self.status_.last_cycle.get("channels"),
             "last_cycle": self.status_.last_cycle or self.store.get_meta("last_fee_cycle"),
             "intervals_s": {"fees": self.options.fee_interval_s, "rebalance": self.options.rebalance_interval_s},
-            "store": {"forwards": self.store.forward_count()},
+            "store": {"forwards": self._stored_forwards()},
             "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,
             "clock": "simulated" if self.clock.simulated else "system",
         }
+
+    def _stored_forwards(self) -> int:
+        self.forward_events.flush()
+        return self.store.forward_count()
 
     def decisions(self, scid: str | None = None, limit: int = 50) -> dict:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10000:
@@ -348,7 +357,7 @@ class Runtime:
 
     def on_forward_event(self, event: dict) -> None:
         self.status_.events["forward_event"] += 1
-        self.store.ingest_forward_event(event)
+        self.forward_events.add(event)
 
     def on_connection(self, peer_id: str, connected: bool) -> None:
         self.store.record_connection(peer_id, connected, self.clock.now())
