@@ -263,33 +263,43 @@ def _stages(header: YMap, c: _Collector) -> list[Stage]:
     return stages
 
 
+def _declaration(name: str, spec: Any, section: YMap, seen: dict, kind: str, keys: set[str],
+                 types: tuple[str, ...], c: _Collector) -> tuple[str, str] | None:
+    """Checks shared by params and state: the name, no duplicate, a mapping with a known
+    type and a doc. Returns (type, doc), or None when the declaration is unusable."""
+    if not NAME.match(name):
+        c.error(section.key_pos[name], f"{kind} name {name!r} must match [a-z_][a-z0-9_]*")
+        return None
+    if name in seen:
+        first = seen[name].pos
+        c.error(section.key_pos[name], f"{kind} {name!r} is declared twice (first at "
+                f"{first.file}:{first.line}:{first.col})", "policy_conflict_error")
+        return None
+    if not isinstance(spec, YMap):
+        c.error(section.pos(name), f"{kind} {name!r} must be a mapping with type, default, doc")
+        return None
+    c.check_keys(spec, keys, f"{kind} {name!r}")
+    what = f"{'params' if kind == 'param' else kind}.{name}"
+    declared = c.require(spec, "type", str, what)
+    doc = c.require(spec, "doc", str, what)
+    if declared is not None and declared not in types:
+        c.error(spec.pos("type"), f"{what}.type must be one of {list(types)}, got {declared!r}")
+        return None
+    return None if declared is None or doc is None else (declared, doc)
+
+
 def _param(name: str, spec: Any, section: YMap, params: dict, c: _Collector) -> None:
     pos = section.pos(name)
-    if not NAME.match(name):
-        c.error(section.key_pos[name], f"param name {name!r} must match [a-z_][a-z0-9_]*")
+    head = _declaration(name, spec, section, params, "param", PARAM_KEYS, PARAM_TYPES, c)
+    if head is None:
         return
-    if name in params:
-        first = params[name].pos
-        c.error(section.key_pos[name], f"param {name!r} is defined twice (first at {first.file}:{first.line}:{first.col})",
-                "policy_conflict_error")
-        return
-    if not isinstance(spec, YMap):
-        c.error(pos, f"param {name!r} must be a mapping with type, default, doc (and min/max/values/unit)")
-        return
-    c.check_keys(spec, PARAM_KEYS, f"param {name!r}")
-    ptype = c.require(spec, "type", str, f"params.{name}")
-    doc = c.require(spec, "doc", str, f"params.{name}")
-    if ptype is not None and ptype not in PARAM_TYPES:
-        c.error(spec.pos("type"), f"params.{name}.type must be one of {list(PARAM_TYPES)}, got {ptype!r}")
-        return
+    ptype, doc = head
     lo = c.typed(spec, "min", (int, float), f"params.{name}")
     hi = c.typed(spec, "max", (int, float), f"params.{name}")
     values = spec.get("values")
     if values is not None and (not isinstance(values, list) or not all(isinstance(v, str) for v in values)):
         c.error(spec.pos("values"), f"params.{name}.values must be a list of strings")
         values = None
-    if ptype is None or doc is None:
-        return
     if (lo is not None or hi is not None) and ptype not in ("number", "int"):
         c.error(spec.pos("min" if "min" in spec else "max"), f"params.{name}: min/max only apply to number and int params")
     if lo is not None and hi is not None and lo > hi:
@@ -308,23 +318,10 @@ def _param(name: str, spec: Any, section: YMap, params: dict, c: _Collector) -> 
 
 def _state(name: str, spec: Any, section: YMap, state: dict, c: _Collector) -> None:
     pos = section.pos(name)
-    if not NAME.match(name):
-        c.error(section.key_pos[name], f"state name {name!r} must match [a-z_][a-z0-9_]*")
+    head = _declaration(name, spec, section, state, "state", STATE_KEYS, STATE_TYPES, c)
+    if head is None:
         return
-    if name in state:
-        c.error(section.key_pos[name], f"state {name!r} is declared twice", "policy_conflict_error")
-        return
-    if not isinstance(spec, YMap):
-        c.error(pos, f"state {name!r} must be a mapping with type, default, doc")
-        return
-    c.check_keys(spec, STATE_KEYS, f"state {name!r}")
-    stype = c.require(spec, "type", str, f"state.{name}")
-    doc = c.require(spec, "doc", str, f"state.{name}")
-    if stype is not None and stype not in STATE_TYPES:
-        c.error(spec.pos("type"), f"state.{name}.type must be one of {list(STATE_TYPES)}, got {stype!r}")
-        return
-    if stype is None or doc is None:
-        return
+    stype, doc = head
     default = spec.get("default", {"bool": False, "number": 0, "string": ""}[stype])
     expected = {"bool": (bool,), "number": (int, float), "string": (str,)}[stype]
     if not isinstance(default, expected) or (stype == "number" and isinstance(default, bool)):

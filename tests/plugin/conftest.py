@@ -65,6 +65,18 @@ class Node:
         return self.ld.call(method, params)
 
 
+def failing_backend(fails, error):
+    """A backend_wrapper for Node: `fails(method, params)` decides which calls raise `error`."""
+    def wrapper(inner):
+        def backend(method, params):
+            if fails(method, params):
+                raise error
+            return inner(method, params)
+        backend.methods = inner.methods
+        return backend
+    return wrapper
+
+
 @pytest.fixture
 def workdir():
     path = Path(tempfile.mkdtemp(prefix="rvt"))  # short: unix socket paths are limited to ~108 bytes

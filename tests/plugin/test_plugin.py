@@ -11,7 +11,7 @@ import time
 import pytest
 
 from revops.sim.errors import RpcError
-from tests.plugin.conftest import ROOT, Node
+from tests.plugin.conftest import ROOT, Node, failing_backend
 
 METHODS = {"revenue-status", "revenue-reload", "revenue-explain", "revenue-config", "revenue-snapshot",
            "revenue-cycle", "revenue-decisions"}
@@ -224,15 +224,8 @@ def test_degraded_without_sling_fees_still_run(workdir):
 
 def test_setchannel_failure_on_one_channel_does_not_stop_the_cycle(workdir):
     failing = {}
-
-    def wrapper(inner):
-        def backend(method, params):
-            if method == "setchannel" and params.get("id") in failing:
-                raise RpcError(-1, "Could not find any active channels of peer with that id")
-            return inner(method, params)
-        backend.methods = inner.methods
-        return backend
-
+    wrapper = failing_backend(lambda method, params: method == "setchannel" and params.get("id") in failing,
+                              RpcError(-1, "Could not find any active channels of peer with that id"))
     n = Node(workdir, backend_wrapper=wrapper)
     n.start()
     try:

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from revops.sim.errors import RpcError
-from tests.plugin.conftest import Node
+from tests.plugin.conftest import Node, failing_backend
 
 
 def test_timers_auto_reload_and_metrics_on_the_system_clock(workdir):
@@ -73,15 +73,8 @@ def test_invalid_policy_at_startup_disables_the_plugin_with_the_reason(workdir):
 
 def test_node_read_failure_skips_the_cycle_and_keeps_running(workdir):
     broken = {"on": False}
-
-    def wrapper(inner):
-        def backend(method, params):
-            if broken["on"] and method == "listpeerchannels":
-                raise RpcError(-32602, "listpeerchannels: temporarily unavailable")
-            return inner(method, params)
-        backend.methods = inner.methods
-        return backend
-
+    wrapper = failing_backend(lambda method, params: broken["on"] and method == "listpeerchannels",
+                              RpcError(-32602, "listpeerchannels: temporarily unavailable"))
     n = Node(workdir, backend_wrapper=wrapper)
     n.start()
     try:
