@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 #: How long a writer waits for another thread's (or process's) write lock, in milliseconds.
 BUSY_TIMEOUT_MS = 10_000
@@ -86,8 +86,14 @@ class Connections:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Runs the block in one write transaction: all of it is committed, or none of it."""
+def transaction(conn: sqlite3.Connection, commit: Callable[[], None] | None = None
+                ) -> Iterator[sqlite3.Connection]:
+    """Runs the block in one write transaction: all of it is committed, or none of it.
+
+    `commit`, when given, is called instead of a plain COMMIT and must run COMMIT itself:
+    the flow cache commits under its lock, so that its bookkeeping and the commit are one
+    step for a concurrent reader (see flowcache.py).
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -95,4 +101,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if conn.in_transaction:  # SQLite itself rolls back after some errors (e.g. SQLITE_FULL)
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    if commit is None:
+        conn.execute("COMMIT")
+    else:
+        commit()

@@ -13,6 +13,11 @@ may differ from Python's in the last bits because rows are added in another orde
 Last times come from `channel_last` (kept at write time, never pruned), so a channel whose
 only settled forwards were pruned still reports `last_out_s`/`last_in_s` and gets an entry,
 as an old settled forward does in flows_from_forwards.
+
+The second half of this module counts one forward at a time (`apply_row`), by the same
+rules, for the incremental cache in flowcache.py. Its hold-time float sums carry an error
+bound, and `needs_refresh` says when cancellation (a huge hold time leaving a window of
+small ones) could have left more than rounding, so that channel is summed again in SQL.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from types import MappingProxyType
 
 from revops.facts.flow import ChannelFlow, WindowFlow
 from revops.facts.registry import WINDOWS_S
-from revops.store.forwards import K_LIQUIDITY, K_POLICY, K_REMOTE, K_SETTLED
+from revops.store.forwards import K_LIQUIDITY, K_OFFERED, K_POLICY, K_REMOTE, K_SETTLED
 
 _BOUNDS = tuple(sorted(WINDOWS_S.values()))
 _LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))  # ("1d", "7d", "30d")
@@ -48,39 +53,51 @@ _OUT_SQL = f"""
 SELECT out_channel, kind, {_window_sums(_OUT_COLS)},
        {", ".join(f"count(hold_s) FILTER (WHERE (:now - t) < :b{i})" for i in range(len(_BOUNDS)))}
 FROM forwards INDEXED BY forwards_out
-WHERE kind != 0 AND out_channel IS NOT NULL AND {_WHERE}
+WHERE kind != 0 AND out_channel IS NOT NULL AND {_WHERE} {{one}}
 GROUP BY out_channel, kind
 """
 
 _IN_SQL = f"""
 SELECT in_channel, kind, {_window_sums(_IN_COLS)}
 FROM forwards INDEXED BY forwards_in
-WHERE kind != 0 AND {_WHERE}
+WHERE kind != 0 AND {_WHERE} {{one}}
 GROUP BY in_channel, kind
 """
+# All channels, or one (a refresh: the index range of that channel only).
+_ALL = (_OUT_SQL.format(one=""), _IN_SQL.format(one=""))
+_ONE = (_OUT_SQL.format(one="AND out_channel = :scid"), _IN_SQL.format(one="AND in_channel = :scid"))
 
 # WindowFlow field offsets (see flow.py).
 (_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _LIQ, _POL, _REMOTE,
  _IN_FAILED, _HOLD_N, _HOLD_SUM, _HOLD_SQ) = range(_NFIELDS)
 _FAIL_FIELD = {K_REMOTE: _REMOTE, K_LIQUIDITY: _LIQ, K_POLICY: _POL}
+# Error bookkeeping after WindowFlow's fields, per window: the magnitude (sum of |terms|)
+# that went through the hold sums, samples and later updates alike.
+_MAG_SUM, _MAG_SQ = _NFIELDS, _NFIELDS + 1
+_SLOTS = _NFIELDS + 2
 
 
-def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFlow]:
-    """Returns scid -> ChannelFlow as of `now_s`, from stored forwards and channel_last."""
-    params = {"now": float(now_s), **{f"b{i}": b for i, b in enumerate(_BOUNDS)}}
+#: Window sums of one channel: one list of _SLOTS counters per window, shortest first,
+#: nested (a forward in the 1-day window is in the 7- and 30-day ones too).
+Windows = list  # list[list[int | float]]
+
+
+def _fresh() -> Windows:
+    return [[0] * _SLOTS for _ in _BOUNDS]
+
+
+def window_sums(conn: sqlite3.Connection, now_s: float, scid: str | None = None
+                ) -> dict[str, Windows]:
+    """Returns scid -> Windows as of `now_s` for every channel (or only `scid`) with a
+    resolved forward in the longest window; call it inside a read transaction."""
+    params = {"now": float(now_s), "scid": scid, **{f"b{i}": b for i, b in enumerate(_BOUNDS)}}
+    out_sql, in_sql = _ALL if scid is None else _ONE
     nb = len(_BOUNDS)
-    acc: dict[str, list[list]] = {}
-
-    def windows_of(scid: str) -> list[list]:
-        w = acc.get(scid)
-        if w is None:
-            w = acc[scid] = [[0] * _NFIELDS for _ in _BOUNDS]
-        return w
-
+    acc: dict[str, Windows] = {}
     width = 1 + len(_OUT_COLS)
-    for row in conn.execute(_OUT_SQL, params):
+    for row in conn.execute(out_sql, params):
         scid, kind = row[0], row[1]
-        ws = windows_of(scid)
+        ws = acc.get(scid) or acc.setdefault(scid, _fresh())
         for i in range(nb):
             n, out_msat, fees, hsum, hsq = row[2 + i * width: 2 + (i + 1) * width]
             v = ws[i]
@@ -94,9 +111,9 @@ def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFl
             v[_HOLD_SUM] += hsum or 0
             v[_HOLD_SQ] += hsq or 0
     width = 1 + len(_IN_COLS)
-    for row in conn.execute(_IN_SQL, params):
+    for row in conn.execute(in_sql, params):
         scid, kind = row[0], row[1]
-        ws = windows_of(scid)
+        ws = acc.get(scid) or acc.setdefault(scid, _fresh())
         for i in range(nb):
             n, in_msat, sourced = row[2 + i * width: 2 + (i + 1) * width]
             v = ws[i]
@@ -106,15 +123,116 @@ def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFl
                 v[_SOURCED] += sourced or 0
             else:
                 v[_IN_FAILED] += n
-    last = {scid: (lo, li) for scid, lo, li in
-            conn.execute("SELECT scid, last_out_s, last_in_s FROM channel_last")}
-    for scid in last:
-        windows_of(scid)
+    for ws in acc.values():
+        for v in ws:
+            # Hold times are >= 0 (resolved after received): |sum| is the sum of |terms|.
+            v[_MAG_SUM], v[_MAG_SQ] = abs(v[_HOLD_SUM]), abs(v[_HOLD_SQ])
+    return acc
 
-    # Windows come out of SQL already nested (shortest first); order them by label.
-    result: dict[str, ChannelFlow] = {}
-    for scid, ws in acc.items():
-        windows = {label: WindowFlow(*v) for label, v in zip(_LABELS, ws)}
-        lo, li = last.get(scid, (None, None))
-        result[scid] = ChannelFlow(scid, MappingProxyType(windows), lo, li)
-    return result
+
+def channel_last(conn: sqlite3.Connection) -> dict[str, tuple]:
+    """Returns scid -> (last_out_s, last_in_s) from channel_last."""
+    return {scid: (lo, li) for scid, lo, li in
+            conn.execute("SELECT scid, last_out_s, last_in_s FROM channel_last")}
+
+
+def make_flow(scid: str, ws: Windows | None, last: tuple | None) -> ChannelFlow:
+    """Returns the ChannelFlow of one channel from its Windows (None: all empty) and last
+    times (None: never)."""
+    windows = {label: WindowFlow(*v[:_NFIELDS]) for label, v in zip(_LABELS, ws or _fresh())}
+    lo, li = last or (None, None)
+    return ChannelFlow(scid, MappingProxyType(windows), lo, li)
+
+
+def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFlow]:
+    """Returns scid -> ChannelFlow as of `now_s`, from stored forwards and channel_last
+    (the full computation); call it inside a read transaction."""
+    acc = window_sums(conn, now_s)
+    last = channel_last(conn)
+    return {scid: make_flow(scid, acc.get(scid), last.get(scid)) for scid in {*acc, *last}}
+
+
+# --- one forward at a time (the incremental cache, flowcache.py) ---------------------------
+
+def first_window(now_s: float, t: float) -> int:
+    """Returns the index of the shortest window holding a forward of time t as of now_s,
+    len(_BOUNDS) when none does; the same float test as the SQL (`(now - t) < bound`)."""
+    age = now_s - t
+    for i, b in enumerate(_BOUNDS):
+        if age < b:
+            return i
+    return len(_BOUNDS)
+
+
+def apply_row(acc: dict[str, Windows], row: tuple, sign: int, lo: int, hi: int) -> list[str]:
+    """Adds (sign 1) or removes (sign -1) one forward's counters in windows lo..hi-1 of its
+    channels, exactly as window_sums counts it; returns the channels touched.
+
+    `row` is a forwards.flow_row: (kind, t, out_channel, in_channel, out_msat, in_msat,
+    fee_msat, hold_s). Hold-time sums of a window left without samples are reset to 0.0,
+    so float rounding never outlives the samples it came from; otherwise each update adds
+    to the window's error bookkeeping (see needs_refresh).
+    """
+    kind, _t, out, inc, out_msat, in_msat, fee, hold = row
+    if kind == K_OFFERED or lo >= hi:
+        return []
+    touched = []
+    if out is not None:
+        ws = acc.get(out) or acc.setdefault(out, _fresh())
+        for i in range(lo, hi):
+            v = ws[i]
+            if kind == K_SETTLED:
+                v[_OUT_COUNT] += sign
+                v[_OUT_MSAT] += sign * (out_msat or 0)
+                v[_FEES] += sign * (fee or 0)
+            else:
+                v[_FAIL_FIELD[kind]] += sign
+            if hold is not None:
+                v[_HOLD_N] += sign
+                if v[_HOLD_N]:
+                    sq = hold * hold
+                    v[_HOLD_SUM] += sign * hold
+                    v[_HOLD_SQ] += sign * sq
+                    v[_MAG_SUM] += abs(hold)
+                    v[_MAG_SQ] += sq
+                else:
+                    v[_HOLD_SUM] = v[_HOLD_SQ] = v[_MAG_SUM] = v[_MAG_SQ] = 0.0
+        touched.append(out)
+    ws = acc.get(inc) or acc.setdefault(inc, _fresh())
+    for i in range(lo, hi):
+        v = ws[i]
+        if kind == K_SETTLED:
+            v[_IN_COUNT] += sign
+            v[_IN_MSAT] += sign * (in_msat or 0)
+            v[_SOURCED] += sign * (fee or 0)
+        else:
+            v[_IN_FAILED] += sign
+    touched.append(inc)
+    return touched
+
+
+_COUNTS = (_OUT_COUNT, _IN_COUNT, _LIQ, _POL, _REMOTE, _IN_FAILED)
+
+
+def has_forwards(ws: Windows) -> bool:
+    """Returns whether Windows count any forward (window_sums gives the channel an entry)."""
+    longest = ws[-1]
+    return any(longest[i] for i in _COUNTS)
+
+
+#: Sum a channel again once this much more magnitude went through a hold sum than it holds.
+REFRESH_RATIO = 64.0
+
+
+def needs_refresh(ws: Windows) -> bool:
+    """Returns whether a channel's hold-time sums may carry more than rounding: every
+    addition errs by up to half an ulp of the magnitudes summed, which is rounding while
+    the sum stays near them, but mostly error once a large term left again (cancellation:
+    a stuck HTLC's days-long hold leaving a window of second-long ones). Incremental
+    updates are error-free in the integer fields, so only the floats need this.
+    """
+    for v in ws:
+        if v[_HOLD_N] and (v[_MAG_SUM] > REFRESH_RATIO * abs(v[_HOLD_SUM]) or
+                           v[_MAG_SQ] > REFRESH_RATIO * abs(v[_HOLD_SQ])):
+            return True
+    return False

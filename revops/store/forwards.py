@@ -190,25 +190,27 @@ def merge(old: tuple, new: tuple) -> tuple:
     return tuple(merged)
 
 
-def _write(conn: sqlite3.Connection, r: tuple, horizon_s: float) -> bool:
-    """Upserts one normalised record; returns True if stored data changed."""
+def _write(conn: sqlite3.Connection, r: tuple, horizon_s: float) -> tuple | None:
+    """Upserts one normalised record; returns (old, new) column tuples if stored data
+    changed (old None for an insert), else None."""
     row = find(conn, r)
+    old = None
     if row is None:
         if r[_T] < horizon_s:
-            return False  # already rolled up and pruned: inserting would count it twice
+            return None  # already rolled up and pruned: inserting would count it twice
         conn.execute(_INSERT, r)
         final = r
     else:
         old = tuple(row)[1:]
         final = merge(old, r)
         if final == old:
-            return False
+            return None
         conn.execute(_UPDATE, (*final, row[0]))
     if final[_STATUS] == SETTLED:
         if final[_OUT_CH] is not None:
             conn.execute(_LAST_OUT, (final[_OUT_CH], final[_T]))
         conn.execute(_LAST_IN, (final[_IN_CH], final[_T]))
-    return True
+    return old, final
 
 
 def _index_of(f: Mapping[str, Any], key: str) -> int:
@@ -222,8 +224,12 @@ def _index_of(f: Mapping[str, Any], key: str) -> int:
 
 
 def ingest(conn: sqlite3.Connection, forwards: Iterable[Mapping[str, Any]],
-           advance_cursor: bool) -> int:
+           advance_cursor: bool, changes: list | None = None) -> int:
     """Upserts forward dicts inside the caller's transaction; returns how many rows changed.
+
+    With `changes`, appends (old, new) flow rows (FLOW_COLUMNS order; old None for an
+    insert) for every change that can move channel_flows: the incremental flow cache
+    (flowcache.py) applies them once the transaction commits.
 
     Malformed dicts are logged and skipped. With `advance_cursor` (listforwards pages) the
     backfill cursor moves to the highest created/updated index seen, malformed entries
@@ -246,12 +252,33 @@ def ingest(conn: sqlite3.Connection, forwards: Iterable[Mapping[str, Any]],
         except AttributeError:  # not a mapping at all
             log.warning("skipping malformed forward: %.200r", f)
             continue
-        changed += _write(conn, r, horizon_s)
+        change = _write(conn, r, horizon_s)
+        if change:
+            changed += 1
+            if changes is not None:
+                old, new = change
+                new_f = flow_row(new)
+                old_f = None if old is None else flow_row(old)
+                # offered rows count for nothing; a merge that only fills an index neither
+                if new_f != old_f and (new_f[0] != K_OFFERED or
+                                       (old_f is not None and old_f[0] != K_OFFERED)):
+                    changes.append((old_f, new_f))
     if advance_cursor and (max_created or max_updated):
         conn.execute("UPDATE forward_cursor SET created_index = max(created_index, ?), "
                      "updated_index = max(updated_index, ?) WHERE id = 1",
                      (max_created, max_updated))
     return changed
+
+
+#: Columns that decide a forward's contribution to channel_flows, in flow_row's order.
+FLOW_COLUMNS = ("kind", "t", "out_channel", "in_channel", "out_msat", "in_msat", "fee_msat",
+                "hold_s")
+_FLOW_IDX = tuple(COLUMNS.index(c) for c in FLOW_COLUMNS)
+
+
+def flow_row(r: tuple) -> tuple:
+    """Returns the FLOW_COLUMNS values of a stored-column tuple (COLUMNS order)."""
+    return tuple(r[i] for i in _FLOW_IDX)
 
 
 def cursor(conn: sqlite3.Connection) -> tuple[int, int]:

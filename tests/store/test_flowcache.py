@@ -1,0 +1,204 @@
+"""Incremental channel_flows (flowcache.py) equals a full computation after any history of
+ingests (in order, out of order, in the past, in the future), merges, prunes and calls."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from revops.facts.flow import flows_from_forwards
+from revops.store import Store
+from revops.store import flowcache
+from revops.store.flows import channel_flows
+from revops.store.forwards import STATUS_NAMES
+from tests.store.flowcmp import assert_flows_equal
+from tests.store.gen import DAY_S, NOW_S, events_for, forward
+
+CHANS = [f"9{c}x1x0" for c in range(5)]
+#: Steps of `now` between calls: none, small, window bounds exactly and off by one, > 24 h,
+#: backwards.
+STEPS = [0.0, 1.0, 1800.0, 3600.0, DAY_S - 1, DAY_S, DAY_S + 1, 7 * DAY_S, 2 * DAY_S, -60.0]
+
+
+def full_flows(store: Store, now_s: float) -> dict:
+    """Returns the full computation (one scan) over the store's current rows."""
+    conn = store._conn()
+    conn.execute("BEGIN")
+    try:
+        return channel_flows(conn, now_s)
+    finally:
+        conn.execute("COMMIT")
+
+
+def stored_forwards(store: Store) -> list[dict]:
+    """Returns the stored rows as listforwards-like dicts (for flows_from_forwards)."""
+    rows = store._conn().execute("SELECT * FROM forwards").fetchall()
+    out = []
+    for r in rows:
+        d = {k: r[k] for k in r.keys() if r[k] is not None}
+        d["status"] = STATUS_NAMES[r["status"]]
+        out.append(d)
+    return out
+
+
+class History:
+    """Plays random operations on a Store and checks every channel_flows call."""
+
+    def __init__(self, store: Store, rng: random.Random):
+        self.store, self.rng = store, rng
+        self.now = NOW_S
+        self.next_id = 1
+        self.made: list[dict] = []
+        self.pruned = False  # last times may differ from the rows' (see flows())
+        self.full_calls = self.calls = 0
+
+    def new_forwards(self, n: int) -> list[dict]:
+        """Returns n new listforwards entries timed around now: recent, old, on a future
+        call's window edge, or in the future."""
+        rng = self.rng
+        out = []
+        for _ in range(n):
+            base = self.now + rng.choice((0.0, 0.0, 1800.0, DAY_S, -DAY_S, 3 * DAY_S))
+            max_age = rng.choice((3600.0, 2 * DAY_S, 40 * DAY_S))
+            f = forward(self.next_id, rng, CHANS, now_s=base, max_age_s=max_age)
+            self.next_id += 1
+            out.append(f)
+        self.made += out
+        return out
+
+    def op(self) -> None:
+        rng, store = self.rng, self.store
+        kind = rng.choice(("page", "events", "events", "batch", "late", "flows", "flows",
+                           "flows", "flows", "flows", "flows", "prune"))
+        if kind == "page":
+            store.ingest_forwards(self.new_forwards(rng.randrange(1, 30)))
+        elif kind in ("events", "batch"):
+            evs = [e for f in self.new_forwards(rng.randrange(1, 20)) for e in events_for(f)]
+            evs += rng.sample(evs, len(evs) // 4)  # duplicates
+            rng.shuffle(evs)
+            if kind == "batch":
+                store.ingest_forward_events(evs)
+            else:
+                for e in evs:
+                    store.ingest_forward_event({"forward_event": e})
+        elif kind == "late" and self.made:
+            # A later outcome for stored forwards: kind, amounts and time change in the past.
+            for f in rng.sample(self.made, min(5, len(self.made))):
+                g = {**f, "status": rng.choice(("settled", "failed", "local_failed")),
+                     "updated_index": (f.get("updated_index") or 0) + 10_000 + self.next_id,
+                     "resolved_time": f["received_time"] + rng.choice((0.5, DAY_S, 8 * DAY_S)),
+                     "out_msat": rng.randrange(1, 10**6)}
+                self.next_id += 1
+                store.ingest_forward_event(g)
+            self.pruned = True  # channel_last keeps the replaced outcome's last time
+        elif kind == "prune":
+            store.rollup_and_prune(self.now, 30)
+            self.pruned = True
+        else:
+            self.flows(rng.choice(STEPS) if rng.random() < 0.8 else rng.random() * 2 * DAY_S)
+
+    def flows(self, step: float) -> None:
+        self.now += step
+        got = self.store.channel_flows(self.now)
+        self.calls += 1
+        self.full_calls += self.store._flows.last_step["full"]
+        assert_flows_equal(got, full_flows(self.store, self.now))
+        # channel_last keeps the last times of pruned forwards and of replaced outcomes
+        if not self.pruned:
+            assert_flows_equal(got, flows_from_forwards(stored_forwards(self.store), self.now))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n_ops=st.integers(1, 30), daily_full=st.booleans())
+def test_incremental_equals_full_hypothesis(seed, n_ops, daily_full):
+    # Without the daily full recompute, steps of days (beyond window bounds) are steps too.
+    every = flowcache.FULL_EVERY_S if daily_full else float("inf")
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(flowcache, "FULL_EVERY_S", every):
+        store = Store(Path(tmp) / "s.sqlite3")
+        try:
+            h = History(store, random.Random(seed))
+            for _ in range(n_ops):
+                h.op()
+            h.flows(0.0)
+        finally:
+            store.close()
+
+
+def test_incremental_equals_full_over_a_long_history(store, monkeypatch):
+    monkeypatch.setattr(flowcache, "FULL_EVERY_S", float("inf"))
+    h = History(store, random.Random(5))
+    for _ in range(400):
+        h.op()
+    h.flows(1.0)
+    assert 0 < h.full_calls < h.calls / 2  # most calls were steps, not rescans
+
+
+def test_steps_are_incremental_and_equal_full(store):
+    h = History(store, random.Random(6))
+    store.ingest_forwards(h.new_forwards(300))
+    h.flows(0.0)
+    assert store._flows.last_step["full"]
+    for _ in range(47):  # a day of 30-minute cycles, with events in between
+        store.ingest_forward_events([e for f in h.new_forwards(5) for e in events_for(f)])
+        h.flows(1800.0)
+        assert not store._flows.last_step["full"]
+    h.flows(1800.0)  # 24 h of progress since the last full computation
+    assert store._flows.last_step["full"]
+
+
+def test_now_going_backwards_recomputes(store):
+    h = History(store, random.Random(7))
+    store.ingest_forwards(h.new_forwards(100))
+    h.flows(0.0)
+    h.flows(-10.0)
+    assert store._flows.last_step["full"]
+
+
+def test_prune_invalidates_and_stays_exact(store):
+    h = History(store, random.Random(8))
+    store.ingest_forwards([forward(i, h.rng, CHANS, now_s=NOW_S, max_age_s=90 * DAY_S)
+                           for i in range(1, 400)])
+    h.flows(0.0)
+    h.flows(20 * DAY_S)  # forwards around 30 days old at the cached now, pruned below
+    store.rollup_and_prune(h.now, 30)
+    h.pruned = True
+    h.flows(1800.0)
+    assert store._flows.last_step["full"]
+
+
+def test_float_operations_bound_forces_a_full_recompute(store, monkeypatch):
+    monkeypatch.setattr(flowcache, "FULL_AFTER_FLOAT_OPS", 10)
+    h = History(store, random.Random(9))
+    store.ingest_forwards(h.new_forwards(50))
+    h.flows(0.0)
+    store.ingest_forwards(h.new_forwards(50))  # settled ones bring hold times: > 10 ops
+    h.flows(1.0)
+    assert store._flows.last_step["full"]
+
+
+def test_too_many_changes_invalidate(store, monkeypatch):
+    monkeypatch.setattr(flowcache, "MAX_APPLIED_CHANGES", 20)
+    h = History(store, random.Random(10))
+    h.flows(0.0)
+    store.ingest_forwards(h.new_forwards(100))
+    h.flows(1.0)
+    assert store._flows.last_step["full"]
+
+
+def test_hold_sums_reset_when_a_window_empties(store):
+    f = {"created_index": 1, "in_htlc_id": 1, "in_channel": "1x1x0", "out_channel": "2x2x0",
+         "status": "settled", "received_time": NOW_S - 0.3, "resolved_time": NOW_S,
+         "in_msat": 1000, "out_msat": 900, "fee_msat": 100, "updated_index": 1}
+    g = {**f, "created_index": 2, "in_htlc_id": 2, "resolved_time": NOW_S - DAY_S + 5,
+         "received_time": NOW_S - DAY_S + 4.9}
+    store.ingest_forwards([f, g])
+    store.channel_flows(NOW_S)
+    got = store.channel_flows(NOW_S + DAY_S)  # both left the 1-day window
+    w = got["2x2x0"].window("1d")
+    assert (w.hold_count, w.hold_sum_s, w.hold_sumsq_s2) == (0, 0.0, 0.0)
+    assert got["2x2x0"].window("7d").hold_count == 2
