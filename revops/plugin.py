@@ -16,7 +16,7 @@ from pyln.client import Plugin, RpcException
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
 from revops.metrics import Metrics
-from revops.node.rpc import LightningdRpc
+from revops.node.rpc import LightningdRpc, fast_lightning_rpc
 from revops.resources import default_policy_dir
 from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
 
@@ -78,7 +78,7 @@ def init(options, configuration, plugin, **kwargs):
     sim_start_s = int(options.get("revenue-ops-sim-clock") or 0)
     simulated = sim_start_s > 0
     runtime = Runtime(
-        LightningdRpc(plugin.rpc), store,
+        LightningdRpc(fast_lightning_rpc(plugin.rpc.socket_path)), store,
         RuntimeOptions(policy_dir=policy_dir, dry_run=_bool(options.get("revenue-ops-dry-run")),
                        fee_interval_s=int(options.get("revenue-ops-fee-interval")),
                        rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),

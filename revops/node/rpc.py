@@ -35,6 +35,36 @@ class NodeRpc(Protocol):
         """Return the result of `method`, or raise NodeRpcError."""
 
 
+def fast_lightning_rpc(socket_path: str):
+    """pyln's LightningRpc, reading replies in linear time.
+
+    pyln's `_readobj` splits the whole buffer on every recv while looking for the blank
+    line that ends a reply; on the 15 MB listpeerchannels of a 5,000-channel node that was
+    30 % of a fee cycle (measured with py-spy). This keeps pyln's protocol and error
+    handling and only searches the bytes that just arrived.
+    """
+    import json
+
+    from pyln.client import LightningRpc
+
+    class FastLightningRpc(LightningRpc):
+        def _readobj(self, sock, buff=b""):
+            buf = bytearray(buff)
+            scan = 0
+            while True:
+                end = buf.find(b"\n\n", scan)
+                if end >= 0:
+                    obj, _ = json.JSONDecoder().raw_decode(buf[:end].decode("UTF-8"))
+                    return obj, bytes(buf[end + 2:])
+                scan = max(0, len(buf) - 1)
+                chunk = sock.recv(max(65536, len(buf)))
+                if not chunk:
+                    return {"error": "Connection to RPC server lost."}, bytes(buf)
+                buf += chunk
+
+    return FastLightningRpc(socket_path)
+
+
 class LightningdRpc:
     """NodeRpc over pyln-client's LightningRpc (plugin.rpc)."""
 
