@@ -3,9 +3,11 @@
     python bench/store.py [--big 1000000] [--channels 5000] [--events 20000]
 
 Figures: forward_event notifications/s through the single-call path (one transaction per
-event, offered + resolution pairs), listforwards backfill rows/s (pages of 1,000 entries),
-channel_flows time at 100k and --big stored forwards over --channels channels (all within
-the 30-day window, the worst case), DB size and peak RSS.
+event, offered + resolution pairs) and in batches of 100 and 1,000 (ingest_forward_events),
+listforwards backfill rows/s (pages of 1,000 entries), channel_flows time at 100k and --big
+stored forwards over --channels channels (all within the 30-day window, the worst case):
+the full computation and the incremental 30-minute step with that half hour's events
+ingested in between; DB size and peak RSS.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ def scids(n: int) -> list[str]:
     return [f"{800000 + i // 10}x{i % 10}x0" for i in range(n)]
 
 
-def forwards(n: int, chans: list[str], start_index: int, rng: random.Random) -> list[dict]:
-    """Returns n listforwards-shaped entries spread over the last 30 days."""
+def forwards(n: int, chans: list[str], start_index: int, rng: random.Random,
+             now_s: float = NOW_S, span_s: float = 29 * 86_400) -> list[dict]:
+    """Returns n listforwards-shaped entries spread over the span_s before now_s."""
     out = []
     statuses = ("settled",) * 6 + ("failed", "local_failed", "local_failed", "offered")
     for i in range(n):
         status = rng.choice(statuses)
-        received = NOW_S - rng.random() * 29 * 86_400
+        received = now_s - rng.random() * span_s
         f = {"created_index": start_index + i, "in_channel": rng.choice(chans),
              "in_htlc_id": start_index + i, "in_msat": 1_000_000 + i,
              "status": status, "received_time": received, "style": "tlv"}
@@ -55,24 +58,51 @@ def forwards(n: int, chans: list[str], start_index: int, rng: random.Random) -> 
     return out
 
 
-def bench_events(path: Path, n: int, rng: random.Random, chans: list[str] | None = None,
-                 start: int = 1) -> float:
-    """Returns forward_event notifications/s through ingest_forward_event, one call each."""
-    store = Store(path)
-    chans = chans or scids(200)
+def events_of(fs: list[dict]) -> list[dict]:
+    """Returns the forward_event payloads of forwards: offered, then the resolution."""
     events = []
-    for f in forwards(n // 2, chans, start, rng):
+    for f in fs:
         offered = {k: v for k, v in f.items()
                    if k not in ("resolved_time", "updated_index", "failcode")}
         offered["status"] = "offered"
         resolution = {k: v for k, v in f.items() if k != "created_index"}
         events += [offered, resolution]
+    return events
+
+
+def bench_events(store: Store, n: int, rng: random.Random, chans: list[str], start: int,
+                 batch: int = 1) -> float:
+    """Returns forward_event notifications/s through ingest_forward_event (batch 1) or
+    ingest_forward_events (batches of `batch`)."""
+    events = events_of(forwards(n // 2, chans, start, rng))
     t0 = time.perf_counter()
-    for e in events:
-        store.ingest_forward_event(e)
-    dt = time.perf_counter() - t0
-    store.close()
-    return len(events) / dt
+    if batch == 1:
+        for e in events:
+            store.ingest_forward_event(e)
+    else:
+        for i in range(0, len(events), batch):
+            store.ingest_forward_events(events[i:i + batch])
+    return len(events) / (time.perf_counter() - t0)
+
+
+def bench_steps(store: Store, chans: list[str], rng: random.Random, start: int,
+                steps: int = 6) -> tuple[float, list[float], int]:
+    """Returns (full channel_flows seconds, incremental step seconds, forwards per step):
+    one full computation at NOW_S, then `steps` 30-minute steps, each after that half
+    hour's forwards (the table's own rate) were ingested as events in batches of 1,000."""
+    per_step = max(1, round(store.forward_count() * 1800 / (29 * 86_400)))
+    store.invalidate_flows()
+    full, _ = timed(store.channel_flows, NOW_S)
+    times = []
+    for k in range(1, steps + 1):
+        now = NOW_S + k * 1800
+        events = events_of(forwards(per_step, chans, start + k * per_step, rng, now, 1800))
+        for i in range(0, len(events), 1000):
+            store.ingest_forward_events(events[i:i + 1000])
+        dt, _ = timed(store.channel_flows, now)
+        assert not store._flows.last_step["full"]
+        times.append(dt)
+    return full, times, per_step
 
 
 def fill(store: Store, n: int, chans: list[str], start: int, rng: random.Random,
@@ -100,9 +130,10 @@ def timed(fn, *args) -> tuple[float, object]:
 
 
 def time_flows(store: Store) -> tuple[float, int]:
-    """Returns (best seconds of 3 channel_flows calls, channels returned)."""
+    """Returns (best seconds of 3 full channel_flows computations, channels returned)."""
     best = float("inf")
     for _ in range(3):
+        store.invalidate_flows()
         t0 = time.perf_counter()
         flows = store.channel_flows(NOW_S)
         best = min(best, time.perf_counter() - t0)
@@ -126,7 +157,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(1)
     with tempfile.TemporaryDirectory() as tmp:
-        ev_s = bench_events(Path(tmp, "events.sqlite3"), args.events, rng)
+        with Store(Path(tmp, "events.sqlite3")) as small:
+            ev_s = bench_events(small, args.events, rng, scids(200), 1)
         print(f"ingest_forward_event: {ev_s:,.0f} events/s ({args.events:,} events, one call each)")
 
         path = Path(tmp, "big.sqlite3")
@@ -144,8 +176,15 @@ def main() -> None:
             print(f"channel_flows: {t * 1000:,.0f} ms at {store.forward_count():,} forwards "
                   f"({n:,} channels)")
         print(f"RSS after channel_flows: {rss_mib():,.0f} MiB")
-        ev_s = bench_events(path, 10_000, rng, chans, 10_000_000)
-        print(f"ingest_forward_event: {ev_s:,.0f} events/s into the {store.forward_count():,}-row DB")
+        full, steps, per_step = bench_steps(store, chans, rng, 20_000_000)
+        print(f"channel_flows at {store.forward_count():,} forwards: full {full * 1000:,.0f} ms; "
+              f"30-minute step ({per_step:,} new forwards each) median "
+              f"{sorted(steps)[len(steps) // 2] * 1000:,.1f} ms, max {max(steps) * 1000:,.1f} ms")
+        for batch, start in ((1, 10_000_000), (100, 11_000_000), (1000, 12_000_000)):
+            ev_s = bench_events(store, 10_000 if batch == 1 else 20_000, rng, chans, start, batch)
+            how = "one call each" if batch == 1 else f"ingest_forward_events, batches of {batch:,}"
+            print(f"forward events: {ev_s:,.0f} events/s into the {store.forward_count():,}-row "
+                  f"DB ({how})")
         t0 = time.perf_counter()
         for page in first[:10]:
             assert store.ingest_forwards(page) == 0

@@ -41,6 +41,12 @@ def _connect(path: Path) -> sqlite3.Connection:
     # 32 MiB page cache (default 2 MiB): index pages of a large forwards table stay hot, which
     # keeps backfill of a million rows from turning into random reads.
     conn.execute("PRAGMA cache_size = -32768")
+    # Checkpoint every 8192 WAL pages (32 MiB) instead of 1000: a batch of 1,000 forward
+    # events dirties ~2,700 pages scattered over the channel-ordered indexes, so with the
+    # default every commit ran a checkpoint (copy + fsync); 8192 measured +40 % events/s
+    # at 1M forwards. After a checkpoint the WAL file is cut back to 64 MiB at most.
+    conn.execute("PRAGMA wal_autocheckpoint = 8192")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
     return conn
 
 

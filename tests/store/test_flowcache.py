@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import tempfile
+import threading
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -202,3 +204,79 @@ def test_hold_sums_reset_when_a_window_empties(store):
     w = got["2x2x0"].window("1d")
     assert (w.hold_count, w.hold_sum_s, w.hold_sumsq_s2) == (0, 0.0, 0.0)
     assert got["2x2x0"].window("7d").hold_count == 2
+
+
+def test_concurrent_writer_loses_nothing(store, tmp_path, monkeypatch):
+    """A writer thread ingests while channel_flows steps: every result equals the full
+    computation over some prefix of the writer's batches (a snapshot between two of its
+    calls, never a mix), and once it stopped the result equals the full one exactly."""
+    monkeypatch.setattr(flowcache, "FULL_EVERY_S", float("inf"))
+    real_last = flowcache.fl.channel_last
+
+    def slow_last(conn):  # widen the window between snapshot and install
+        time.sleep(0.002)
+        return real_last(conn)
+
+    monkeypatch.setattr(flowcache.fl, "channel_last", slow_last)
+    rng = random.Random(11)
+    h = History(store, rng)
+    initial = h.new_forwards(200)
+    store.ingest_forwards(initial)
+    batches = []
+    for _ in range(80):  # recent, late (past) and future forwards, shuffled events
+        evs = [e for f in h.new_forwards(4) for e in events_for(f)]
+        rng.shuffle(evs)
+        # one transaction per batch, or per event
+        batches += [evs] if rng.random() < 0.5 else [[e] for e in evs]
+        h.now += 60.0
+    done = [0]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for evs in batches:
+                if len(evs) > 1:
+                    store.ingest_forward_events(evs)
+                else:
+                    store.ingest_forward_event(evs[0])
+                done[0] += 1
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+        finally:
+            stop.set()
+
+    calls = []
+    now = NOW_S
+    store.channel_flows(now)
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not stop.is_set():
+        now += 60.0
+        before = done[0]
+        got = store.channel_flows(now)
+        calls.append((now, before, done[0], got))
+    writer.join()
+    assert errors == []
+    assert_flows_equal(store.channel_flows(now + 1.0), full_flows(store, now + 1.0))
+    assert len(calls) > 5
+
+    # Replay the batches into a second store; each call must match one prefix in its range.
+    matched = [False] * len(calls)
+    with Store(tmp_path / "ref.sqlite3") as ref:
+        ref.ingest_forwards(initial)
+        for k in range(len(batches) + 1):
+            for j, (t, lo, hi, got) in enumerate(calls):
+                if not matched[j] and lo <= k <= hi:
+                    matched[j] = _equal(got, full_flows(ref, t))
+            if k < len(batches):
+                ref.ingest_forward_events(batches[k])
+    assert all(matched)
+
+
+def _equal(got: dict, want: dict) -> bool:
+    try:
+        assert_flows_equal(got, want)
+    except AssertionError:
+        return False
+    return True
