@@ -82,10 +82,31 @@ def backfill_forwards(rpc: NodeRpc, store) -> int:
 
 
 def recent_forwards(rpc: NodeRpc, since_s: float) -> list[dict]:
-    """listforwards entries received or resolved since `since_s`, as lightningd returns them."""
+    """listforwards entries of the last window, plus each channel's latest settled forward
+    in and out from before it; entries are exactly as lightningd returns them.
+
+    The older ones keep "seconds since the last forward" right for idle channels when the
+    snapshot is explained offline, without copying a node's whole forwarding history.
+    """
     kept: list[dict] = []
+    last_out: dict[str, dict] = {}
+    last_in: dict[str, dict] = {}
+
+    def when(f: dict) -> float:
+        return f.get("resolved_time") or f.get("received_time") or 0
 
     def keep(page: list[dict]) -> None:
-        kept.extend(f for f in page if (f.get("resolved_time") or f.get("received_time") or 0) >= since_s)
+        for f in page:
+            if when(f) >= since_s:
+                kept.append(f)
+            elif f.get("status") == "settled":
+                for latest, scid in ((last_out, f.get("out_channel")), (last_in, f.get("in_channel"))):
+                    if scid and (scid not in latest or when(f) > when(latest[scid])):
+                        latest[scid] = f
     page_forwards(rpc, "created", 0, keep)
-    return kept
+    # A channel with a settled forward inside the window needs nothing older for that side.
+    recent_out = {f.get("out_channel") for f in kept if f.get("status") == "settled"}
+    recent_in = {f.get("in_channel") for f in kept if f.get("status") == "settled"}
+    older = {id(f): f for scid, f in last_out.items() if scid not in recent_out}
+    older.update({id(f): f for scid, f in last_in.items() if scid not in recent_in})
+    return sorted([*older.values(), *kept], key=lambda f: f.get("created_index", 0))
