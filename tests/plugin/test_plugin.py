@@ -240,3 +240,15 @@ def test_setchannel_failure_on_one_channel_does_not_stop_the_cycle(workdir):
         assert n.ld.running
     finally:
         n.stop()
+
+
+def test_dynamic_plugin_stop_and_start(node):
+    path = node.ld.plugin_path
+    listed = node.call("plugin", {"subcommand": "list"})["plugins"]
+    assert any(p["name"] == path and p["dynamic"] for p in listed)
+    stopped = node.call("plugin", {"subcommand": "stop", "plugin": path})
+    assert stopped["command"] == "stop" and "Successfully stopped" in stopped["result"]
+    assert node.ld.returncode == 0  # it got `shutdown`, closed its database and exited by itself
+    started = node.call("plugin", {"subcommand": "start", "plugin": path})
+    assert started["command"] == "start"
+    assert node.call("revenue-status")["last_reload"]["ok"] is True
