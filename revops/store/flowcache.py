@@ -58,6 +58,7 @@ MAX_APPLIED_CHANGES = 200_000
 _LEAVING_SQL = ("SELECT kind, t, out_channel, in_channel, out_msat, in_msat, fee_msat, hold_s "
                 "FROM forwards INDEXED BY forwards_t WHERE kind != 0 AND t > ? AND t <= ?")
 _NB = len(fl._BOUNDS)
+_ALL = (1 << _NB) - 1  # every window
 
 
 class _State:
@@ -70,7 +71,9 @@ class _State:
         self.full_now = now_s
         self.last: dict[str, tuple] = {}
         self.built: dict[str, ChannelFlow] = {}
-        self.dirty: set[str] = set(acc)
+        # scid -> bitmask of the windows whose sums changed since the last result (0: only
+        # its last times did): the rest of its previous ChannelFlow is reused as is.
+        self.dirty: dict[str, int] = dict.fromkeys(acc, _ALL)
         self.float_ops = 0
         self.applied = 0
 
@@ -81,14 +84,21 @@ class _State:
 
     def apply(self, changes: Iterable[tuple]) -> None:
         """Applies (old, new) flow rows of committed writes at self.now."""
-        acc, now, dirty = self.acc, self.now, self.dirty
+        acc, now = self.acc, self.now
         for old, new in changes:
             for row, sign in ((old, -1), (new, 1)):
                 if row is not None:
-                    dirty.update(fl.apply_row(acc, row, sign, fl.first_window(now, row[1]), _NB))
+                    lo = fl.first_window(now, row[1])
+                    self._touch(fl.apply_row(acc, row, sign, lo, _NB), lo, _NB)
                     if row[7] is not None:
                         self.float_ops += 1
             self.applied += 1
+
+    def _touch(self, scids: list[str], lo: int, hi: int) -> None:
+        """Marks windows lo..hi-1 of the channels changed."""
+        mask = ((1 << hi) - 1) ^ ((1 << lo) - 1)
+        for scid in scids:
+            self.dirty[scid] = self.dirty.get(scid, 0) | mask
 
     def advance(self, conn: sqlite3.Connection, now_s: float) -> int:
         """Moves the sums from self.now to now_s (later) by removing, per window, the
@@ -101,7 +111,7 @@ class _State:
                 for row in conn.execute(_LEAVING_SQL, (a - bound - 1.0, b - bound + 1.0)):
                     t = row[1]
                     if (a - t) < bound and not (b - t) < bound:
-                        self.dirty.update(fl.apply_row(self.acc, row, -1, i, i + 1))
+                        self._touch(fl.apply_row(self.acc, row, -1, i, i + 1), i, i + 1)
                         self.float_ops += row[7] is not None
                         removed += 1
         self.now = b
@@ -110,8 +120,10 @@ class _State:
     def refresh(self, conn: sqlite3.Connection) -> int:
         """Sums again in SQL (as of self.now) the changed channels whose hold-time sums may
         carry more than rounding (flows.needs_refresh); returns how many."""
-        stale = [s for s in self.dirty if s in self.acc and fl.needs_refresh(self.acc[s])]
+        stale = [s for s, m in self.dirty.items()
+                 if m and s in self.acc and fl.needs_refresh(self.acc[s])]
         for scid in stale:
+            self.dirty[scid] = _ALL
             ws = fl.window_sums(conn, self.now, scid).get(scid)
             if ws is None:
                 del self.acc[scid]
@@ -123,18 +135,23 @@ class _State:
         """Returns scid -> ChannelFlow with last times `last`, rebuilding only the channels
         whose sums or last times changed since the previous result."""
         if last != self.last:
-            self.dirty.update(s for s in {*last, *self.last} if last.get(s) != self.last.get(s))
+            prev = self.last
+            for s, times in last.items():
+                if prev.get(s) != times:
+                    self.dirty.setdefault(s, 0)
+            for s in prev.keys() - last.keys():  # never in practice: rows are kept
+                self.dirty.setdefault(s, 0)
             self.last = last
-        for scid in self.dirty:
+        for scid, changed in self.dirty.items():
             ws = self.acc.get(scid)
-            if ws is not None and not fl.has_forwards(ws):
+            if changed and ws is not None and not fl.has_forwards(ws):
                 del self.acc[scid]  # everything aged out: as if never counted
                 ws = None
             lt = last.get(scid)
             if ws is None and lt is None:
                 self.built.pop(scid, None)
             else:
-                self.built[scid] = fl.make_flow(scid, ws, lt)
+                self.built[scid] = fl.make_flow(scid, ws, lt, self.built.get(scid), changed)
         self.dirty.clear()
         return dict(self.built)
 

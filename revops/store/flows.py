@@ -65,7 +65,8 @@ GROUP BY in_channel, kind
 """
 # All channels, or one (a refresh: the index range of that channel only).
 _ALL = (_OUT_SQL.format(one=""), _IN_SQL.format(one=""))
-_ONE = (_OUT_SQL.format(one="AND out_channel = :scid"), _IN_SQL.format(one="AND in_channel = :scid"))
+_ONE = (_OUT_SQL.format(one="AND out_channel = :scid"),
+        _IN_SQL.format(one="AND in_channel = :scid"))
 
 # WindowFlow field offsets (see flow.py).
 (_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _LIQ, _POL, _REMOTE,
@@ -136,11 +137,20 @@ def channel_last(conn: sqlite3.Connection) -> dict[str, tuple]:
             conn.execute("SELECT scid, last_out_s, last_in_s FROM channel_last")}
 
 
-def make_flow(scid: str, ws: Windows | None, last: tuple | None) -> ChannelFlow:
+def make_flow(scid: str, ws: Windows | None, last: tuple | None,
+              prev: ChannelFlow | None = None, changed: int = -1) -> ChannelFlow:
     """Returns the ChannelFlow of one channel from its Windows (None: all empty) and last
-    times (None: never)."""
-    windows = {label: WindowFlow(*v[:_NFIELDS]) for label, v in zip(_LABELS, ws or _fresh())}
+    times (None: never), reusing prev's WindowFlow of every window whose bit in `changed`
+    is clear (building them is most of an incremental step's time)."""
     lo, li = last or (None, None)
+    if prev is not None and not changed:
+        return ChannelFlow(scid, prev.windows, lo, li)
+    ws = ws or _fresh()
+    old = prev.windows if prev is not None else None
+    windows = {}
+    for i, label in enumerate(_LABELS):
+        windows[label] = (WindowFlow(*ws[i][:_NFIELDS]) if old is None or changed >> i & 1
+                          else old[label])
     return ChannelFlow(scid, MappingProxyType(windows), lo, li)
 
 
@@ -211,13 +221,10 @@ def apply_row(acc: dict[str, Windows], row: tuple, sign: int, lo: int, hi: int) 
     return touched
 
 
-_COUNTS = (_OUT_COUNT, _IN_COUNT, _LIQ, _POL, _REMOTE, _IN_FAILED)
-
-
 def has_forwards(ws: Windows) -> bool:
     """Returns whether Windows count any forward (window_sums gives the channel an entry)."""
-    longest = ws[-1]
-    return any(longest[i] for i in _COUNTS)
+    v = ws[-1]
+    return bool(v[_OUT_COUNT] or v[_IN_COUNT] or v[_LIQ] or v[_POL] or v[_REMOTE] or v[_IN_FAILED])
 
 
 #: Sum a channel again once this much more magnitude went through a hold sum than it holds.
@@ -231,8 +238,5 @@ def needs_refresh(ws: Windows) -> bool:
     a stuck HTLC's days-long hold leaving a window of second-long ones). Incremental
     updates are error-free in the integer fields, so only the floats need this.
     """
-    for v in ws:
-        if v[_HOLD_N] and (v[_MAG_SUM] > REFRESH_RATIO * abs(v[_HOLD_SUM]) or
-                           v[_MAG_SQ] > REFRESH_RATIO * abs(v[_HOLD_SQ])):
-            return True
-    return False
+    return any(v[_HOLD_N] and (v[_MAG_SUM] > REFRESH_RATIO * abs(v[_HOLD_SUM]) or
+                               v[_MAG_SQ] > REFRESH_RATIO * abs(v[_HOLD_SQ])) for v in ws)

@@ -222,8 +222,8 @@ def _write(conn: sqlite3.Connection, r: tuple, horizon_s: float) -> tuple | None
         final = merge(old, r)
         if final == old:
             return None
-        changed = [i for i, (a, b) in enumerate(zip(old, final)) if a != b or type(a) is not type(b)]
-        conn.execute(_update_sql(tuple(changed)), (*(final[i] for i in changed), row[0]))
+        cols = [i for i, (a, b) in enumerate(zip(old, final)) if a != b or type(a) is not type(b)]
+        conn.execute(_update_sql(tuple(cols)), (*(final[i] for i in cols), row[0]))
     return old, final
 
 
