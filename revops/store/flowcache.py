@@ -211,8 +211,12 @@ class FlowCache:
                 state = self._state
                 full = state is None or state.needs_full(now_s)
                 conn.execute("BEGIN")
-                # The snapshot starts at the first read: take it while writers wait.
-                conn.execute("SELECT horizon_s FROM forward_cursor WHERE id = 1").fetchone()
+                try:
+                    # The snapshot starts at the first read: take it while writers wait.
+                    conn.execute("SELECT horizon_s FROM forward_cursor WHERE id = 1").fetchone()
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
                 self._pending = []
                 epoch = self._epoch
                 if full:
