@@ -18,7 +18,7 @@ from revops.diagnostics import DiagnosticError
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, fast_lightning_rpc
 from revops.resources import default_policy_dir
-from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
+from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions, limit_malloc_arenas
 
 INVALID_PARAMS = -32602
 MIN_INTERVAL_S = 10
@@ -246,6 +246,7 @@ def on_shutdown(plugin, **kwargs):
 
 
 def main() -> None:
+    limit_malloc_arenas()
     plugin.run()
 
 
