@@ -18,7 +18,8 @@ from revops.diagnostics import DiagnosticError
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, fast_lightning_rpc
 from revops.resources import default_policy_dir
-from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions, limit_malloc_arenas
+from revops.memory import limit_malloc_arenas
+from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
 
 INVALID_PARAMS = -32602
 MIN_INTERVAL_S = 10
@@ -86,6 +87,7 @@ def init(options, configuration, plugin, **kwargs):
         ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
     metrics = Metrics()
     runtime.on_reload = metrics.on_reload
+    runtime.on_cycle = metrics.on_cycle
     state.update(runtime=runtime, metrics=metrics)
     try:
         runtime.start()
@@ -166,10 +168,7 @@ def revenue_cycle(plugin, what="all", now=None):
         raise RpcException(f"what must be one of {', '.join(CYCLE_KINDS)}, got {what!r}", INVALID_PARAMS)
     if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
         raise RpcException("now must be a unix time in seconds", INVALID_PARAMS)
-    result = _call(_runtime().cycle, what, now)
-    if "fees" in result and state["metrics"] is not None:
-        state["metrics"].on_cycle(result["fees"])
-    return result
+    return _call(_runtime().cycle, what, now)
 
 
 @plugin.method("revenue-decisions")

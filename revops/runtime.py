@@ -20,6 +20,7 @@ from revops.act.fees import FeeActuator
 from revops.diagnostics import DiagnosticError
 from revops.facts.build import build_facts
 from revops.events import ForwardEventBuffer
+from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
 from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
                                  recent_forwards)
@@ -32,41 +33,6 @@ CYCLE_KINDS = ("fees", "rebalance", "all")
 FORWARD_KEEP_DAYS = 45.0  # raw forwards older than this are rolled up into daily totals
 JOURNAL_KEEP_DAYS = 90.0
 WATCH_INTERVAL_S = 2.0  # how often the policy folder is checksummed when auto-reload is on
-
-
-def _libc():
-    try:
-        import ctypes
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-_LIBC = _libc()
-_TRIM = getattr(_LIBC, "malloc_trim", None)
-M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Let threads share heap arenas (glibc gives each thread its own, up to 8 per core).
-
-    The notification thread frees what the cycle thread will need next; with separate
-    arenas neither reuses the other's free pages and RSS grows. Call before threads start.
-    """
-    mallopt = getattr(_LIBC, "mallopt", None)
-    if mallopt is not None:
-        mallopt(M_ARENA_MAX, arenas)
-
-
-def release_free_memory() -> None:
-    """Give freed heap back to the OS after a cycle.
-
-    A 5,000-channel cycle parses ~12 MB of JSON into ~40 MB of objects, then frees them;
-    glibc keeps those pages (per thread arena), so RSS only ever grew. Measured: RSS after
-    three cycles 141 MB without this, see bench/cycle.py for the figure with it.
-    """
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 class RequestError(Exception):
@@ -85,7 +51,6 @@ class RuntimeOptions:
 
 @dataclass
 class _Status:
-    mode_reason: str | None = None
     dependencies: Dependencies | None = None
     last_cycle: dict = field(default_factory=dict)
     events: Counter = field(default_factory=Counter)  # notifications received, by topic
@@ -108,6 +73,7 @@ class Runtime:
         self._watcher = PolicyWatcher(options.policy_dir)
         self.forward_events = ForwardEventBuffer(store, log)
         self.on_reload: Callable[[ReloadResult], None] = lambda result: None
+        self.on_cycle: Callable[[dict], None] = lambda summary: None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -284,6 +250,7 @@ class Runtime:
     def _record_cycle(self, summary: dict) -> None:
         self.status_.last_cycle = summary
         self.store.set_meta("last_fee_cycle", summary)
+        self.on_cycle(summary)
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -43,6 +43,9 @@ def test_timers_auto_reload_and_metrics_on_the_system_clock(workdir):
                 break
             time.sleep(0.5)
         assert last_cycle and last_cycle["ok"] is True
+        body = urllib.request.urlopen(f"http://{status['metrics']}/metrics", timeout=5).read().decode()
+        channels = [line for line in body.splitlines() if line.startswith("revops_channels ")]
+        assert channels and float(channels[0].split()[1]) == last_cycle["channels"] > 0
     finally:
         n.stop()
 
