@@ -11,11 +11,12 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 
 
-def _root() -> Path:
-    source_tree = _PACKAGE.parent
+def _root(package: Path = _PACKAGE) -> Path:
+    """The source tree when revops runs from a checkout, else the installed copy (setup.py)."""
+    source_tree = package.parent
     if (source_tree / "grammar" / "policy.lark").exists():
         return source_tree
-    return _PACKAGE / "_data"
+    return package / "_data"
 
 
 def grammar_path() -> Path:
