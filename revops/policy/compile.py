@@ -33,6 +33,8 @@ DECISION_FACTS: dict[str, str] = {
     "decision.rule": "string",          # id of the winning rule ("" when none)
     "decision.emergency": "bool",       # the winning stage is clamp-exempt
     "decision.vetoed": "bool",          # a guard vetoed the change
+    "decision.broadcast": "bool",       # the change will be sent, as the earlier post stages left it
+    "decision.suppressed": "bool",      # an earlier post stage held the change back (and none forced it)
 }
 
 NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision")

@@ -89,7 +89,12 @@ class PreparedPolicy:
         self._param_values = {f"params.{k}": v for k, v in params.items()}
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
         self._stage_index = {s.name: i for i, s in enumerate(compiled.stages)}
-        self._phases = [self._build_phase("decide"), self._build_phase("post")]
+        # The decide phase, then one phase per post stage, in order: a later post stage sees
+        # what the earlier ones did (decision.broadcast, decision.suppressed).
+        stages = compiled.stages
+        self._phases = [self._build_phase("decide", [r for r in compiled.rules if r.phase == "decide"])]
+        self._phases += [self._build_phase(st.name, [r for r in compiled.rules if r.stage.name == st.name])
+                         for st in stages if st.phase == "post"]
         for phase in self._phases:
             rules = {rid: c for rid, c in phase.conditions.items() if not isinstance(c, bool)}
             if rules:  # constant conditions (after folding params) need no engine
@@ -97,8 +102,7 @@ class PreparedPolicy:
 
     # -- preparation -----------------------------------------------------------------------
 
-    def _build_phase(self, phase: str) -> _Phase:
-        rules = [r for r in self.compiled.rules if r.phase == phase]
+    def _build_phase(self, phase: str, rules: list[CompiledRule]) -> _Phase:
         conditions: dict[str, Any] = {}
         names: dict[str, None] = {}
         errors: list[Diagnostic] = []
@@ -211,9 +215,9 @@ class PreparedPolicy:
     def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
                         keep_values: bool) -> list[Evaluation]:
         items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
-        decide, post = self._phases
+        decide, posts = self._phases[0], self._phases[1:]
         results: list[Evaluation | None] = [None] * len(items)
-        pending = []  # (index, outcome, trace, errors) of channels that reach the post phase
+        pending = []  # (index, outcome, trace, errors) of channels that reach the post phases
         for i, ((scid, values), (matched, errors)) in enumerate(zip(items, self._match(decide, items, matcher))):
             old_fee = int(values.get("channel.fee_ppm", 0))
             trace: dict[str, dict] = {}
@@ -222,15 +226,28 @@ class PreparedPolicy:
             except EvalError as err:
                 results[i] = self._error_evaluation(facts_list[i], old_fee, values, trace, str(err))
                 continue
-            values.update(_decision_values(outcome, old_fee, self.compiled))
+            values.update(_decision_values(outcome, old_fee))
             pending.append((i, outcome, trace, errors))
-        post_items = [items[i] for i, *_ in pending]
-        for (i, outcome, trace, errors), (matched, post_errors) in zip(pending, self._match(post, post_items, matcher)):
+        for post in posts:
+            survivors = []
+            post_items = [items[i] for i, *_ in pending]
+            for entry, (matched, post_errors) in zip(pending, self._match(post, post_items, matcher)):
+                i, outcome, trace, errors = entry
+                values = items[i][1]
+                errors.update(post_errors)
+                try:
+                    self._post(post, matched, values, outcome, trace)
+                except EvalError as err:
+                    results[i] = self._error_evaluation(facts_list[i], outcome["old_fee_ppm"], values, trace, str(err))
+                    continue
+                values.update(_broadcast_values(outcome, values))
+                survivors.append(entry)
+            pending = survivors
+        for i, outcome, trace, errors in pending:
             facts, values = facts_list[i], items[i][1]
             old_fee = outcome["old_fee_ppm"]
-            errors.update(post_errors)
             try:
-                self._post(post, matched, values, outcome, trace)
+                outcome["skip_rebalance"] = _skip_rebalance(outcome["applied"], values)
                 state_updates = self._state_updates(outcome["applied"], values)
             except EvalError as err:
                 results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
@@ -330,10 +347,6 @@ class PreparedPolicy:
                     effects.append({"action": name, "reason": action.value(0, values)})
             trace[rule.id] = {"outcome": "applied", "effects": effects}
             outcome["applied"].append(rule)
-        for rule in outcome["applied"]:
-            for action in rule.actions:
-                if action.spec.name == "skip_rebalance" and outcome["skip_rebalance"] is None:
-                    outcome["skip_rebalance"] = f"{rule.id}: {action.value(0, values)}"
 
     def _state_updates(self, applied: list[CompiledRule], values) -> dict[str, Any]:
         updates: dict[str, Any] = {}
@@ -413,18 +426,38 @@ class PreparedPolicy:
         return events
 
 
-def _decision_values(outcome: dict, old_fee: int, compiled: CompiledPolicy) -> dict[str, Any]:
+def _skip_rebalance(applied: list[CompiledRule], values) -> str | None:
+    """The first skip_rebalance of the rules that took effect, as "rule: reason"."""
+    for rule in applied:
+        for action in rule.actions:
+            if action.spec.name == "skip_rebalance":
+                return f"{rule.id}: {action.value(0, values)}"
+    return None
+
+
+def _broadcast_values(outcome: dict, values: Mapping[str, Any]) -> dict[str, Any]:
+    """decision.broadcast / decision.suppressed as the post stages so far have left them."""
+    changed = values["decision.changed"]
+    suppressed = changed and outcome["suppressed_by"] is not None and outcome["forced_by"] is None
+    return {"decision.broadcast": changed and not suppressed, "decision.suppressed": suppressed}
+
+
+def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:
     winner = outcome["winner"]
     fee = old_fee if outcome["vetoed_by"] else outcome["fee_ppm"]
+    changed = fee != old_fee
     return {
         "decision.fee_ppm": fee,
         "decision.old_fee_ppm": old_fee,
         "decision.change_ratio": abs(fee - old_fee) / max(old_fee, 1),
-        "decision.changed": fee != old_fee,
+        "decision.changed": changed,
         "decision.stage": winner.stage.name if winner else "",
         "decision.rule": winner.id if winner else "",
         "decision.emergency": bool(outcome["exempt"]),
         "decision.vetoed": outcome["vetoed_by"] is not None,
+        # Before any post stage: a change is broadcast unless a post stage suppresses it.
+        "decision.broadcast": changed,
+        "decision.suppressed": False,
     }
 
 

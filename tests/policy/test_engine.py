@@ -218,3 +218,47 @@ def test_many_channels_in_one_batch_match_like_one_at_a_time(tmp_path):
     single = [policy.evaluate(c).decision for c in chans]
     reference = [e.decision for e in policy.evaluate_many(chans, matcher="reference")]
     assert batch == single == reference
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_later_post_stages_see_what_earlier_ones_did(tmp_path, matcher):
+    header = """\
+apiVersion: revops/v1
+version: "t2"
+stages:
+  - name: discovery
+  - name: gossip
+    phase: post
+  - name: memory
+    phase: post
+"""
+    policy = make_policy(tmp_path, """
+state:
+  last_sent: {type: number, default: -1, doc: the fee last broadcast}
+  held: {type: number, default: 0, doc: changes held back}
+rules:
+  - id: base
+    stage: discovery
+    then: set_fee(200)
+    why: base
+  - id: small
+    stage: gossip
+    when: decision.changed and decision.change_ratio < 0.05
+    then: suppress_broadcast("small")
+    why: small
+  - id: remember-sent
+    stage: memory
+    when: decision.broadcast
+    then: set_state(last_sent, decision.fee_ppm)
+    why: sent
+  - id: count-held
+    stage: memory
+    when: decision.suppressed
+    then: set_state(held, state.held + 1)
+    why: held
+""", header=header)
+    sent = policy.evaluate(channel(channel__fee_ppm=100), {"held": 2}, matcher=matcher).decision
+    assert (sent.action, sent.state_updates) == ("set_fee", {"last_sent": 200})
+    held = policy.evaluate(channel(channel__fee_ppm=199), {"held": 2}, matcher=matcher).decision
+    assert (held.action, held.state_updates) == ("suppressed", {"held": 3})
+    assert set(policy.durable_rulesets()) == {"decide", "gossip", "memory"}
