@@ -21,6 +21,7 @@ NODE_READS: tuple[tuple[str, dict], ...] = (
     ("listpeers", {}),
 )
 PAGE = 1000
+INVALID_PARAMS = -32602
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,22 @@ def backfill_forwards(rpc: NodeRpc, store) -> int:
     """Fetch what was routed (or resolved) since the store's last indexes; returns rows changed.
 
     Forwards created while the plugin was down come by created_index; forwards that were
-    pending (offered) and resolved meanwhile come by updated_index.
+    pending (offered) and resolved meanwhile come by updated_index. lightningd before
+    v23.11 has no `index` parameter (-32602): then the whole list is read and ingested,
+    which the store's idempotent ingestion makes safe.
     """
     created, updated = store.forward_index()
     changed = [0]
 
     def ingest(page: list[dict]) -> None:
         changed[0] += store.ingest_forwards(page)
-    page_forwards(rpc, "created", created + 1, ingest)
-    page_forwards(rpc, "updated", updated + 1, ingest)
+    try:
+        page_forwards(rpc, "created", created + 1, ingest)
+        page_forwards(rpc, "updated", updated + 1, ingest)
+    except NodeRpcError as err:
+        if err.code != INVALID_PARAMS:
+            raise
+        ingest(rpc.call("listforwards", {}).get("forwards", []))
     return changed[0]
 
 

@@ -77,3 +77,21 @@ def test_dependencies_by_plugin_path():
     assert deps.sling and deps.bookkeeper
     deps = detect_dependencies(FakeRpc([], plugins=["/usr/libexec/c-lightning/plugins/bookkeeper"]))
     assert not deps.sling and deps.bookkeeper
+
+
+class OldLightningd(FakeRpc):
+    """lightningd before v23.11: listforwards has no index/start/limit."""
+
+    def call(self, method, params=None):
+        if method == "listforwards" and params:
+            raise NodeRpcError(method, -32602, "unknown parameter: index")
+        if method == "listforwards":
+            return {"forwards": list(self.forwards)}
+        return super().call(method, params)
+
+
+def test_backfill_falls_back_to_the_whole_list_on_old_lightningd():
+    store = CountingStore()
+    rpc = OldLightningd([fwd(i, "2x2x2", 1000.0 + i) for i in range(1, 4)])
+    assert backfill_forwards(rpc, store) == 3
+    assert ("listforwards", {}) in rpc.calls
