@@ -83,11 +83,12 @@ class OldLightningd(FakeRpc):
     """lightningd before v23.11: listforwards has no index/start/limit."""
 
     def call(self, method, params=None):
-        if method == "listforwards" and params:
+        if method != "listforwards":
+            return super().call(method, params)
+        self.calls.append((method, params))
+        if params:
             raise NodeRpcError(method, -32602, "unknown parameter: index")
-        if method == "listforwards":
-            return {"forwards": list(self.forwards)}
-        return super().call(method, params)
+        return {"forwards": list(self.forwards)}
 
 
 def test_backfill_falls_back_to_the_whole_list_on_old_lightningd():
