@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from revops.act.fees import FeeActuator
 from revops.diagnostics import DiagnosticError
-from revops.facts.build import build_facts
+from revops.facts.build import build_facts, market_facts
+from revops.facts.history import history_to_json
 from revops.events import ForwardEventBuffer
 from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
@@ -179,7 +180,7 @@ class Runtime:
             self.log(f"forward backfill failed: {err}", "warn")
         rpc = capture_node(self.rpc)
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
-        facts = build_facts(rpc, now, self.store.channel_flows(now))
+        facts = build_facts(rpc, now, self.store.channel_flows(now), self.store.history(now))
         return rpc, facts, self.store.load_states(), now
 
     def _fee_cycle(self) -> dict:
@@ -193,6 +194,11 @@ class Runtime:
             self.log(f"fee cycle skipped: {summary['error']}", "warn")
             self._record_cycle(summary)
             return summary
+        # The feerate series behind market.opening_feerate_ma_*: one sample per fee cycle,
+        # taken after this cycle's facts (they average the cycles before it).
+        market = market_facts(rpc.get("feerates"))
+        if market["market.feerates_known"]:
+            self.store.record_feerate(now, market["market.opening_feerate_perkw"])
         evaluations = policy.evaluate_many(facts, states, keep_values=False)
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
         counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
@@ -279,7 +285,8 @@ class Runtime:
                     rpc["bkpr-listincome"] = self.rpc.call("bkpr-listincome", {"start_time": int(now - 30 * 86400)})
                 except NodeRpcError as err:
                     self.log(f"snapshot: bkpr-listincome failed: {err}", "warn")
-            return {"format": SNAPSHOT_FORMAT, "captured_at": now, "rpc": rpc, "state": self.store.load_states()}
+            return {"format": SNAPSHOT_FORMAT, "captured_at": now, "rpc": rpc, "state": self.store.load_states(),
+                    "history": history_to_json(self.store.history(now))}
 
     def status(self) -> dict:
         policy = self.holder.current

@@ -1,4 +1,4 @@
-"""Channel facts from lightningd RPC responses: `build_facts(rpc, now_s, flows)`.
+"""Channel facts from lightningd RPC responses: `build_facts(rpc, now_s, flows, history)`.
 
 Which channels get facts: every listpeerchannels entry with a `short_channel_id`, whatever its
 state (pre-lock-in channels have no scid and are skipped; closing and ONCHAIN channels are
@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
+from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
+                                  market_history_facts, peer_history_facts)
 from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
 
 #: CLN's default max_accepted_htlcs, used when a channel does not report one.
@@ -109,8 +111,10 @@ def laplace(successes: int, failures: int) -> float:
     return (successes + 1) / (successes + failures + 2)
 
 
-def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
-    """Returns the market.* facts from a feerates response (perkw or perkb style)."""
+def market_facts(feerates: Mapping[str, Any], history: History = EMPTY_HISTORY,
+                 now_s: float = 0.0) -> dict[str, Any]:
+    """Returns the market.* facts from a feerates response (perkw or perkb style) and the
+    feerate samples of `history` as of `now_s`."""
     feerates = _dict(feerates)
     perkw = _dict(feerates.get("perkw"))
     scale = 1.0
@@ -141,7 +145,7 @@ def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
         open_cost = opening * OPEN_WEIGHT // 1000 if known else DEFAULT_OPEN_COST_SAT
     if type(close_cost) is not int:
         close_cost = mutual * MUTUAL_CLOSE_WEIGHT // 1000 if known else DEFAULT_CLOSE_COST_SAT
-    return {
+    facts = {
         "market.feerates_known": known,
         "market.opening_feerate_perkw": opening,
         "market.mutual_close_feerate_perkw": mutual,
@@ -156,6 +160,8 @@ def market_facts(feerates: Mapping[str, Any]) -> dict[str, Any]:
         "market.close_cost_sat": close_cost,
         "market.replacement_cost_sat": open_cost + close_cost,
     }
+    facts.update(market_history_facts(history, now_s, opening))
+    return facts
 
 
 def _onchain(listfunds: Mapping[str, Any]) -> tuple[int, int]:
@@ -265,14 +271,19 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
 
 
 def build_facts(rpc: Mapping[str, Any], now_s: float,
-                flows: Mapping[str, ChannelFlow] | None = None) -> list[ChannelFacts]:
+                flows: Mapping[str, ChannelFlow] | None = None,
+                history: History | None = None) -> list[ChannelFacts]:
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
     feerates, listfunds, listpeers; missing ones count as empty). `flows` are per-scid forward
     aggregates (e.g. from the plugin's store); when None they are computed from
-    rpc["listforwards"]["forwards"] as of `now_s`.
+    rpc["listforwards"]["forwards"] as of `now_s`. `history` is what the store remembers
+    (peer uptime, applied fee changes, feerate samples); None means nothing is known and the
+    history facts take their neutral defaults.
     """
+    if history is None:
+        history = EMPTY_HISTORY
     getinfo = _dict(rpc.get("getinfo"))
     blockheight = _int(getinfo.get("blockheight"))
     if flows is None:
@@ -297,6 +308,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             continue
         flow = flows.get(scid) or _EMPTY_FLOW
         v = _channel_facts(ch, scid, blockheight, now_s, flow)
+        v.update(channel_history_facts(history, scid, now_s))
         chans.append((scid, peer_id, v))
 
         # Balances and counts cover open channels only; flows cover every channel with a scid.
@@ -350,8 +362,10 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         "node.fees_collected_msat": _int(getinfo.get("fees_collected_msat")),
         "node.fees_earned_1d_msat": node_fees_1d,
         "node.fees_earned_7d_msat": node_fees_7d,
+        "node.now_s": now_s,
+        "node.fee_updates_24h": history.node_fee_updates_24h,
     }
-    common.update(market_facts(_dict(rpc.get("feerates"))))
+    common.update(market_facts(_dict(rpc.get("feerates")), history, now_s))
 
     peer_facts: dict[str, dict[str, Any]] = {}
     for pid, p in peers.items():
@@ -367,6 +381,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             "peer.in_volume_7d_msat": p.in_7d_msat,
             "peer.fees_earned_7d_msat": p.fees_7d_msat,
             "peer.reputation_7d": laplace(p.in_settled_7d, p.in_failed_7d),
+            **peer_history_facts(history, pid),
         }
 
     out: list[ChannelFacts] = []

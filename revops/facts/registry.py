@@ -133,6 +133,11 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.revenue_rate_7d_msat_per_h", "number", "msat/h", "fees_earned_7d_msat / 168"),
     ("channel.in_reputation_7d", "number", "ratio",
      "Laplace score (s+1)/(s+f+2) of forwards entering here over 7d (0.5 when none)"),
+    # --- channel: fee-change history (the store's decision journal)
+    ("channel.fee_updates_24h", "number", "count",
+     "fee changes revops applied to this channel (setchannel succeeded) in the last 24h"),
+    ("channel.last_fee_change_age_s", "number", "s",
+     "seconds since revops last applied a fee change here (315360000 = 10 years when never)"),
     # --- peer
     ("peer.id", "string", "", "the peer's node id (pubkey hex)"),
     ("peer.connected", "bool", "", "the peer is connected now"),
@@ -148,6 +153,13 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("peer.fees_earned_7d_msat", "number", "msat", "fees earned on forwards out to this peer, 7d"),
     ("peer.reputation_7d", "number", "ratio",
      "Laplace score (s+1)/(s+f+2) of forwards this peer sent us over 7d (0.5 when none)"),
+    ("peer.uptime_ratio_7d", "number", "ratio",
+     "connected time / known time over the last 7d from connect/disconnect events, 0..1 "
+     "(1.0 when nothing is known: uptime_known_s_7d = 0)"),
+    ("peer.disconnects_7d", "number", "count",
+     "disconnects of this peer in the last 7d (a repeated disconnect counts once)"),
+    ("peer.uptime_known_s_7d", "number", "s",
+     "seconds of the last 7d whose connection state is known (0..604800)"),
     # --- node
     ("node.id", "string", "", "our node id (getinfo.id)"),
     ("node.alias", "string", "", "our alias (getinfo.alias)"),
@@ -168,6 +180,10 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("node.fees_collected_msat", "number", "msat", "lifetime routing fees (getinfo)"),
     ("node.fees_earned_1d_msat", "number", "msat", "routing fees earned over 1d (all channels)"),
     ("node.fees_earned_7d_msat", "number", "msat", "routing fees earned over 7d (all channels)"),
+    ("node.now_s", "number", "s",
+     "the evaluation time, unix seconds (the snapshot's captured_at; the clock, live)"),
+    ("node.fee_updates_24h", "number", "count",
+     "fee changes revops applied over all channels in the last 24h"),
     # --- market
     ("market.feerates_known", "bool", "", "feerates returned an opening feerate"),
     ("market.opening_feerate_perkw", "number", "perkw",
@@ -190,6 +206,12 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("market.close_cost_sat", "number", "sat",
      "onchain_fee_estimates.mutual_close_satoshis (fallback: mutual_close perkw * 673 / 1000)"),
     ("market.replacement_cost_sat", "number", "sat", "open_cost_sat + close_cost_sat"),
+    ("market.opening_feerate_ma_24h_perkw", "number", "perkw",
+     "mean opening feerate of the fee cycles of the last 24h (current opening when none)"),
+    ("market.opening_feerate_ma_7d_perkw", "number", "perkw",
+     "mean opening feerate of the fee cycles of the last 7d (current opening when none)"),
+    ("market.feerate_shock_ratio", "number", "ratio",
+     "opening_feerate_perkw / opening_feerate_ma_7d_perkw (1.0 when no samples)"),
 ]
 
 

@@ -8,7 +8,9 @@ docs/facts.md for the full specification):
      "rpc": {"getinfo": {...}, "listpeerchannels": {...}, "listforwards": {...},
              "feerates": {...}, "listfunds": {...}, "listpeers": {...},
              "bkpr-listincome": {...}, ...},    # responses exactly as lightningd returns them
-     "state": {"880001x1234x0": {"fee_ppm_last": 250, "fire_sale": true}}}   # optional
+     "state": {"880001x1234x0": {"fee_ppm_last": 250, "fire_sale": true}},  # optional
+     "history": {"as_of_s": ..., "peers": {...}, "channels": {...}, "node": {...},
+                 "feerates": [...]}}                                     # optional (history.py)
 
 Loading checks the structure the fact builder relies on and reports every problem as a
 `snapshot_error` Diagnostic at the line:col of the offending key or value (JSON syntax errors
@@ -27,13 +29,15 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.facts.history import UPTIME_WINDOW_S, History, history_from_json, history_to_json
 
 FORMAT = "revops-snapshot/1"
 CODE = "snapshot_error"
 REQUIRED_RPC = ("getinfo", "listpeerchannels", "listforwards", "feerates", "listfunds",
                 "listpeers")
 OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels")
-TOP_KEYS = ("format", "captured_at", "rpc", "state")
+TOP_KEYS = ("format", "captured_at", "rpc", "state", "history")
+HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates")
 MAX_ERRORS = 50
 
 FORWARD_STATUSES = frozenset({"offered", "settled", "local_failed", "failed"})
@@ -49,6 +53,7 @@ class Snapshot:
     rpc: Mapping[str, Any]
     state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "<live>"            # file path or "<live>"
+    history: History | None = None    # the store's history; None when the file has none
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
@@ -75,22 +80,27 @@ def parse_snapshot(text: str, source: str) -> Snapshot:
     if problems:
         raise DiagnosticError(_locate_all(text, source, problems))
     state = doc.get("state") or {}
+    history = doc.get("history")
     return Snapshot(
         captured_at=doc["captured_at"],
         rpc=MappingProxyType(doc["rpc"]),
         state=MappingProxyType({k: MappingProxyType(v) for k, v in state.items()}),
         source=source,
+        history=history_from_json(history) if history is not None else None,
     )
 
 
 def snapshot_to_json(s: Snapshot) -> dict:
     """Returns the JSON object (plain dicts) of a snapshot; parse_snapshot(json.dumps(it)) == s."""
-    return {
+    doc = {
         "format": FORMAT,
         "captured_at": s.captured_at,
         "rpc": dict(s.rpc),
         "state": {scid: dict(vals) for scid, vals in s.state.items()},
     }
+    if s.history is not None:
+        doc["history"] = history_to_json(s.history)
+    return doc
 
 
 # --------------------------------------------------------------------------- structure checks
@@ -200,7 +210,58 @@ class _Checker:
                         if not (type(val) in (int, float, bool) or isinstance(val, str)):
                             self.bad(p + (name,), f"{path_str(p + (name,))} must be a number, "
                                                   f"bool or string, got {_kind_of(val)}")
+        history = self.member(doc, "history", "object", (), required=False)
+        if history is not None:
+            self.check_history(history)
         return self.problems
+
+    def bounded(self, obj: dict, key: str, kind: str, path: JsonPath, lo: float,
+                hi: float | None = None) -> None:
+        """Checks obj[key] (required) has `kind` and lies in [lo, hi]."""
+        v = self.member(obj, key, kind, path)
+        if v is not None and (v < lo or (hi is not None and v > hi)):
+            where = path_str(path + (key,))
+            self.bad(path + (key,), f"{where} must be >= {lo}" if hi is None
+                     else f"{where} must be within {lo}..{hi}, got {v}")
+
+    def keys_known(self, obj: dict, known: tuple[str, ...], path: JsonPath) -> None:
+        """Records every key of obj not in `known`, at the key."""
+        for k in obj:
+            if k not in known:
+                self.bad(path + (k,), f"unknown key \"{k}\" in {path_str(path)} (expected one "
+                                      f"of {', '.join(known)})", at_key=True)
+
+    def check_history(self, h: dict) -> None:
+        """Records problems of the optional `history` object (history.py, docs/facts.md)."""
+        H = ("history",)
+        self.keys_known(h, HISTORY_KEYS, H)
+        self.bounded(h, "as_of_s", "number", H, 0)
+        peers = self.member(h, "peers", "object", H, required=False)
+        for pid, p in (peers or {}).items():
+            pp = H + ("peers", pid)
+            if self.typed(p, "object", pp):
+                self.keys_known(p, ("uptime_ratio", "disconnects", "known_s"), pp)
+                self.bounded(p, "uptime_ratio", "number", pp, 0, 1)
+                self.bounded(p, "disconnects", "integer", pp, 0)
+                self.bounded(p, "known_s", "number", pp, 0, UPTIME_WINDOW_S)
+        chans = self.member(h, "channels", "object", H, required=False)
+        for scid, c in (chans or {}).items():
+            cp = H + ("channels", scid)
+            if self.typed(c, "object", cp):
+                self.keys_known(c, ("fee_updates_24h", "last_fee_change_s"), cp)
+                self.bounded(c, "fee_updates_24h", "integer", cp, 0)
+                self.bounded(c, "last_fee_change_s", "number", cp, 0)
+        node = self.member(h, "node", "object", H, required=False)
+        if node is not None:
+            self.keys_known(node, ("fee_updates_24h",), H + ("node",))
+            self.bounded(node, "fee_updates_24h", "integer", H + ("node",), 0)
+        samples = self.member(h, "feerates", "array", H, required=False)
+        for i, smp in enumerate(samples or ()):
+            sp = H + ("feerates", i)
+            if self.typed(smp, "object", sp):
+                self.keys_known(smp, ("at_s", "opening_perkw"), sp)
+                self.bounded(smp, "at_s", "number", sp, 0)
+                self.bounded(smp, "opening_perkw", "integer", sp, 0)
 
     def check_rpc(self, rpc: dict) -> None:
         """Records problems of the rpc object: required methods and the fields facts read."""

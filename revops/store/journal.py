@@ -1,7 +1,8 @@
 """The decision journal: what every cycle decided per channel, under which policy.
 
 One `journal_batches` row per journal() call holds the time, cycle id, policy name, version
-and digest and the dry-run flag; `decisions` holds one row per record. Record keys beyond
+and digest and the dry-run flag; `decisions` holds one row per record. Applied records also
+move `channel_fee_last` (history.py) in the same transaction. Record keys beyond
 the known columns are kept as JSON in `extra_json` and returned as they were given.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from typing import Any, Iterable, Mapping
+
+from revops.store.history import note_applied
 
 #: Record keys stored in their own columns (the rest go to extra_json).
 RECORD_FIELDS = ("scid", "peer_id", "action", "fee_ppm", "old_fee_ppm", "stage", "rule",
@@ -51,6 +54,7 @@ def journal(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]], at_s
         (at_s, cycle_id, policy_name, policy_version, policy_digest, int(bool(dry_run)))
     ).lastrowid
     conn.executemany(_INSERT, [_row(batch_id, r) for r in records])
+    note_applied(conn, records, at_s)
     return len(records)
 
 

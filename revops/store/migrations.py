@@ -167,12 +167,33 @@ _V4_FLOW_INDEX = (
     "CREATE INDEX forwards_t ON forwards(t) WHERE kind != 0",
 )
 
+_V5_HISTORY = (
+    # Applied fee changes by batch, for the 24 h counts (store/history.py): the day's batches
+    # come from journal_batches_at, then only their applied rows, never the day's holds.
+    "CREATE INDEX decisions_applied ON decisions(batch_id, scid) WHERE applied = 1",
+    # Latest applied fee change per channel, written with each journal batch and kept across
+    # journal pruning (like channel_last for forwards), filled from the journal kept so far.
+    """CREATE TABLE channel_fee_last (
+        scid TEXT PRIMARY KEY,
+        last_change_s REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """INSERT INTO channel_fee_last (scid, last_change_s)
+        SELECT d.scid, max(b.at_s) FROM decisions d JOIN journal_batches b ON b.id = d.batch_id
+        WHERE d.applied = 1 AND d.scid IS NOT NULL GROUP BY d.scid""",
+    # The opening feerate each fee cycle saw; rows older than 14 days are deleted on insert.
+    """CREATE TABLE feerate_samples (
+        at_s REAL PRIMARY KEY,
+        opening_perkw INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 #: (version, name, step), in order. Versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "forwards, rollups and cursor", _V1_FORWARDS),
     (2, "channel state, overrides, meta", _V1_STATE),
     (3, "decision journal and peer events", _V1_JOURNAL),
     (4, "forwards by time for incremental channel_flows", _V4_FLOW_INDEX),
+    (5, "fee-change and feerate history", _V5_HISTORY),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from revops.facts.flow import ChannelFlow
+from revops.facts.history import History
 from revops.store import forwards as fw
 from revops.store import journal as jr
+from revops.store import history as hist
 from revops.store import kv, peers, rollup
 from revops.store.db import Connections, transaction
 from revops.store.flowcache import FlowCache
@@ -23,7 +25,8 @@ from revops.store.migrations import migrate
 
 class Store:
     """The plugin's persistent state: forwards and their rollups, per-channel policy state,
-    param overrides, the decision journal, peer connection history and small meta values."""
+    param overrides, the decision journal, peer connection history, feerate samples and small
+    meta values."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -205,6 +208,24 @@ class Store:
         """Deletes peer events older than keep_days but each peer's last one; returns how many."""
         with transaction(self._conn()) as conn:
             return peers.prune_peer_events(conn, now_s, keep_days)
+
+    # --- history (revops.facts.history)
+
+    def record_feerate(self, at_s: float, opening_perkw: int) -> None:
+        """Stores the opening feerate a fee cycle saw and drops samples older than 14 days,
+        in one transaction."""
+        with transaction(self._conn()) as conn:
+            hist.record_feerate(conn, at_s, opening_perkw)
+
+    def history(self, now_s: float) -> History:
+        """Returns the History as of now_s (peer uptime over 7 d, applied fee changes, feerate
+        samples of 7 d), read in one read transaction so its parts agree."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            return hist.history(conn, now_s)
+        finally:
+            conn.execute("COMMIT")
 
     # --- meta
 

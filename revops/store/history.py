@@ -1,0 +1,96 @@
+"""The store's side of `revops.facts.history.History`: fee-change counts, last changes, the
+opening-feerate series, and `history(conn, now_s)` putting them together with peer uptime.
+
+Costs (docs/store.md, measured at 5,000 channels and a 1M-row journal): the 24 h counts read
+only the applied decisions of the last day's batches (partial index `decisions_applied`), the
+last changes one small row per channel (`channel_fee_last`), the series at most 14 days of
+one-per-cycle samples.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from types import MappingProxyType
+
+from revops.facts.history import (FEE_UPDATES_WINDOW_S, FEERATE_KEEP_S, FEERATE_WINDOWS_S,
+                                  UPTIME_WINDOW_S, ChannelFeeHistory, FeerateSample, History,
+                                  PeerUptime)
+from revops.store import peers
+
+# Batches by time (journal_batches_at), then only their applied decisions (partial index);
+# CROSS JOIN and INDEXED BY pin that plan: with a condition on scid or without statistics
+# the planner would walk decisions_scid, every decision ever journaled.
+_UPDATES = """
+SELECT d.scid, count(*), max(b.at_s) FROM journal_batches b
+CROSS JOIN decisions d INDEXED BY decisions_applied ON d.batch_id = b.id AND d.applied = 1
+WHERE b.at_s > ? AND b.at_s <= ?
+GROUP BY d.scid"""
+
+
+def note_applied(conn: sqlite3.Connection, records: list, at_s: float) -> None:
+    """Moves channel_fee_last forward for the applied records of a journal batch (in the
+    caller's transaction); a later time never goes back."""
+    rows = [(r["scid"], float(at_s)) for r in records
+            if r.get("applied") and isinstance(r.get("scid"), str)]
+    if rows:
+        conn.executemany(
+            "INSERT INTO channel_fee_last (scid, last_change_s) VALUES (?, ?) "
+            "ON CONFLICT(scid) DO UPDATE SET last_change_s = "
+            "max(last_change_s, excluded.last_change_s)", rows)
+
+
+def fee_updates(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATES_WINDOW_S
+                ) -> dict[str, tuple[int, float]]:
+    """Returns scid -> (applied fee changes, time of the latest) over now - window < batch
+    at_s <= now."""
+    return {scid: (n, t) for scid, n, t in conn.execute(_UPDATES, (now_s - window_s, now_s))
+            if isinstance(scid, str)}
+
+
+def last_fee_changes(conn: sqlite3.Connection, now_s: float) -> dict[str, float]:
+    """Returns scid -> time of the latest applied fee change at or before now_s."""
+    return dict(conn.execute(
+        "SELECT scid, last_change_s FROM channel_fee_last WHERE last_change_s <= ?", (now_s,)))
+
+
+def record_feerate(conn: sqlite3.Connection, at_s: float, opening_perkw: int) -> None:
+    """Stores one opening-feerate sample (a second one at the same time replaces it) and
+    deletes samples older than FEERATE_KEEP_S, in the caller's transaction."""
+    conn.execute("INSERT OR REPLACE INTO feerate_samples (at_s, opening_perkw) VALUES (?, ?)",
+                 (float(at_s), int(opening_perkw)))
+    conn.execute("DELETE FROM feerate_samples WHERE at_s < ?", (float(at_s) - FEERATE_KEEP_S,))
+
+
+def feerate_samples(conn: sqlite3.Connection, now_s: float,
+                    window_s: float = max(FEERATE_WINDOWS_S.values())) -> list[FeerateSample]:
+    """Returns the samples with now - window < at_s <= now, oldest first."""
+    return [FeerateSample(t, r) for t, r in conn.execute(
+        "SELECT at_s, opening_perkw FROM feerate_samples WHERE at_s > ? AND at_s <= ? "
+        "ORDER BY at_s", (now_s - window_s, now_s))]
+
+
+def _uptime(u: dict) -> PeerUptime:
+    """Returns peers.peer_uptime's stats of one peer as a PeerUptime, clamped to their ranges
+    (float sums of spans may overshoot the window by a rounding error)."""
+    ratio = u["uptime_ratio"]
+    return PeerUptime(1.0 if ratio is None else min(1.0, max(0.0, ratio)), u["disconnects"],
+                      min(float(UPTIME_WINDOW_S), max(0.0, u["known_s"])))
+
+
+def history(conn: sqlite3.Connection, now_s: float) -> History:
+    """Returns the History as of now_s (call inside one read transaction for one snapshot)."""
+    uptime = peers.peer_uptime(conn, now_s, UPTIME_WINDOW_S)
+    counts = fee_updates(conn, now_s)
+    chans = {scid: ChannelFeeHistory(0, t) for scid, t in last_fee_changes(conn, now_s).items()}
+    for scid, (n, t) in counts.items():
+        # channel_fee_last may hold a change after now_s (a history of the past): the
+        # window's own latest change then stands in for it.
+        prev = chans.get(scid)
+        chans[scid] = ChannelFeeHistory(n, max(t, prev.last_change_s) if prev else t)
+    return History(
+        as_of_s=float(now_s),
+        peers=MappingProxyType({pid: _uptime(u) for pid, u in uptime.items()}),
+        channels=MappingProxyType(chans),
+        node_fee_updates_24h=sum(n for n, _ in counts.values()),
+        feerates=tuple(feerate_samples(conn, now_s)),
+    )

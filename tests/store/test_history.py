@@ -1,0 +1,105 @@
+"""Store history: applied fee-change counts and last changes, feerate samples, Store.history."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from revops.facts.history import FeerateSample, PeerUptime
+from revops.store import Store
+from revops.store import history as hist
+from revops.store.migrations import MIGRATIONS, migrate
+
+DAY = 86_400.0
+T0 = 1_767_225_600.0
+
+
+def rec(scid: str, applied: bool, **kw) -> dict:
+    return {"scid": scid, "peer_id": "02aa", "action": "set_fee", "fee_ppm": 100,
+            "applied": applied, **kw}
+
+
+def journal(store: Store, at_s: float, records: list[dict], dry_run: bool = False) -> None:
+    store.journal(records, at_s, "default", "1", "sha256:x", f"c{at_s}", dry_run)
+
+
+def test_fee_updates_count_applied_changes_in_24h(store):
+    journal(store, T0 - DAY - 1, [rec("1x1x1", True)])            # too old
+    journal(store, T0 - DAY, [rec("1x1x1", True)])                # bound excluded
+    journal(store, T0 - 3600, [rec("1x1x1", True), rec("2x2x2", False), rec("3x3x3", True)])
+    journal(store, T0, [rec("1x1x1", True), rec("2x2x2", False, action="hold")])
+    journal(store, T0 + 10, [rec("1x1x1", True)])                 # after now
+    h = store.history(T0)
+    assert {s: c.updates_24h for s, c in h.channels.items()} == {"1x1x1": 2, "3x3x3": 1}
+    assert h.node_fee_updates_24h == 3
+    assert h.channels["1x1x1"].last_change_s == T0                # the later one is after now
+    assert h.channels["3x3x3"].last_change_s == T0 - 3600
+    assert "2x2x2" not in h.channels                              # never applied
+    assert h.as_of_s == T0
+
+
+def test_last_change_survives_journal_pruning(store):
+    journal(store, T0 - 100 * DAY, [rec("1x1x1", True)])
+    journal(store, T0 - 95 * DAY, [rec("1x1x1", False)])
+    assert store.prune_journal(T0, 90) == 2
+    h = store.history(T0)
+    assert h.channels["1x1x1"].last_change_s == T0 - 100 * DAY
+    assert h.channels["1x1x1"].updates_24h == 0 and h.node_fee_updates_24h == 0
+
+
+def test_last_change_never_goes_back(store):
+    journal(store, T0, [rec("1x1x1", True)])
+    journal(store, T0 - 50, [rec("1x1x1", True)])  # a batch journaled late with an older time
+    assert store.history(T0).channels["1x1x1"].last_change_s == T0
+
+
+def test_migration_fills_last_changes_from_the_journal(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:4])
+    conn.execute("INSERT INTO journal_batches (id, at_s, cycle_id, policy_name, policy_version, "
+                 "policy_digest, dry_run) VALUES (1, ?, 'a', 'p', 'v', 'd', 0), "
+                 "(2, ?, 'b', 'p', 'v', 'd', 0)", (T0 - 7200, T0 - 3600))
+    conn.execute("INSERT INTO decisions (batch_id, scid, applied) VALUES (1, '1x1x1', 1), "
+                 "(2, '1x1x1', 1), (2, '2x2x2', 0), (1, '3x3x3', 1)")
+    conn.close()
+    with Store(path) as s:
+        h = s.history(T0)
+        assert {k: (c.updates_24h, c.last_change_s) for k, c in h.channels.items()} == {
+            "1x1x1": (2, T0 - 3600), "3x3x3": (1, T0 - 7200)}
+
+
+def test_feerate_samples_are_recorded_replaced_and_pruned(store):
+    store.record_feerate(T0 - 15 * DAY, 100)
+    store.record_feerate(T0 - 8 * DAY, 200)
+    store.record_feerate(T0 - DAY, 300)
+    store.record_feerate(T0 - DAY, 350)          # same time: replaces
+    store.record_feerate(T0, 400)                # prunes samples older than 14 d
+    rows = store._conn().execute("SELECT at_s, opening_perkw FROM feerate_samples "
+                                 "ORDER BY at_s").fetchall()
+    assert [tuple(r) for r in rows] == [(T0 - 8 * DAY, 200), (T0 - DAY, 350), (T0, 400)]
+    assert store.history(T0).feerates == (FeerateSample(T0 - DAY, 350), FeerateSample(T0, 400))
+    assert store.history(T0 - 1).feerates == (FeerateSample(T0 - DAY, 350),)
+
+
+def test_peer_uptime_in_history(store):
+    store.record_connection("02aa", True, T0 - 4 * 3600)
+    store.record_connection("02aa", False, T0 - 3600)
+    store.record_connection("02bb", False, T0)       # known for 0 s: ratio unknown -> 1.0
+    h = store.history(T0)
+    assert h.peers["02aa"] == PeerUptime(0.75, 1, 4 * 3600.0)
+    assert h.peers["02bb"] == PeerUptime(1.0, 1, 0.0)
+
+
+def test_empty_store_history(store):
+    h = store.history(T0)
+    assert (dict(h.peers), dict(h.channels), h.node_fee_updates_24h, h.feerates) == ({}, {}, 0, ())
+
+
+def test_queries_use_their_indexes(store):
+    conn = store._conn()
+    plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + hist._UPDATES, (0, 1)))
+    assert "journal_batches_at" in plan and "decisions_applied" in plan, plan
+    plan = " ".join(r[3] for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT at_s, opening_perkw FROM feerate_samples WHERE at_s > ? "
+        "AND at_s <= ? ORDER BY at_s", (0, 1)))
+    assert "SEARCH" in plan and "TEMP B-TREE" not in plan, plan
