@@ -54,7 +54,7 @@ def test_explain_json_shape_for_one_channel():
 def test_explain_human_output_shows_old_and_new_fee():
     run = revops("explain", "--snapshot", str(SNAPSHOT), "--channel", "860000x12x0")
     assert run.returncode == 0
-    assert "860000x12x0  400 ➜ 800 ppm  set_fee  [congestion/congestion-surcharge]" in run.stdout
+    assert "860000x12x0  400 ➜ 960 ppm  set_fee  [congestion/congestion-surcharge]" in run.stdout
     assert "✗ defibrillator-start" in run.stdout
 
 
@@ -72,11 +72,11 @@ def test_explain_unknown_channel_and_bad_snapshot_fail_with_one_line(tmp_path):
 def test_test_command_passes_default_and_prints_a_diff_on_failure(tmp_path):
     run = revops("test", str(default_policy_dir()))
     assert run.returncode == 0, run.stdout
-    assert "PASS: 7/7" in run.stdout
+    assert "PASS: 8/8" in run.stdout
     folder = tmp_path / "p"
     shutil.copytree(default_policy_dir(), folder)
     cases = folder / "tests" / "alpha_sequence.yaml"
-    cases.write_text(cases.read_text().replace("fee_ppm: 800", "fee_ppm: 801"))
+    cases.write_text(cases.read_text().replace("fee_ppm: 960", "fee_ppm: 961"))
     run = revops("test", str(folder))
     assert run.returncode == 1
-    assert "FAIL" in run.stdout and "860000x12x0.fee_ppm: want 801, got 800" in run.stdout
+    assert "FAIL" in run.stdout and "860000x12x0.fee_ppm: want 961, got 960" in run.stdout

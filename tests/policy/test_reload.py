@@ -85,7 +85,7 @@ def test_reload_runs_the_policy_tests_and_refuses_a_policy_that_fails_them(tmp_p
     result = holder.reload()
     assert not result.ok
     assert result.errors[0].code == "policy_test_failure"
-    assert "fee_ppm: want 800, got 900" in result.errors[0].message
+    assert "fee_ppm: want 960, got 1080" in result.errors[0].message
 
 
 def test_concurrent_evaluations_during_reloads_see_whole_snapshots(tmp_path):
