@@ -20,7 +20,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.actions import ACTIONS, POST_PHASE_KINDS, ActionSpec
 from revops.policy.dsl import (Action, And, Arith, Bool, Call, Compare, DslSyntaxError, In, Neg, Not, Num,
                                Or, Ref, Str, parse_actions, parse_condition)
-from revops.policy.interp import FUNCTIONS, compile_expr
+from revops.policy.interp import BOOL_ARGUMENT, FUNCTIONS, compile_expr
 from revops.policy.model import DslText, PolicySource, Stage
 
 # Facts about the decision itself, readable only by rules in post stages.
@@ -373,10 +373,13 @@ def _type(node, text: DslText, ctx: _Ctx, phase: str) -> str | None:
                 ctx.error(text, operand, "dsl_type_error", f"arithmetic needs numbers, got a {t}")
         return "number"
     if isinstance(node, Call):
-        for arg in node.args:
+        condition_at = BOOL_ARGUMENT.get(node.func)
+        for i, arg in enumerate(node.args):
             t = _type(arg, text, ctx, phase)
-            if t not in (None, "number"):
-                ctx.error(text, arg, "dsl_type_error", f"{node.func}() needs numbers, got a {t}")
+            want = "bool" if i == condition_at else "number"
+            if t not in (None, want):
+                what = "a condition" if want == "bool" else "numbers"
+                ctx.error(text, arg, "dsl_type_error", f"{node.func}() needs {what} there, got a {t}")
         return "number"
     if isinstance(node, Compare):
         lt = _type(node.left, text, ctx, phase)

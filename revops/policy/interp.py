@@ -61,7 +61,11 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., float]]] = {
     "log": (1, 1, _log),
     "exp": (1, 1, _exp),
     "pow": (2, 2, _pow),
+    "sign": (1, 1, lambda x: float((x > 0) - (x < 0))),
+    # pick(condition, a, b): a when the condition holds, else b (both are evaluated).
+    "pick": (3, 3, lambda condition, a, b: a if condition else b),
 }
+BOOL_ARGUMENT = {"pick": 0}  # functions whose argument at this index is a condition
 
 _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {

@@ -262,3 +262,28 @@ rules:
     held = policy.evaluate(channel(channel__fee_ppm=199), {"held": 2}, matcher=matcher).decision
     assert (held.action, held.state_updates) == ("suppressed", {"held": 3})
     assert set(policy.durable_rulesets()) == {"decide", "gossip", "memory"}
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_pick_and_sign_in_actions(tmp_path, matcher):
+    policy = make_policy(tmp_path, """
+rules:
+  - id: step
+    stage: discovery
+    then: set_fee(channel.fee_ppm + sign(channel.local_ratio - 0.5) * pick(channel.fee_ppm < 100, 1, 50))
+    why: step
+""")
+    assert policy.evaluate(channel(channel__fee_ppm=80, channel__local_ratio=0.7), matcher=matcher).decision.fee_ppm == 81
+    assert policy.evaluate(channel(channel__fee_ppm=300, channel__local_ratio=0.2), matcher=matcher).decision.fee_ppm == 250
+
+
+def test_pick_needs_a_condition_first(tmp_path):
+    from revops.diagnostics import DiagnosticError
+    with pytest.raises(DiagnosticError, match="pick\\(\\) needs a condition there, got a number"):
+        make_policy(tmp_path, """
+rules:
+  - id: step
+    stage: discovery
+    then: set_fee(pick(1, 2, 3))
+    why: step
+""")
