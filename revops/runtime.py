@@ -250,6 +250,7 @@ class Runtime:
             return
         self.store.rollup_and_prune(now, FORWARD_KEEP_DAYS)
         self.store.prune_journal(now, JOURNAL_KEEP_DAYS)
+        self.store.prune_peer_events(now, JOURNAL_KEEP_DAYS)
         self.store.vacuum_if_worth()
         self.store.set_meta("last_maintenance_s", now)
 

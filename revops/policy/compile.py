@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
@@ -37,7 +37,7 @@ DECISION_FACTS: dict[str, str] = {
     "decision.suppressed": "bool",      # an earlier post stage held the change back (and none forced it)
 }
 
-NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision")
+NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision", "let")
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,21 @@ class CompiledAction:
     node: Action
     text: DslText
     fns: tuple = ()  # compiled closures of the expression arguments (None for name arguments)
+    lets: tuple = ()  # the rule's (name, closure) pairs, evaluated before an argument
 
     def value(self, i: int, values):
-        """The i-th argument's value for these facts."""
-        return self.fns[i](values)
+        """The i-th argument's value for these facts (with the rule's `let` values in scope)."""
+        return self.fns[i](with_lets(self.lets, values) if self.lets else values)
+
+
+def with_lets(lets: tuple, values):
+    """`values` with let.<name> added, each let computed in order from the ones before it."""
+    from collections import ChainMap
+    computed: dict = {}
+    scope = ChainMap(computed, values)
+    for name, fn in lets:
+        computed[f"let.{name}"] = fn(scope)
+    return scope
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Template:
 
     parts: tuple  # str, or (expr, format_spec, DslText of the placeholder, compiled closure)
     text: DslText
+    lets: tuple = ()  # the rule's (name, closure) pairs
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,9 @@ class _Ctx:
         self.source = source
         self.fact_types = fact_types
         self.errors: list[Diagnostic] = []
+        self.lets_of: dict[str, list] = {}  # rule id -> [(name, expr, DslText)] as parsed
+        self.current_lets: dict[str, str | None] = {}  # lets in scope while checking one rule
+        self.in_when = False
 
     def error(self, text: DslText, node, code: str, message: str) -> None:
         line, col = text.locate(node.span.line, node.span.col) if node is not None else (text.pos.line, text.pos.col)
@@ -134,6 +149,8 @@ class _Ctx:
             return None if spec is None else spec.type
         if ns == "decision":
             return DECISION_FACTS.get(name)
+        if ns == "let":
+            return self.current_lets.get(name[4:])
         return self.fact_types.get(name)
 
 
@@ -178,7 +195,11 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
         raise DiagnosticError(ctx.errors)
 
     start = time.perf_counter()
-    parsed = [(when, [_with_closures(a) for a in actions], why) for when, actions, why in parsed]
+    compiled_lets = {rid: tuple((name, compile_expr(expr)) for name, expr, _ in lets)
+                     for rid, lets in ctx.lets_of.items()}
+    parsed = [None if p is None else
+              (p[0], [_with_closures(a, compiled_lets[r.id]) for a in p[1]], replace(p[2], lets=compiled_lets[r.id]))
+              for r, p in zip(source.rules, parsed)]
     timings["closures"] = time.perf_counter() - start
 
     for rule, (when, actions, why) in zip(source.rules, parsed):
@@ -190,11 +211,10 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
     return CompiledPolicy(source=source, rules=tuple(rules), fact_types=dict(fact_types), pass_timings_s=timings)
 
 
-def _with_closures(action: CompiledAction) -> CompiledAction:
-    from dataclasses import replace
+def _with_closures(action: CompiledAction, lets: tuple) -> CompiledAction:
     fns = tuple(None if spec.kind in ("flag", "state") else compile_expr(arg)
                 for spec, arg in zip(action.spec.args, action.args))
-    return replace(action, fns=fns)
+    return replace(action, fns=fns, lets=lets)
 
 
 # -- parse ---------------------------------------------------------------------------------
@@ -225,6 +245,14 @@ def _parse_rule(rule, ctx: _Ctx):
     why = _parse_template(rule.why, ctx)
     if why is None:
         ok = False
+    lets = []
+    for name, text in rule.lets:
+        try:
+            lets.append((name, parse_condition(text.text), text))
+        except DslSyntaxError as err:
+            _syntax_error(text, err, ctx)
+            ok = False
+    ctx.lets_of[rule.id] = lets
     return (when, actions, why) if ok else None
 
 
@@ -288,6 +316,13 @@ def _check_names(expr, text: DslText, phase: str, ctx: _Ctx) -> None:
             if len(node.path) != 2 or ns not in NAMESPACES:
                 ctx.error(text, node, "dsl_name_error",
                           f"unknown name {name!r}: write namespace.field, namespaces: {', '.join(NAMESPACES)}")
+            elif ns == "let":
+                if ctx.in_when:
+                    ctx.error(text, node, "dsl_name_error",
+                              f"{name}: let values are known in then, why and later lets, not in when")
+                elif node.path[1] not in ctx.current_lets:
+                    ctx.error(text, node, "dsl_name_error",
+                              f"unknown let value {name!r} (define it under let:, before it is used)")
             elif ns == "decision" and phase != "post":
                 ctx.error(text, node, "policy_conflict_error",
                           f"{name} is only known after the fee is decided: use it in a post stage")
@@ -322,8 +357,14 @@ def _suggest(name: str, ctx: _Ctx) -> str:
 
 def _resolve(rule, parsed, phase: str, ctx: _Ctx) -> None:
     when, actions, why = parsed
+    ctx.current_lets = {}
     if when is not None:
+        ctx.in_when = True
         _check_names(when, rule.when, phase, ctx)
+        ctx.in_when = False
+    for name, expr, text in ctx.lets_of.get(rule.id, []):
+        _check_names(expr, text, phase, ctx)
+        ctx.current_lets[name] = None
     for action in actions:
         spec = action.spec
         if len(action.args) != len(spec.args):
@@ -413,6 +454,9 @@ def _type(node, text: DslText, ctx: _Ctx, phase: str) -> str | None:
 def _typecheck(rule, parsed, ctx: _Ctx) -> None:
     when, actions, why = parsed
     phase = ctx.source.stages[[s.name for s in ctx.source.stages].index(rule.stage)].phase
+    ctx.current_lets = {}
+    for name, expr, text in ctx.lets_of.get(rule.id, []):
+        ctx.current_lets[name] = _type(expr, text, ctx, phase)
     if when is not None:
         t = _type(when, rule.when, ctx, phase)
         if t not in (None, "bool"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
-from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template
+from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template, with_lets
 from revops.policy.dsl import Ref, walk
 from revops.policy.interp import EvalError, evaluate, explain_false, format_value
 from revops.policy.lower import LoweringError, alias, fold, lower_condition
@@ -462,15 +462,19 @@ def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:
 
 
 def render_why(template: Template, values: Mapping[str, Any]) -> str:
-    """The rule's `why` with its placeholders filled from the values."""
+    """The rule's `why` with its placeholders filled from the values (and the rule's lets)."""
     out = []
+    try:
+        scope = with_lets(template.lets, values) if template.lets else values
+    except (EvalError, ValueError, TypeError):
+        scope = values
     for part in template.parts:
         if isinstance(part, str):
             out.append(part)
             continue
         _, fmt, _, fn = part
         try:
-            value = fn(values)
+            value = fn(scope)
             out.append(format(value, fmt) if fmt else format_value(value))
         except (EvalError, ValueError, TypeError):
             out.append("?")

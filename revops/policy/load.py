@@ -26,7 +26,7 @@ INCLUDED_KEYS = {"apiVersion", "description", "include", "params", "state", "rul
 PARAM_KEYS = {"type", "default", "min", "max", "values", "unit", "doc"}
 STATE_KEYS = {"type", "default", "doc"}
 STAGE_KEYS = {"name", "doc", "clamp_exempt", "phase"}
-RULE_KEYS = {"id", "stage", "priority", "when", "then", "why", "doc"}
+RULE_KEYS = {"id", "stage", "priority", "let", "when", "then", "why", "doc"}
 
 SCHEMA = "policy_schema_error"
 
@@ -375,7 +375,30 @@ def _rule(raw: Any, pos: Pos, order: int, c: _Collector) -> RuleSource | None:
             then.append(t)
     why = _dsl(raw, "why", what, c) if "why" in raw else None
     doc = c.typed(raw, "doc", str, what) or ""
-    if rid is None or stage is None or not then or why is None or ("when" in raw and when is None):
+    lets = _lets(raw, what, c)
+    if rid is None or stage is None or not then or why is None or ("when" in raw and when is None) or lets is None:
         return None
     return RuleSource(id=rid, stage=stage, priority=100 if priority is None else priority, when=when,
-                      then=tuple(then), why=why, doc=doc, pos=pos, order=order)
+                      then=tuple(then), why=why, doc=doc, pos=pos, order=order, lets=lets)
+
+
+def _lets(raw: YMap, what: str, c: _Collector) -> tuple[tuple[str, DslText], ...] | None:
+    """`let: {name: expression, ...}`: named values for `then` and `why`, in order."""
+    section = raw.get("let")
+    if section is None:
+        return ()
+    if not isinstance(section, YMap):
+        c.error(raw.pos("let"), f"{what}.let must be a mapping of name -> expression")
+        return None
+    lets = []
+    for name, expr in section.items():
+        if not NAME.match(name):
+            c.error(section.key_pos[name], f"let name {name!r} must match [a-z_][a-z0-9_]*")
+            return None
+        if isinstance(expr, (int, float)) and not isinstance(expr, bool):
+            expr = str(expr)
+        if not isinstance(expr, str):
+            c.error(section.pos(name), f"{what}.let.{name} must be an expression (a string)")
+            return None
+        lets.append((name, DslText(expr, section.pos(name))))
+    return tuple(lets)

@@ -123,6 +123,7 @@ class RuleSource:
     doc: str
     pos: Pos
     order: int  # position across all files, for stable ordering
+    lets: tuple[tuple[str, DslText], ...] = ()  # named expressions for then/why, in order
 
 
 @dataclass(frozen=True)

@@ -287,3 +287,36 @@ rules:
     then: set_fee(pick(1, 2, 3))
     why: step
 """)
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+def test_let_values_feed_actions_why_and_later_lets(tmp_path, matcher):
+    policy = make_policy(tmp_path, """
+rules:
+  - id: lets
+    stage: discovery
+    let:
+      doubled: channel.fee_ppm * 2
+      plus: let.doubled + 1
+    then: set_fee(let.plus)
+    why: "{let.doubled} then {let.plus}"
+""")
+    ev = policy.evaluate(channel(channel__fee_ppm=50), matcher=matcher, explain=True)
+    assert ev.decision.fee_ppm == 101
+    assert next(e for e in ev.trace if e["rule"] == "lets")["why"] == "100 then 101"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("    when: let.x > 1\n    let:\n      x: channel.fee_ppm\n", "not in when"),
+    ("    let:\n      x: let.y + 1\n      y: channel.fee_ppm\n", "unknown let value 'let.y'"),
+])
+def test_let_scoping_errors(tmp_path, body, message):
+    from revops.diagnostics import DiagnosticError
+    with pytest.raises(DiagnosticError, match=message):
+        make_policy(tmp_path, f"""
+rules:
+  - id: lets
+    stage: discovery
+{body}    then: set_fee(1)
+    why: x
+""")
