@@ -11,7 +11,9 @@ Model (all randomness from one seeded `random.Random`, so a seed fixes every for
   1 / (1 + exp((our_effective_ppm - ref_fee_ppm) / elasticity_scale_ppm)), where ref_fee_ppm
   is the competitor price for reaching that peer. Payments that go elsewhere leave no trace
   (lightningd never sees them), exactly as for a real node.
-* Senders use our current fee except within `gossip_delay_s` of a change, when a fraction
+* Senders use the fee gossip brought them: a channel's updates spread at most
+  `gossip_updates_per_day` times in 24 h (lightningd's gossip rate limit); within
+  `gossip_delay_s` of one spreading, a fraction
   still use the previous one; if that underpays outside the enforcedelay window the forward
   fails locally with 4108 WIRE_FEE_INSUFFICIENT.
 * The outgoing channel must be usable (peer connected, state normal), have spendable balance
@@ -57,6 +59,7 @@ class TrafficParams:
     elasticity_scale_ppm: float = 150.0
     gossip_delay_s: float = 600.0
     stale_gossip_fraction: float = 0.5
+    gossip_updates_per_day: float = 4.0
     unknown_channel_fraction: float = 0.003
     large_payment_sat: int = 3_000_000
     step_s: float = 60.0
@@ -145,14 +148,15 @@ class Market:
                 return
             if amount < out_ch.htlc_min_msat or amount > out_ch.htlc_max_msat:
                 return      # senders see our htlc limits in gossip and route elsewhere
-            fee = out_ch.fee_base_msat + amount * out_ch.fee_ppm // 1_000_000
+            # senders price and pay with the fee gossip brought them, not our current one
+            base, ppm, spread_s, prev_base, prev_ppm = out_ch.advertised(now, self.p.gossip_updates_per_day)
+            fee = base + amount * ppm // 1_000_000
             eff_ppm = fee * 1_000_000 / amount
             x = (eff_ppm - out_ch.ref_fee_ppm) / self.p.elasticity_scale_ppm
             if rng.random() * (1.0 + math.exp(min(x, 50.0))) > 1.0:
                 return      # priced out: the payment took a competitor's route
-            if (now - out_ch.fee_changed_s < self.p.gossip_delay_s
-                    and rng.random() < self.p.stale_gossip_fraction):
-                fee = out_ch.prev_fee_base_msat + amount * out_ch.prev_fee_ppm // 1_000_000
+            if now - spread_s < self.p.gossip_delay_s and rng.random() < self.p.stale_gossip_fraction:
+                fee = prev_base + amount * prev_ppm // 1_000_000
         else:
             # a flooder still has to respect the htlc minimums (that is the defence)
             if amount < out_ch.htlc_min_msat or amount < in_ch.minimum_htlc_in_msat:

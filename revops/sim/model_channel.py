@@ -101,6 +101,9 @@ class Channel:
         "out_fulfilled_msat", "total_local_commitments", "total_remote_commitments",
         # market parameters
         "demand_in", "demand_out", "ref_fee_ppm", "close_at_s", "scratch_txid",
+        # what the network has heard (gossip is rate-limited): see advertised()
+        "adv_fee_base_msat", "adv_fee_ppm", "adv_prev_fee_base_msat", "adv_prev_fee_ppm",
+        "adv_changed_s", "gossip_times", "gossip_pending",
     )
 
     def __init__(self, idx: int, peer: Peer):
@@ -146,6 +149,13 @@ class Channel:
         self.fee_changed_s = -1e18
         self.prev_fee_base_msat = 1000
         self.prev_fee_ppm = 10
+        self.adv_fee_base_msat: int | None = None  # None: the network knows our current fee
+        self.adv_fee_ppm = 0
+        self.adv_prev_fee_base_msat = 0
+        self.adv_prev_fee_ppm = 0
+        self.adv_changed_s = -1e18
+        self.gossip_times: list[float] = []
+        self.gossip_pending = False
         self.r_fee_base_msat = 1000
         self.r_fee_ppm = 1
         self.r_htlc_min_msat = 1000
@@ -201,6 +211,36 @@ class Channel:
     def usable(self) -> bool:
         """True if the channel can forward now (normal state, peer connected)."""
         return self.state == NORMAL and self.peer.connected
+
+    def fee_changed(self, now_s: float, updates_per_day: float, old_base_msat: int, old_ppm: int) -> None:
+        """Our fee changed from (old_base_msat, old_ppm): send the channel_update if the
+        gossip rate limit allows, else when it next does."""
+        if self.adv_fee_base_msat is None:  # until now the network knew the old fee
+            self.adv_fee_base_msat, self.adv_fee_ppm = old_base_msat, old_ppm
+            self.adv_prev_fee_base_msat, self.adv_prev_fee_ppm = old_base_msat, old_ppm
+        self.gossip_pending = True
+        self.advertised(now_s, updates_per_day)
+
+    def advertised(self, now_s: float, updates_per_day: float) -> tuple[int, int, float, int, int]:
+        """The fee the network routes with: (base, ppm, when it spread, previous base, ppm).
+
+        lightningd's gossip daemon lets a channel's updates through at a limited rate
+        (about two a day, with some slack); a change beyond that waits until the rolling
+        24 h window has room, and senders keep using the last fee that got out.
+        """
+        if self.adv_fee_base_msat is None:
+            self.adv_fee_base_msat, self.adv_fee_ppm = self.fee_base_msat, self.fee_ppm
+            self.adv_prev_fee_base_msat, self.adv_prev_fee_ppm = self.fee_base_msat, self.fee_ppm
+        if self.gossip_pending:
+            self.gossip_times = [t for t in self.gossip_times if now_s - t < 86400]
+            if len(self.gossip_times) < updates_per_day:
+                self.adv_prev_fee_base_msat, self.adv_prev_fee_ppm = self.adv_fee_base_msat, self.adv_fee_ppm
+                self.adv_fee_base_msat, self.adv_fee_ppm = self.fee_base_msat, self.fee_ppm
+                self.adv_changed_s = now_s
+                self.gossip_times.append(now_s)
+                self.gossip_pending = False
+        return (self.adv_fee_base_msat, self.adv_fee_ppm, self.adv_changed_s,
+                self.adv_prev_fee_base_msat, self.adv_prev_fee_ppm)
 
     def effective_fee_msat(self, amount_msat: int, now_s: float) -> int:
         """Return the lowest fee we accept at `now_s` for forwarding `amount_msat` out.

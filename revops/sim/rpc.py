@@ -225,6 +225,10 @@ class SimRpc:
             chans = [c for c in self._ordered_channels() if c.state in SETCHANNEL_STATES]
         return {"channels": [self._set_channel(ch, parsed) for ch in chans]}
 
+    def _gossip_per_day(self) -> float:
+        market = self.node.market
+        return market.p.gossip_updates_per_day if market is not None else float("inf")
+
     def _set_channel(self, ch: Channel, p: dict) -> dict:
         now = self.node.now_s
         base, ppm = p.get("feebase"), p.get("feeppm")
@@ -239,10 +243,12 @@ class SimRpc:
             ch.old_fee_base_msat, ch.old_fee_ppm = ch.fee_base_msat, ch.fee_ppm
         new_base = ch.fee_base_msat if base is None else base
         new_ppm = ch.fee_ppm if ppm is None else ppm
-        if (new_base, new_ppm) != (ch.fee_base_msat, ch.fee_ppm):
-            ch.prev_fee_base_msat, ch.prev_fee_ppm = ch.fee_base_msat, ch.fee_ppm
-            ch.fee_changed_s = now
+        old_base, old_ppm = ch.fee_base_msat, ch.fee_ppm
         ch.fee_base_msat, ch.fee_ppm = new_base, new_ppm
+        if (new_base, new_ppm) != (old_base, old_ppm):
+            ch.prev_fee_base_msat, ch.prev_fee_ppm = old_base, old_ppm
+            ch.fee_changed_s = now
+            ch.fee_changed(now, self._gossip_per_day(), old_base, old_ppm)
         warn_min = warn_max = False
         if hmin is not None:
             if hmin < ch.r_htlc_min_msat:

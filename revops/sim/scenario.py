@@ -103,6 +103,7 @@ SCHEMA: dict[str, F] = {
         "elasticity_scale_ppm": F("float", 1, 1e6, 150.0),
         "gossip_delay_s": F("float", 0, 86400, 600.0),
         "stale_gossip_fraction": F("float", 0, 1, 0.5),
+        "gossip_updates_per_day": F("float", 1, 1e6, 4.0),
         "unknown_channel_fraction": F("float", 0, 1, 0.003),
         "large_payment_sat": F("int", 1, 10**10, 3_000_000),
         "step_s": F("float", 1, 3600, 60.0),

@@ -267,3 +267,18 @@ def test_raising_htlcmin_stops_dust_floods():
     node.advance(3600)
     new = rpc("listforwards", {"index": "created", "start": n + 1})["forwards"]
     assert new and all(f["in_msat"] >= 20_000 for f in new)
+
+
+def test_gossip_rate_limit_keeps_senders_on_the_last_fee_that_spread():
+    from revops.sim.model_channel import Channel, Peer
+    ch = Channel(0, Peer("02" + "11" * 32, "p", "198.51.100.1", 9735))
+    ch.fee_base_msat, ch.fee_ppm = 0, 100
+    per_day = 2
+    for i, ppm in enumerate((200, 300, 400)):
+        old = (ch.fee_base_msat, ch.fee_ppm)
+        ch.fee_base_msat, ch.fee_ppm = 0, ppm
+        ch.fee_changed(1000.0 + i, per_day, *old)
+    base, ppm, spread_s, prev_base, prev_ppm = ch.advertised(1003.0, per_day)
+    assert (ppm, prev_ppm, spread_s) == (300, 200, 1001.0)  # the third update waits
+    base, ppm, spread_s, _, prev_ppm = ch.advertised(1000.0 + 86400, per_day)
+    assert (ppm, prev_ppm, spread_s) == (400, 300, 1000.0 + 86400)  # the window made room
