@@ -30,9 +30,10 @@ def test_simulate_json_compares_policies_on_one_seed():
     # the static baseline sets every channel to its fixed fee once, then never again
     assert {c["fee_ppm_end"] for c in static["channels"] if c["state"] == "CHANNELD_NORMAL"} == {100}
     assert static["fee_updates"] <= len(static["channels"])
-    # the default policy's gossip discipline: about two routine updates per channel per day
-    assert default["fee_updates_per_channel_day"] <= 2
-    assert max(c["fee_updates"] for c in default["channels"]) <= 3
+    # the default policy's gossip discipline: the first pricing plus at most two routine
+    # updates per channel per day (emergencies such as congestion may add a forced one)
+    assert default["fee_updates_per_channel_day"] <= 3
+    assert max(c["fee_updates"] for c in default["channels"]) <= 4
     # same seed, same market: a second run of the same policy gives the same figures
     again = json.loads(revops("simulate", "--scenario", "hub", "--days", "1", "--seed", "3", "--json").stdout)
     assert again["policies"][0]["routing_fees_msat"] == default["routing_fees_msat"]
