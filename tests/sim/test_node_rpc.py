@@ -439,7 +439,6 @@ def test_sling_cheap_maxppm_finds_no_route():
     node = small_node()
     rpc = SimRpc(node)
     ch = node.normal_channels()[0]
-    before = ch.to_us_msat
     rpc("sling-job", {"scid": ch.scid, "direction": "pull", "amount": 50000, "maxppm": 1,
                       "outppm": 100000, "target": 0.99})
     rpc("sling-go", [])
