@@ -64,7 +64,7 @@ def explain_json(prepared, evaluations) -> dict:
                    "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides},
         "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
                       "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
-                                                        if not k.startswith(("params.", "decision."))}}
+                                                        if not k.startswith(("params.", "decision.", "let."))}}
                      for e in evaluations],
     }
 

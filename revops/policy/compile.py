@@ -51,17 +51,20 @@ class CompiledAction:
 
     def value(self, i: int, values):
         """The i-th argument's value for these facts (with the rule's `let` values in scope)."""
-        return self.fns[i](with_lets(self.lets, values) if self.lets else values)
+        if self.lets:
+            with_lets(self.lets, values)
+        return self.fns[i](values)
 
 
-def with_lets(lets: tuple, values):
-    """`values` with let.<name> added, each let computed in order from the ones before it."""
-    from collections import ChainMap
-    computed: dict = {}
-    scope = ChainMap(computed, values)
-    for name, fn in lets:
-        computed[f"let.{name}"] = fn(scope)
-    return scope
+def with_lets(lets: tuple, values) -> None:
+    """Store the rule's let values in `values` (once per channel), each from the ones before.
+
+    `lets` holds (key, closure) with keys `let.<rule>.<name>`; the closures read theirs.
+    """
+    if lets[0][0] in values:
+        return
+    for key, fn in lets:
+        values[key] = fn(values)
 
 
 @dataclass(frozen=True)
@@ -195,10 +198,11 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
         raise DiagnosticError(ctx.errors)
 
     start = time.perf_counter()
-    compiled_lets = {rid: tuple((name, compile_expr(expr)) for name, expr, _ in lets)
+    compiled_lets = {rid: tuple((f"let.{rid}.{name}", compile_expr(expr, rid)) for name, expr, _ in lets)
                      for rid, lets in ctx.lets_of.items()}
     parsed = [None if p is None else
-              (p[0], [_with_closures(a, compiled_lets[r.id]) for a in p[1]], replace(p[2], lets=compiled_lets[r.id]))
+              (p[0], [_with_closures(a, compiled_lets[r.id], r.id) for a in p[1]],
+               _template_closures(p[2], compiled_lets[r.id], r.id))
               for r, p in zip(source.rules, parsed)]
     timings["closures"] = time.perf_counter() - start
 
@@ -211,10 +215,16 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
     return CompiledPolicy(source=source, rules=tuple(rules), fact_types=dict(fact_types), pass_timings_s=timings)
 
 
-def _with_closures(action: CompiledAction, lets: tuple) -> CompiledAction:
-    fns = tuple(None if spec.kind in ("flag", "state") else compile_expr(arg)
+def _with_closures(action: CompiledAction, lets: tuple, rule_id: str) -> CompiledAction:
+    fns = tuple(None if spec.kind in ("flag", "state") else compile_expr(arg, rule_id)
                 for spec, arg in zip(action.spec.args, action.args))
     return replace(action, fns=fns, lets=lets)
+
+
+def _template_closures(template: Template, lets: tuple, rule_id: str) -> Template:
+    parts = tuple(p if isinstance(p, str) else (p[0], p[1], p[2], compile_expr(p[0], rule_id))
+                  for p in template.parts)
+    return replace(template, parts=parts, lets=lets)
 
 
 # -- parse ---------------------------------------------------------------------------------
@@ -294,7 +304,7 @@ def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"bad format spec {fmt!r}"))
             ok = False
             continue
-        parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1)), compile_expr(expr)))
+        parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1)), None))  # closure: see _template_closures
     parts.append(text.text[last:])
     stray = [i for i, ch in enumerate(_PLACEHOLDER.sub("", text.text)) if ch in "{}"]
     if stray:

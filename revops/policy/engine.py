@@ -464,17 +464,18 @@ def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:
 def render_why(template: Template, values: Mapping[str, Any]) -> str:
     """The rule's `why` with its placeholders filled from the values (and the rule's lets)."""
     out = []
-    try:
-        scope = with_lets(template.lets, values) if template.lets else values
-    except (EvalError, ValueError, TypeError):
-        scope = values
+    if template.lets:
+        try:
+            with_lets(template.lets, values)
+        except (EvalError, ValueError, TypeError):
+            pass
     for part in template.parts:
         if isinstance(part, str):
             out.append(part)
             continue
         _, fmt, _, fn = part
         try:
-            value = fn(scope)
+            value = fn(values)
             out.append(format(value, fmt) if fmt else format_value(value))
         except (EvalError, ValueError, TypeError):
             out.append("?")

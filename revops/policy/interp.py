@@ -173,18 +173,23 @@ def explain_false(node, values: Mapping[str, Any], text: str) -> str | None:
     return f"{text[node.span.start:node.span.end]} is false"
 
 
-def compile_expr(node) -> Callable[[Mapping[str, Any]], Any]:
+def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, Any]], Any]:
     """Return a function computing `evaluate(node, values)`: the same operations, built once.
 
     Actions and `why` templates run for every channel of every cycle; walking the tree
     each time was the largest cost of a decision. The closures call the same functions
     and raise the same EvalError as `evaluate`.
+
+    `let_scope` (a rule id) makes `let.x` read the rule's own value, stored in the values
+    under `let.<rule>.x`, so two rules' lets of the same name never meet.
     """
     if isinstance(node, (Num, Str, Bool)):
         value = node.value
         return lambda values: value
     if isinstance(node, Ref):
         name = node.name
+        if let_scope is not None and node.path[0] == "let":
+            name = f"let.{let_scope}.{node.path[1]}"
 
         def ref(values):
             try:
@@ -193,7 +198,7 @@ def compile_expr(node) -> Callable[[Mapping[str, Any]], Any]:
                 raise EvalError(f"{name} has no value") from None
         return ref
     if isinstance(node, Arith):
-        left, right = compile_expr(node.left), compile_expr(node.right)
+        left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
         if node.op == "+":
             return lambda values: left(values) + right(values)
         if node.op == "-":
@@ -208,11 +213,11 @@ def compile_expr(node) -> Callable[[Mapping[str, Any]], Any]:
             return a / b
         return divide
     if isinstance(node, Neg):
-        operand = compile_expr(node.operand)
+        operand = compile_expr(node.operand, let_scope)
         return lambda values: -operand(values)
     if isinstance(node, Call):
         fn = FUNCTIONS[node.func][2]
-        args = [compile_expr(a) for a in node.args]
+        args = [compile_expr(a, let_scope) for a in node.args]
         func = node.func
 
         def call(values):
@@ -223,19 +228,19 @@ def compile_expr(node) -> Callable[[Mapping[str, Any]], Any]:
         return call
     if isinstance(node, Compare):
         op = _COMPARE[node.op]
-        left, right = compile_expr(node.left), compile_expr(node.right)
+        left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
         return lambda values: op(left(values), right(values))
     if isinstance(node, In):
-        operand = compile_expr(node.operand)
-        items = [compile_expr(i) for i in node.items]
+        operand = compile_expr(node.operand, let_scope)
+        items = [compile_expr(i, let_scope) for i in node.items]
         negated = node.negated
         return lambda values: any(operand(values) == i(values) for i in items) != negated
     if isinstance(node, (And, Or)):
-        items = [compile_expr(i) for i in node.items]
+        items = [compile_expr(i, let_scope) for i in node.items]
         if isinstance(node, And):
             return lambda values: all(i(values) for i in items)
         return lambda values: any(i(values) for i in items)
     if isinstance(node, Not):
-        operand = compile_expr(node.operand)
+        operand = compile_expr(node.operand, let_scope)
         return lambda values: not operand(values)
     raise EvalError(f"cannot compile {type(node).__name__}")
