@@ -364,7 +364,9 @@ class PreparedPolicy:
                     if isinstance(value, float) and not math.isfinite(value):
                         raise EvalError(f"set_state({name}) got {value}")
                     updates[name] = value
-        return updates
+        # Only what changes: most state (an EMA at rest, a flag already set) stays as it is,
+        # and every update is a database write in the fee cycle.
+        return {name: v for name, v in updates.items() if values.get(f"state.{name}") != v}
 
     def _finish(self, facts, outcome: dict, old_fee: int, state_updates) -> Decision:
         winner = outcome["winner"]

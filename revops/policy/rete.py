@@ -48,6 +48,7 @@ class RuleSession:
         self._finalizer = weakref.finalize(self, engine.delete_ruleset, self._handle)
 
     def match(self, facts: list[dict[str, Any]]) -> dict[str, set[str]]:
+        # Each fact must start with its "scid" key: _rule_and_scid reads it from the text.
         """Return {scid: names of matched rules} for every fact (the catch-all left out)."""
         found: dict[str, set[str]] = {fact["scid"]: set() for fact in facts}
         with self._lock:
@@ -57,9 +58,9 @@ class RuleSession:
                 for fact in chunk:
                     fact["sid"] = sid
                 try:
-                    for rule, fact in self._run(chunk):
+                    for rule, scid in self._run(chunk):
                         if rule != CATCH_ALL:
-                            found[fact["scid"]].add(rule)
+                            found[scid].add(rule)
                 finally:
                     engine.delete_state(self._handle, sid)
         return found
@@ -72,9 +73,25 @@ class RuleSession:
         started = engine.start_action_for_state(self._handle, state)
         pending = started[1] if started else None
         while pending:
-            for rule, match in json.loads(pending).items():
-                yield rule, match["m"]
+            yield _rule_and_scid(pending)
             pending = engine.complete_and_start_action(self._handle, state)
 
     def close(self) -> None:
         self._finalizer()
+
+
+_PREFIX = '":{"m":{"scid": "'
+
+
+def _rule_and_scid(action: str) -> tuple[str, str]:
+    """(rule name, scid) of an engine action `{"<rule>":{"m":{"scid": "<scid>", ...}}}`.
+
+    The fact text is our own json.dumps with scid first, so both are found by position;
+    decoding the whole fact for two strings was a third of the matching time.
+    """
+    end = action.find(_PREFIX, 2)
+    if action.startswith('{"') and end > 0:
+        start = end + len(_PREFIX)
+        return action[2:end], action[start:action.index('"', start)]
+    rule, match = next(iter(json.loads(action).items()))  # any other layout: parse it
+    return rule, match["m"]["scid"]

@@ -320,3 +320,24 @@ rules:
 {body}    then: set_fee(1)
     why: x
 """)
+
+
+def test_unchanged_state_is_not_rewritten(tmp_path):
+    policy = make_policy(tmp_path, """
+state:
+  seen: {type: bool, default: false, doc: seen}
+  level: {type: number, default: 0, doc: level}
+rules:
+  - id: remember
+    stage: discovery
+    then: "hold(); mark(seen); set_state(level, 3)"
+    why: remember
+""")
+    assert policy.evaluate(channel()).decision.state_updates == {"seen": True, "level": 3}
+    assert policy.evaluate(channel(), {"seen": True, "level": 3}).decision.state_updates == {}
+
+
+def test_rule_and_scid_are_read_from_the_action_text():
+    from revops.policy.rete import _rule_and_scid
+    assert _rule_and_scid('{"r-1":{"m":{"scid": "1x2x3", "a": 1.0, "sid": "b1"}}}') == ("r-1", "1x2x3")
+    assert _rule_and_scid('{"r":{"m":{"a": 1.0, "scid": "9x9x9"}}}') == ("r", "9x9x9")  # other layout
