@@ -199,7 +199,7 @@ class Runtime:
         market = market_facts(rpc.get("feerates"))
         if market["market.feerates_known"]:
             self.store.record_feerate(now, market["market.opening_feerate_perkw"])
-        evaluations = policy.evaluate_many(facts, states, keep_values=False)
+        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
         counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
         records, state_updates = [], {}
@@ -213,11 +213,10 @@ class Runtime:
                 counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
             else:
                 counts[d.action] += 1
-            why = next((e.get("why") for e in ev.trace if e.get("outcome") == "won"), None)
             records.append({"scid": d.scid, "peer_id": d.peer_id, "action": d.action, "fee_ppm": d.fee_ppm,
                             "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
                             "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
-                            "applied": result.applied, "error": d.error or result.error, "why": why})
+                            "applied": result.applied, "error": d.error or result.error, "why": ev.why})
             # Policy memory moves only with what really happened: not in dry-run, not when
             # the fee change it describes failed.
             if d.state_updates and not self.options.dry_run and not result.error:

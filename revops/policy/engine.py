@@ -65,7 +65,7 @@ class Evaluation:
     decision: Decision
     trace: tuple[dict, ...]
     values: Mapping[str, Any]  # every value the rules could read: facts, params, state, decision
-
+    why: str | None = None  # the winning rule's rendered why
 
 @dataclass
 class _Phase:
@@ -198,22 +198,23 @@ class PreparedPolicy:
 
     def evaluate_many(self, channel_facts: Iterable, states: Mapping[str, Mapping[str, Any]] | None = None,
                       *, matcher: str = "durable", explain: bool = False,
-                      keep_values: bool = True) -> list[Evaluation]:
+                      keep_values: bool = True, keep_trace: bool = True) -> list[Evaluation]:
         """Decide every channel, CHUNK channels at a time (one durable-rules batch per phase each).
 
         `keep_values=False` drops each channel's value dict once decided: the fee cycle does
         not need it, and at 5,000 channels those dicts are most of the memory a cycle uses.
+        `keep_trace=False` skips the trace (the fee cycle journals the winner's `why` only).
         """
         states = states or {}
         facts_list = list(channel_facts)
         results: list[Evaluation] = []
         for start in range(0, len(facts_list), CHUNK):
             chunk = facts_list[start:start + CHUNK]
-            results.extend(self._evaluate_chunk(chunk, states, matcher, explain, keep_values))
+            results.extend(self._evaluate_chunk(chunk, states, matcher, explain, keep_values, keep_trace))
         return results
 
     def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
-                        keep_values: bool) -> list[Evaluation]:
+                        keep_values: bool, keep_trace: bool) -> list[Evaluation]:
         items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
         decide, posts = self._phases[0], self._phases[1:]
         results: list[Evaluation | None] = [None] * len(items)
@@ -253,8 +254,10 @@ class PreparedPolicy:
                 results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
                 continue
             decision = self._finish(facts, outcome, old_fee, state_updates)
-            events = tuple(self._trace(values, trace, errors, explain))
-            results[i] = Evaluation(decision, events, values if keep_values else {})
+            winner = outcome["winner"]
+            why = render_why(winner.why, values) if winner is not None else None
+            events = tuple(self._trace(values, trace, errors, explain)) if keep_trace else ()
+            results[i] = Evaluation(decision, events, values if keep_values else {}, why)
         return results
 
     def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:

@@ -42,6 +42,7 @@ def test_fee_cycle_sets_fees_and_is_idempotent(node):
     assert node.backend.calls["setchannel"] == calls and second["set_fee"] == 0
     journal = node.call("revenue-decisions", {"limit": 5})["decisions"]
     assert len(journal) == 5 and journal[0]["policy_digest"].startswith("sha256:")
+    assert all(d["why"] and d["rule"] for d in journal)  # each says which rule decided, and why
 
 
 def test_reload_good_and_broken_policies_keeps_the_old_one(node):
