@@ -75,7 +75,11 @@ def init(options, configuration, plugin, **kwargs):
         shutil.copytree(default_policy_dir(), policy_dir, dirs_exist_ok=True)
         plugin.log(f"copied the default policy to {policy_dir}; edit it there", "info")
     from revops.store import Store
-    store = Store(options.get("revenue-ops-db") or home / "revops.sqlite3")
+    db_path = options.get("revenue-ops-db") or home / "revops.sqlite3"
+    try:
+        store = Store(db_path)
+    except Exception as err:  # unwritable path, corrupt or newer database: say so, do not crash
+        return {"disable": f"cannot open the database {db_path}: {err}"}
     sim_start_s = int(options.get("revenue-ops-sim-clock") or 0)
     simulated = sim_start_s > 0
     runtime = Runtime(

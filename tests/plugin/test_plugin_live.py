@@ -89,3 +89,14 @@ def test_node_read_failure_skips_the_cycle_and_keeps_running(workdir):
         assert n.cycle()["fees"]["ok"] is True
     finally:
         n.stop()
+
+
+def test_unusable_database_disables_the_plugin_with_the_reason(workdir):
+    blocker = workdir / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    n = Node(workdir, options={"revenue-ops-db": str(blocker / "revops.sqlite3")})
+    n.start()
+    try:
+        assert n.ld.disabled and "cannot open the database" in n.ld.disabled
+    finally:
+        n.stop()
