@@ -72,7 +72,7 @@ def test_explain_unknown_channel_and_bad_snapshot_fail_with_one_line(tmp_path):
 def test_test_command_passes_default_and_prints_a_diff_on_failure(tmp_path):
     run = revops("test", str(default_policy_dir()))
     assert run.returncode == 0, run.stdout
-    assert "PASS: 14/14" in run.stdout
+    assert "PASS: 16/16" in run.stdout
     folder = tmp_path / "p"
     shutil.copytree(default_policy_dir(), folder)
     cases = folder / "tests" / "alpha_sequence.yaml"
