@@ -17,7 +17,6 @@ error falls back to "hold": no fee change, no state change, the error in the tra
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -85,10 +84,8 @@ class PreparedPolicy:
         self.compiled = compiled
         self.params = dict(params)
         self.overrides = dict(overrides)
-        self.prepared_at = time.time()
         self._param_values = {f"params.{k}": v for k, v in params.items()}
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
-        self._stage_index = {s.name: i for i, s in enumerate(compiled.stages)}
         # The decide phase, then one phase per post stage, in order: a later post stage sees
         # what the earlier ones did (decision.broadcast, decision.suppressed).
         stages = compiled.stages
@@ -136,7 +133,7 @@ class PreparedPolicy:
         return self.compiled.fact_types.get(name)
 
     def durable_rulesets(self) -> dict[str, dict]:
-        """The lowered conditions per phase, for `revops check --show-lowered` and tests."""
+        """The lowered durable-rules conditions per phase (True/False when constant), for tests."""
         return {p.name: {rid: c for rid, c in p.conditions.items()} for p in self._phases}
 
     # -- matching --------------------------------------------------------------------------
