@@ -180,8 +180,9 @@ class Runtime:
             self.log(f"forward backfill failed: {err}", "warn")
         rpc = capture_node(self.rpc)
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
-        facts = build_facts(rpc, now, self.store.channel_flows(now), self.store.history(now))
-        return rpc, facts, self.store.load_states(), now
+        states = self.store.load_states()
+        facts = build_facts(rpc, now, self.store.channel_flows(now), self.store.history(now), states)
+        return rpc, facts, states, now
 
     def _fee_cycle(self) -> dict:
         started = time.perf_counter()
@@ -203,6 +204,7 @@ class Runtime:
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
         counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
         records, state_updates = [], {}
+        suppressed_by: Counter = Counter()  # held-back fee updates by the gossip rule that held them
         for ev in evaluations:
             d = ev.decision
             result = self.fees.apply(d, channels.get(d.scid))
@@ -213,6 +215,8 @@ class Runtime:
                 counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
             else:
                 counts[d.action] += 1
+            if d.suppressed_by:
+                suppressed_by[d.suppressed_by] += 1
             records.append({"scid": d.scid, "peer_id": d.peer_id, "action": d.action, "fee_ppm": d.fee_ppm,
                             "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
                             "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
@@ -231,6 +235,7 @@ class Runtime:
         del evaluations, facts, rpc, channels
         release_free_memory()
         summary = {"cycle_id": cycle_id, "ok": True, "at": now, "channels": n_channels, **counts,
+                   "suppressed_by": dict(suppressed_by),
                    "dry_run": self.options.dry_run, "policy_version": compiled.version,
                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
         self._record_cycle(summary)

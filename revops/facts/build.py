@@ -22,6 +22,7 @@ from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any
 
+from revops.facts import classes
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
@@ -67,6 +68,9 @@ class _PeerSums:
     fees_7d_msat: int = 0
     in_settled_7d: int = 0
     in_failed_7d: int = 0
+    # (settled, failed) forwards in from this peer over 1d, 7d and 30d (for the decayed reputation)
+    in_1d: tuple[int, int] = (0, 0)
+    in_30d: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,24 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     return v
 
 
+def _in_fees_from_forwards(forwards: list, now_s: float) -> dict[str, dict[str, int]]:
+    """out_scid -> {in_scid: fee_msat} of the settled forwards of the last 24 h."""
+    pairs: dict[str, dict[str, int]] = {}
+    for f in forwards:
+        if not _is_map(f) or f.get("status") != "settled":
+            continue
+        out, inc = f.get("out_channel"), f.get("in_channel")
+        t = f.get("resolved_time") or f.get("received_time") or 0
+        if isinstance(out, str) and isinstance(inc, str) and now_s - 86_400 < t <= now_s:
+            ins = pairs.setdefault(out, {})
+            ins[inc] = ins.get(inc, 0) + _int(f.get("fee_msat"))
+    return pairs
+
+
 def build_facts(rpc: Mapping[str, Any], now_s: float,
                 flows: Mapping[str, ChannelFlow] | None = None,
-                history: History | None = None) -> list[ChannelFacts]:
+                history: History | None = None,
+                states: Mapping[str, Mapping[str, Any]] | None = None) -> list[ChannelFacts]:
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
@@ -280,14 +299,19 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     aggregates (e.g. from the plugin's store); when None they are computed from
     rpc["listforwards"]["forwards"] as of `now_s`. `history` is what the store remembers
     (peer uptime, applied fee changes, feerate samples); None means nothing is known and the
-    history facts take their neutral defaults.
+    history facts take their neutral defaults. `states` are the policy's stored per-channel
+    state (scid -> {name: value}); only the Defibrillator's `zombie` flag is read from it.
     """
     if history is None:
         history = EMPTY_HISTORY
+    states = states or {}
     getinfo = _dict(rpc.get("getinfo"))
     blockheight = _int(getinfo.get("blockheight"))
+    if flows is None or history.in_fees_1d is None:
+        forwards = _list(_dict(rpc.get("listforwards")).get("forwards"))
     if flows is None:
-        flows = flows_from_forwards(_list(_dict(rpc.get("listforwards")).get("forwards")), now_s)
+        flows = flows_from_forwards(forwards, now_s)
+    in_fees_1d = history.in_fees_1d if history.in_fees_1d is not None else _in_fees_from_forwards(forwards, now_s)
 
     connected_peers: dict[str, bool] = {}
     for p in _list(_dict(rpc.get("listpeers")).get("peers")):
@@ -329,6 +353,9 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         p.fees_7d_msat += w7.fees_msat
         p.in_settled_7d += w7.in_count
         p.in_failed_7d += w7.in_failed
+        w1, w30 = flow.window("1d"), flow.window("30d")
+        p.in_1d = (p.in_1d[0] + w1.in_count, p.in_1d[1] + w1.in_failed)
+        p.in_30d = (p.in_30d[0] + w30.in_count, p.in_30d[1] + w30.in_failed)
         p.connected = p.connected or ch.get("peer_connected") is True
 
         node_n += is_open
@@ -368,7 +395,10 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     common.update(market_facts(_dict(rpc.get("feerates")), history, now_s))
 
     peer_facts: dict[str, dict[str, Any]] = {}
+    reputation: dict[str, float] = {}
     for pid, p in peers.items():
+        reputation[pid] = classes.decayed_reputation(classes.bands(
+            p.in_1d, (p.in_settled_7d, p.in_failed_7d), p.in_30d))
         peer_facts[pid] = {
             "peer.id": pid,
             "peer.connected": p.connected,
@@ -381,13 +411,21 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             "peer.in_volume_7d_msat": p.in_7d_msat,
             "peer.fees_earned_7d_msat": p.fees_7d_msat,
             "peer.reputation_7d": laplace(p.in_settled_7d, p.in_failed_7d),
+            "peer.reputation": reputation[pid],
             **peer_history_facts(history, pid),
         }
 
+    peer_of = {scid: peer_id for scid, peer_id, _ in chans}
     out: list[ChannelFacts] = []
     for scid, peer_id, v in chans:
         v.update(peer_facts[peer_id])
         v.update(common)
+        v["channel.rep_weighted_fees_1d_msat"] = classes.weighted_fees(
+            in_fees_1d.get(scid, {}), peer_of, reputation)
+        v.update(classes.profitability(v, history.rebalance_costs_30d.get(scid, 0)))
+        v["channel.profit_class"] = classes.profit_class(v, (states.get(scid) or {}).get("zombie") is True)
+        v["channel.flow_class"] = classes.flow_class(v)
+        v["channel.stagnant_inventory"] = classes.stagnant_inventory(v)
         out.append(ChannelFacts(scid, peer_id, MappingProxyType(v)))
     return out
 

@@ -133,6 +133,33 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.revenue_rate_7d_msat_per_h", "number", "msat/h", "fees_earned_7d_msat / 168"),
     ("channel.in_reputation_7d", "number", "ratio",
      "Laplace score (s+1)/(s+f+2) of forwards entering here over 7d (0.5 when none)"),
+    ("channel.rep_weighted_fees_1d_msat", "number", "msat",
+     "fees earned out of this channel over 24h, each forward weighted by the peer.reputation of "
+     "the peer it came in from (0.5 for a channel no longer known)"),
+    # --- channel: profitability and classes (facts/classes.py; formulas in docs/facts.md)
+    ("channel.contribution_30d_msat", "number", "msat",
+     "fees_earned_30d_msat + fees_sourced_30d_msat: what this channel helped earn"),
+    ("channel.rebalance_cost_30d_msat", "number", "msat",
+     "measured rebalancing fees paid to refill this channel over 30d"),
+    ("channel.open_cost_estimate_sat", "number", "sat",
+     "market.open_cost_sat when we opened the channel, else 0 (today's price of the open)"),
+    ("channel.net_profit_30d_msat", "number", "msat",
+     "contribution_30d_msat - rebalance_cost_30d_msat - open cost x 30/365"),
+    ("channel.roi_30d", "number", "ratio",
+     "net_profit_30d / (rebalance cost + open cost x 30/365); with no cost 1.0 if it "
+     "contributed, else 0.0"),
+    ("channel.marginal_roi_30d", "number", "ratio",
+     "(contribution - rebalance cost) / rebalance cost over 30d (sunk open cost ignored); "
+     "with no rebalance cost 1.0 if it contributed, else 0.0"),
+    ("channel.profit_class", "string", "",
+     "ZOMBIE | STAGNANT | PROFITABLE | UNDERWATER | BREAK_EVEN, first match: stagnant = no "
+     "settled forward in or out for 7 days (and 7 days old), ZOMBIE = stagnant after a failed "
+     "0 ppm probe (state zombie); roi_30d > 0.10 PROFITABLE, < -0.10 UNDERWATER"),
+    ("channel.flow_class", "string", "",
+     "SOURCE (net outflow: flow_ratio_7d >= 0.5) | SINK (<= -0.5) | BALANCED; with turnover_7d "
+     "< 0.001 local_ratio < 0.3 is SOURCE and > 0.7 SINK"),
+    ("channel.stagnant_inventory", "bool", "",
+     "0.4 <= local_ratio <= 0.6 and turnover_7d < 0.0015: balanced but idle, a rebalance source"),
     # --- channel: fee-change history (the store's decision journal)
     ("channel.fee_updates_24h", "number", "count",
      "fee changes revops applied to this channel (setchannel succeeded) in the last 24h"),
@@ -153,6 +180,9 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("peer.fees_earned_7d_msat", "number", "msat", "fees earned on forwards out to this peer, 7d"),
     ("peer.reputation_7d", "number", "ratio",
      "Laplace score (s+1)/(s+f+2) of forwards this peer sent us over 7d (0.5 when none)"),
+    ("peer.reputation", "number", "ratio",
+     "Laplace score (s+1)/(s+f+2) of forwards this peer sent us over 30d, each counted with "
+     "weight 0.5^(age/7 days) in floating point (0.5 when none)"),
     ("peer.uptime_ratio_7d", "number", "ratio",
      "connected time / known time over the last 7d from connect/disconnect events, 0..1 "
      "(1.0 when nothing is known: uptime_known_s_7d = 0)"),

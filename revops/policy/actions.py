@@ -11,6 +11,7 @@ Kinds decide how the engine combines matching rules:
   broadcast  gossip discipline: force or suppress the channel_update (post stages)
   state      per-channel memory the next evaluation reads as state.*
   rebalance  instructions to the rebalancer
+  sync       peer-level fee syncing: the channels of one peer that take part get one price
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ ACTIONS: dict[str, ActionSpec] = {s.name: s for s in (
     _spec("raise_floor", "bound", "the fee may not go below this (ppm)", ("ppm", "number")),
     _spec("lower_ceiling", "bound", "the fee may not go above this (ppm)", ("ppm", "number")),
     _spec("veto", "guard", "block any fee change proposed by this stage or a later one", ("reason", "string")),
+    _spec("sync_peer", "sync", "one price per peer: this channel's fee becomes the highest fee decided for the "
+          "peer's channels whose rules also ask for sync_peer (emergency fees never take part)"),
     _spec("force_broadcast", "broadcast", "send the channel_update even if gossip discipline would hold it"),
     _spec("suppress_broadcast", "broadcast", "do not send this fee change now", ("reason", "string")),
     _spec("mark", "state", "set a bool state flag to true", ("flag", "flag")),

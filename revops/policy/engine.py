@@ -204,10 +204,12 @@ class PreparedPolicy:
         """
         states = states or {}
         facts_list = list(channel_facts)
-        results: list[Evaluation] = []
-        for start in range(0, len(facts_list), CHUNK):
-            chunk = facts_list[start:start + CHUNK]
-            results.extend(self._evaluate_chunk(chunk, states, matcher, explain, keep_values, keep_trace))
+        results: list[Evaluation] = [None] * len(facts_list)  # type: ignore[list-item]
+        for chunk in _peer_chunks(facts_list):
+            done = self._evaluate_chunk([facts_list[i] for i in chunk], states, matcher, explain,
+                                        keep_values, keep_trace)
+            for i, evaluation in zip(chunk, done):
+                results[i] = evaluation
         return results
 
     def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
@@ -224,8 +226,10 @@ class PreparedPolicy:
             except EvalError as err:
                 results[i] = self._error_evaluation(facts_list[i], old_fee, values, trace, str(err))
                 continue
-            values.update(_decision_values(outcome, old_fee))
             pending.append((i, outcome, trace, errors))
+        _sync_peers([(outcome, items[i][1], trace) for i, outcome, trace, _ in pending])
+        for i, outcome, _, _ in pending:
+            items[i][1].update(_decision_values(outcome, outcome["old_fee_ppm"]))
         for post in posts:
             survivors = []
             post_items = [items[i] for i, *_ in pending]
@@ -276,6 +280,7 @@ class PreparedPolicy:
         floors: list[tuple[float, str]] = []
         ceilings: list[tuple[float, str]] = []
         vetoed_by = None
+        sync_rule = None
         for rule in phase.rules:
             if rule.id not in matched or rule is winner:
                 continue
@@ -301,6 +306,11 @@ class PreparedPolicy:
                     bound = float(action.value(0, values))
                     (floors if action.spec.name == "raise_floor" else ceilings).append((bound, rule.id))
                     effects.append({"action": action.spec.name, "ppm": bound})
+                elif kind == "sync":
+                    if exempt or winner is None:
+                        outcome = "exempt" if exempt else "not_applicable"
+                        continue
+                    sync_rule = rule
                 elif kind == "guard":
                     if winner is not None and rule.stage_index <= winner_index and vetoed_by is None:
                         vetoed_by = rule.id
@@ -314,7 +324,8 @@ class PreparedPolicy:
             fee = self._clamp(fee, floors, ceilings, trace)
         fee_ppm = min(MAX_FEE_PPM, max(0, int(math.floor(fee + 0.5))))
         return {"winner": winner, "fee_ppm": fee_ppm, "old_fee_ppm": old_fee, "vetoed_by": vetoed_by, "applied": applied,
-                "exempt": exempt, "forced_by": None, "suppressed_by": None, "skip_rebalance": None}
+                "exempt": exempt, "forced_by": None, "suppressed_by": None, "skip_rebalance": None,
+                "sync_rule": sync_rule if not vetoed_by else None}
 
     @staticmethod
     def _clamp(fee: float, floors, ceilings, trace: dict) -> float:
@@ -442,6 +453,39 @@ def _broadcast_values(outcome: dict, values: Mapping[str, Any]) -> dict[str, Any
     changed = values["decision.changed"]
     suppressed = changed and outcome["suppressed_by"] is not None and outcome["forced_by"] is None
     return {"decision.broadcast": changed and not suppressed, "decision.suppressed": suppressed}
+
+
+def _peer_chunks(facts_list: list) -> list[list[int]]:
+    """Indexes of the channels in chunks of about CHUNK, never splitting a peer's channels
+    (peer-level fee syncing needs all of them decided together)."""
+    by_peer: dict[str, list[int]] = {}
+    for i, f in enumerate(facts_list):
+        by_peer.setdefault(f.peer_id, []).append(i)
+    chunks: list[list[int]] = [[]]
+    for indexes in by_peer.values():
+        if len(chunks[-1]) + len(indexes) > CHUNK and chunks[-1]:
+            chunks.append([])
+        chunks[-1].extend(indexes)
+    return [c for c in chunks if c]
+
+
+def _sync_peers(decided: list[tuple[dict, dict, dict]]) -> None:
+    """Peer-level fee syncing: the channels of one peer whose sync_peer rule applied all take
+    the highest fee among them (a sender would otherwise pick the cheapest channel and
+    drain it: the original's "Anchor & Drain"). Emergency fees never take part."""
+    groups: dict[str, list[tuple[dict, dict]]] = {}
+    for outcome, values, trace in decided:
+        if outcome.get("sync_rule") is not None:
+            groups.setdefault(values.get("peer.id", ""), []).append((outcome, trace))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        price = max(outcome["fee_ppm"] for outcome, _ in members)
+        for outcome, trace in members:
+            rid = outcome["sync_rule"].id
+            trace[rid].setdefault("effects", []).append(
+                {"action": "sync_peer", "fee_ppm": [outcome["fee_ppm"], price]})
+            outcome["fee_ppm"] = price
 
 
 def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:

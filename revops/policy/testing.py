@@ -98,11 +98,14 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                 result.failures.append(str(err))
                 results.append(result)
                 continue
+            # A case's state patches the snapshot's, channel by channel, as its facts do.
+            states = {scid: dict(st) for scid, st in snapshot.state.items()}
+            for scid, patch in (case.get("state") or {}).items():
+                states[scid] = {**states.get(scid, {}), **patch}
             facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)),
-                                history=snapshot.history)
+                                history=snapshot.history, states=states)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
-            states = {**snapshot.state, **(case.get("state") or {})}
             overrides = {**prepared.overrides, **(case.get("params") or {})}
             try:
                 case_policy = prepare(prepared.compiled, overrides) if case.get("params") else prepared

@@ -69,6 +69,18 @@ def feerate_samples(conn: sqlite3.Connection, now_s: float,
         "ORDER BY at_s", (now_s - window_s, now_s))]
 
 
+def in_fees(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATES_WINDOW_S
+            ) -> dict[str, dict[str, int]]:
+    """Returns out_scid -> {in_scid: fee_msat} of settled forwards with now - window < t <= now."""
+    pairs: dict[str, dict[str, int]] = {}
+    for out, inc, fee in conn.execute(
+            "SELECT out_channel, in_channel, SUM(fee_msat) FROM forwards "
+            "WHERE kind = 1 AND t > ? AND t <= ? AND out_channel IS NOT NULL "
+            "GROUP BY out_channel, in_channel", (now_s - window_s, now_s)):
+        pairs.setdefault(out, {})[inc] = int(fee or 0)
+    return pairs
+
+
 def _uptime(u: dict) -> PeerUptime:
     """Returns peers.peer_uptime's stats of one peer as a PeerUptime, clamped to their ranges
     (float sums of spans may overshoot the window by a rounding error)."""
@@ -93,4 +105,5 @@ def history(conn: sqlite3.Connection, now_s: float) -> History:
         channels=MappingProxyType(chans),
         node_fee_updates_24h=sum(n for n, _ in counts.values()),
         feerates=tuple(feerate_samples(conn, now_s)),
+        in_fees_1d=MappingProxyType({out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s).items()}),
     )

@@ -52,6 +52,9 @@ def assert_offline_equals_live(node, tmp_path) -> dict:
 
 
 def test_uptime_and_fee_updates_show_in_explain_and_offline(node, tmp_path):
+    # The climber keeps a channel's own fee at its first pricing; start every channel from
+    # base_fee_ppm instead, so that the first cycle changes fees.
+    node.call("revenue-config", {"key": "hc_adopt_min_ppm", "value": 100000})
     node.cycle()
     t0 = node.sim.now_s
     decisions = node.call("revenue-decisions", {"limit": 10000})["decisions"]
