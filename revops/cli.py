@@ -159,7 +159,8 @@ def cmd_simulate(args) -> int:
                 bar = "#" * int(done * 30)
                 print(f"\r{name:<20} [{bar:<30}] {done:4.0%}", end="", file=sys.stderr, flush=True)
         try:
-            reports.append(simulate(args.scenario, policy, days=args.days, seed=args.seed, progress=progress))
+            reports.append(simulate(args.scenario, policy, days=args.days, seed=args.seed, progress=progress,
+                                    fair_baselines=args.fair_baselines))
         except Exception as err:  # the harness reports plugin crashes with their stderr
             if show:
                 print(file=sys.stderr)
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="+", metavar="DIR", help="more policies to run on the same seed")
     p.add_argument("--days", type=float, default=30)
     p.add_argument("--seed", type=int, default=None, help="market seed (default: the scenario's)")
+    p.add_argument("--fair-baselines", action="store_true",
+                   help="anchor the baselines' fees on the scenario's typical competitor fee (docs/results.md)")
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="every channel in the tables")
     p.set_defaults(func=cmd_simulate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -68,6 +69,7 @@ class SimReport:
     cycles: int = 0
     wall_s: float = 0.0
     channels: list[dict] = field(default_factory=list)
+    params: dict = field(default_factory=dict)   # params set for the run (fair baselines)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,10 +80,26 @@ def plugin_command() -> list[str]:
     return [sys.executable, str(Path(__file__).resolve().parents[1] / "plugin.py")]
 
 
+def typical_ref_fee_ppm(node) -> int:
+    """The scenario's typical competitor fee: the median ref_fee_ppm of the node's channels."""
+    return int(statistics.median(ch.ref_fee_ppm for ch in node.channels))
+
+
+def fair_baseline_params(node) -> dict[str, int]:
+    """Baseline params anchored on the market (docs/results.md): a static fee at the typical
+    competitor fee T, a proportional range T/4 .. 7T/4 (T for a balanced channel)."""
+    t = typical_ref_fee_ppm(node)
+    return {"static_fee_ppm": t, "prop_min_fee_ppm": t // 4, "prop_max_fee_ppm": t * 7 // 4}
+
+
 def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int | None = None, *,
              fee_interval_s: int = 1800, step_s: int = 300, plugin_cmd: list[str] | None = None,
-             progress: Callable[[float], None] | None = None, dry_run: bool = False) -> SimReport:
-    """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures."""
+             progress: Callable[[float], None] | None = None, dry_run: bool = False,
+             fair_baselines: bool = False) -> SimReport:
+    """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures.
+
+    `fair_baselines` sets fair_baseline_params() on the policy through revenue-config, for
+    the params it has (the baselines have them, the default policy has none of them)."""
     started = time.perf_counter()
     node = build_node(scenario, seed=seed)
     lock = threading.Lock()
@@ -100,6 +118,12 @@ def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int 
                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])}) as ld:
             if ld.disabled:
                 raise RuntimeError(f"plugin disabled itself: {ld.disabled}")
+            if fair_baselines:
+                known = {p["name"] for p in ld.call("revenue-config")["params"]}
+                for key, value in fair_baseline_params(node).items():
+                    if key in known:
+                        ld.call("revenue-config", {"key": key, "value": value})
+                        report.params[key] = value
             start_fees = {c["short_channel_id"]: _fee(c) for c in _channels(backend)}
             end_s = node.now_s + days * DAY_S
             next_cycle = node.now_s

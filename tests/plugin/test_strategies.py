@@ -1,0 +1,144 @@
+"""The default policy's fee strategies through the real plugin on the simulator's scenarios:
+the Vegas Reflex on a mempool shock, scarcity pricing under an HTLC flood, the Defibrillator
+and Fire Sale on zombies, and flap protection on flappy peers."""
+
+from __future__ import annotations
+
+import pytest
+
+from revops.sim.model_chain import Shock
+
+from .conftest import Node
+
+HOUR = 3600
+
+
+@pytest.fixture
+def run(workdir):
+    nodes = []
+
+    def start(scenario: str, seed: int | None = None) -> Node:
+        n = Node(workdir, scenario=scenario, **({"seed": seed} if seed is not None else {}))
+        n.start()
+        nodes.append(n)
+        return n
+    yield start
+    for n in nodes:
+        n.stop()
+
+
+def cycles(node: Node, hours: float, every_h: float = 0.5) -> list[dict]:
+    out = []
+    for _ in range(round(hours / every_h)):
+        node.advance(every_h * HOUR)
+        out.append(node.cycle()["fees"])
+    return out
+
+
+def explain(node: Node) -> dict[str, dict]:
+    return {c["scid"]: c for c in node.call("revenue-explain")["channels"]}
+
+
+def event(channel: dict, rule: str) -> dict | None:
+    return next((e for e in channel["trace"] if e["rule"] == rule), None)
+
+
+def floor_ppm(channel: dict, rule: str) -> float:
+    e = event(channel, rule)
+    return next(x["ppm"] for x in e["effects"] if x["action"] == "raise_floor")
+
+
+def test_mempool_shock_raises_floors_in_one_cycle_then_decays(run):
+    node = run("mempool-shock")
+    cycles(node, 8)
+    calm = explain(node)
+    routed = [s for s, c in calm.items() if c["facts"]["channel.out_volume_30d_msat"] > 0
+              and event(c, "chain-cost-floor")["matched"]]
+    assert len(routed) >= 10
+    assert not any(event(calm[s], "vegas-reflex")["matched"] for s in routed)
+
+    with node.lock:
+        node.sim.chain.shocks.append(Shock(node.sim.now_s, 12 * HOUR, 8.0))
+    node.advance(4 * HOUR)
+    summary = node.cycle()["fees"]                    # the first cycle after the shock
+    shocked = explain(node)
+    for s in routed:
+        c = shocked[s]
+        assert c["facts"]["market.feerate_shock_ratio"] >= 4
+        assert c["facts"]["state.vegas_intensity"] == 1   # stored by that one cycle
+        # the floor is the chain-cost floor (itself up with the feerate) times 3
+        assert floor_ppm(c, "vegas-reflex") == pytest.approx(3 * floor_ppm(c, "chain-cost-floor"), rel=1e-6) \
+            or floor_ppm(c, "chain-cost-floor") >= 500 / 3
+        assert floor_ppm(c, "vegas-reflex") > 2 * floor_ppm(calm[s], "chain-cost-floor")
+    decisions = [d for d in node.call("revenue-decisions", {"limit": 1000})["decisions"]
+                 if d["cycle_id"] == summary["cycle_id"]]
+    raised = [d for d in decisions if d["fee_ppm"] > d["old_fee_ppm"] and d["applied"]]
+    assert raised, "the shock cycle re-prices at once"
+
+    cycles(node, 36)                                  # the shock ends after 12 h; a day of decay
+    after = explain(node)
+    for s in routed:
+        assert after[s]["facts"]["state.vegas_intensity"] == 0
+        assert not event(after[s], "vegas-reflex")["matched"]
+
+
+def test_htlc_flood_triggers_scarcity_pricing(run):
+    node = run("htlc-flood")
+    flooded = {node.sim.channels[i].scid for i in node.sim.market.flood_rate}
+    cycles(node, 6)
+    now = explain(node)
+    for scid in flooded:
+        c = now[scid]
+        assert c["facts"]["channel.htlc_util"] > 0.35, scid
+        assert c["facts"]["state.htlc_util_ema"] > 0.35, scid   # smoothed: fast up
+        priced = event(c, "scarcity-premium")["matched"] or c["decision"]["stage"] == "congestion"
+        assert priced, scid
+    calm = [s for s in now if s not in flooded]
+    assert sum(event(now[s], "scarcity-premium")["matched"] for s in calm) <= len(calm) // 4
+
+
+def test_zombies_are_probed_then_sold(run):
+    node = run("zombies")
+    idle = {ch.scid for ch in node.sim.channels
+            if ch.demand_out == 0 and ch.demand_in == 0 and not ch.peer.dead}
+    cycles(node, 24 * 10, every_h=2)
+    journal = node.call("revenue-decisions", {"limit": 10000})["decisions"]
+    rules = {}
+    for d in journal:
+        rules.setdefault(d["scid"], set()).add(d["rule"])
+    facts = {s: c["facts"] for s, c in explain(node).items()}
+    eligible = {s for s in idle if facts[s]["channel.local_ratio"] >= 0.5 and facts[s]["channel.age_days"] >= 14}
+    assert eligible
+    for s in eligible:
+        assert "defibrillator-start" in rules[s], s
+    sold = {s for s in eligible if facts[s]["channel.age_days"] >= 90}
+    assert sold
+    for s in sold:
+        assert "fire-sale-zombie" in rules[s], s
+        assert facts[s]["channel.profit_class"] == "ZOMBIE"
+        assert facts[s]["channel.fee_ppm"] == 1
+    busy = {s for s, r in rules.items() if s not in idle and facts.get(s, {}).get("channel.out_fwds_7d", 0) > 10}
+    assert busy and not any("fire-sale-zombie" in rules[s] for s in busy)
+
+
+def test_flapping_peers_volume_is_discounted(run):
+    node = run("flappy-peers")
+    cycles(node, 26)
+    checked = 0
+    for _ in range(48):
+        summary = cycles(node, 0.5)[0]
+        stepped = {d["scid"] for d in node.call("revenue-decisions", {"limit": 1000})["decisions"]
+                   if d["cycle_id"] == summary["cycle_id"] and d["rule"] == "hill-climb-step" and d["applied"]}
+        for scid, c in explain(node).items():
+            f = c["facts"]
+            if scid not in stepped or f["peer.uptime_ratio_7d"] >= 0.9:
+                continue
+            revenue = (f["channel.fees_earned_1d_msat"] if f["channel.profit_class"] == "PROFITABLE"
+                       else f["channel.rep_weighted_fees_1d_msat"])
+            # what the climber stored is the revenue rate times the peer's uptime
+            assert f["state.hc_rate_msat_h"] == pytest.approx(revenue * f["peer.uptime_ratio_7d"] / 24), scid
+            if revenue > 0:
+                checked += 1
+        if checked >= 2:
+            break
+    assert checked >= 2, "no flapping channel took a climbing step with revenue"
