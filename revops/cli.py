@@ -89,6 +89,11 @@ def render_explain(doc: dict, mode: str = "full") -> str:
                         if d.get(k))
         out.append("")
         out.append(f"{ch['scid']}  {arrow}  {d['action']}  [{where}]{extra}")
+        f = ch.get("facts") or {}
+        if "channel.profit_class" in f:
+            out.append(f"  class {f['channel.profit_class']} / {f['channel.flow_class']}, "
+                       f"30-day ROI {f['channel.roi_30d']:.0%}, peer reputation {f['peer.reputation']:.2f}, "
+                       f"uptime {f['peer.uptime_ratio_7d']:.0%}")
         for event in ch["trace"]:
             if not keep(event):
                 continue
