@@ -260,6 +260,11 @@ class Metrics:
             with self._snapshot.lock:
                 self._snapshot.rebalance = dict(summary)
 
+    def rebalance_summary(self) -> dict | None:
+        """The rebalancer's last summary, None before its first."""
+        with self._snapshot.lock:
+            return None if self._snapshot.rebalance is None else dict(self._snapshot.rebalance)
+
     def on_forward_event(self, event: Mapping[str, Any]) -> None:
         """Count a forward_event as it arrives; settled ones add their fee and amount at once."""
         status = str(event.get("status"))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyln.client import Plugin, RpcException
 
+from revops.accounting import service as accounting
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
 from revops.metrics import Metrics
@@ -199,6 +200,25 @@ def revenue_cycle(plugin, what="all", now=None):
 def revenue_decisions(plugin, scid=None, limit=50):
     """The decision journal, newest first: for one scid or all, at most `limit` entries."""
     return _call(_runtime().decisions, scid, limit)
+
+
+@plugin.method("revenue-history")
+def revenue_history(plugin, days=None):
+    """Lifetime P&L (or the last `days`): routing income, rebalance and on-chain costs, open and closed channels."""
+    return _call(accounting.history, _runtime(), days)
+
+
+@plugin.method("revenue-capacity")
+def revenue_capacity(plugin, days=30):
+    """Capacity Augmentation: channels to close and where to splice their funds, with the numbers."""
+    return _call(accounting.capacity, _runtime(), days)
+
+
+@plugin.method("revenue-dashboard")
+def revenue_dashboard(plugin):
+    """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""
+    metrics = state["metrics"]
+    return _call(accounting.dashboard, _runtime(), metrics.rebalance_summary() if metrics else None)
 
 
 @plugin.subscribe("forward_event")
