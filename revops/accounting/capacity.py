@@ -29,8 +29,11 @@ def _by_scid(history: Mapping[str, Any]) -> dict[str, dict]:
 def _reasons(v: Mapping[str, Any], recent: Mapping[str, Any], lifetime: Mapping[str, Any],
              decision: Mapping[str, Any] | None, days: float) -> list[str]:
     reasons = []
-    if not v.get("peer.connected") and v.get("peer.uptime_ratio_7d", 1) < 0.1:
-        reasons.append(f"zombie: peer online {v.get('peer.uptime_ratio_7d', 0):.0%} of the last 7 d")
+    if not v.get("peer.connected"):
+        if not v.get("peer.uptime_known_s_7d"):
+            reasons.append("zombie: peer offline, not seen online since revops started watching")
+        elif v.get("peer.uptime_ratio_7d", 1) < 0.1:
+            reasons.append(f"zombie: peer online {v.get('peer.uptime_ratio_7d', 0):.0%} of the last 7 d")
     if recent.get("routing_income_msat", 0) == 0 and recent.get("sourced_income_msat", 0) == 0:
         reasons.append(f"stagnant: no routing income in or out in {days:g} d")
     if decision and decision.get("stage") in LOSER_STAGES:
