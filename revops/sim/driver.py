@@ -80,15 +80,17 @@ def plugin_command() -> list[str]:
 
 def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int | None = None, *,
              fee_interval_s: int = 1800, step_s: int = 300, plugin_cmd: list[str] | None = None,
-             progress: Callable[[float], None] | None = None, dry_run: bool = False) -> SimReport:
-    """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures."""
+             progress: Callable[[float], None] | None = None, dry_run: bool = False,
+             db_path: str | Path | None = None) -> SimReport:
+    """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures.
+    `db_path`: keep the plugin's database there (for `revops report`) instead of discarding it."""
     started = time.perf_counter()
     node = build_node(scenario, seed=seed)
     lock = threading.Lock()
     backend = CountingBackend(SimRpc(node), lock)
     workdir = Path(tempfile.mkdtemp(prefix="rvsim"))  # short: unix socket paths are limited
     options = {"revenue-ops-policy": str(Path(policy_dir).resolve()),
-               "revenue-ops-db": str(workdir / "revops.sqlite3"),
+               "revenue-ops-db": str(Path(db_path).resolve() if db_path else workdir / "revops.sqlite3"),
                "revenue-ops-sim-clock": str(int(node.now_s)),
                "revenue-ops-metrics-listen": "",
                "revenue-ops-dry-run": "true" if dry_run else "false"}
