@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench setup system-deps
 
 setup: $(STAMP)
 
@@ -20,8 +20,24 @@ demo: $(STAMP)
 	$(VENV)/bin/revops simulate --scenario hub --days 3 --policy policies/default \
 		--compare policies/baselines/static
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest
+
+# System programs the observability tests use: Debian's prometheus (prometheus, promtool) and
+# chromium (the report renders in it). Installed only when missing (apt-get, as root); without
+# them those tests fail in CI (CI=true) and are skipped elsewhere.
+system-deps:
+	@pkgs=""; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs="prometheus"; \
+	command -v chromium >/dev/null || pkgs="$$pkgs chromium"; \
+	if [ -n "$$pkgs" ]; then \
+		if command -v apt-get >/dev/null; then \
+			echo "installing$$pkgs"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
+		else \
+			echo "warning: cannot install$$pkgs (no apt-get); the Prometheus and report tests need them"; \
+		fi; \
+	fi
 
 bench: $(STAMP)
 	$(PY) bench/policy_eval.py
