@@ -27,8 +27,9 @@ def settled_fees_by_channel(sim) -> dict[str, int]:
 
 
 def run_with_opens_and_closes(n: Node, days: int = 2) -> dict:
-    """Runs `n` for `days` with a batch open of 3 channels, a single open and 2 closes of our
-    channels on day one; returns {"batch": channel_ids, "single": channel_id, "closed": channel_ids}."""
+    """Runs `n` for `days` with a batch open of 3 channels, a single open, 2 closes of our
+    channels and a sling pull job on day one; returns {"batch": channel_ids, "single":
+    channel_id, "closed": channel_ids, "pulled": scid}."""
     sim = n.sim
     n.advance(6 * 3600)
     with n.lock:
@@ -39,8 +40,21 @@ def run_with_opens_and_closes(n: Node, days: int = 2) -> dict:
         closing = [c for c in sim.normal_channels() if c.opener == "local"][:2]
         for c in closing:
             sim.lifecycle.begin_close(sim.now_s, (c, "local", False))
+        # a sling job pulling liquidity into our emptiest channel: rebalance fees to account for
+        emptiest = min((c for c in sim.normal_channels() if c not in closing),
+                       key=lambda c: c.to_us_msat / c.total_msat)
+        if sim.sling is not None:
+            rpc = SimRpc(sim)
+            rpc("sling-job", {"scid": emptiest.scid, "direction": "pull", "amount": 50_000, "maxppm": 3000, "outppm": 100_000,
+                              "target": 0.4})
+            rpc("sling-go", {})
     for _ in range(days * 4):
         n.advance(6 * 3600)
         n.cycle("fees")
     return {"batch": [c.channel_id for c in batch], "single": single.channel_id,
-            "closed": [c.channel_id for c in closing]}
+            "closed": [c.channel_id for c in closing], "pulled": emptiest.scid}
+
+
+def rebalance_fees_by_channel(sim) -> dict[str, int]:
+    """Returns scid -> fees sling paid to pull liquidity into that channel."""
+    return {scid: sum(s[2] for s in done) for scid, done in sim.sling.successes.items()}

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from revops.sim.errors import RpcError
-from tests.observe.conftest import Node, run_with_opens_and_closes, settled_fees_by_channel
+from tests.observe.conftest import (Node, rebalance_fees_by_channel, run_with_opens_and_closes,
+                                    settled_fees_by_channel)
 
 
 def test_history_from_bookkeeper_equals_the_ground_truth(workdir):
@@ -23,12 +24,15 @@ def test_history_from_bookkeeper_equals_the_ground_truth(workdir):
         assert h["totals"]["routing_income_msat"] == sum(fees.values()) > 0
         assert h["totals"]["onchain_cost_msat"] == sum(truth_onchain.values()) > 0
         assert h["totals"]["wallet_onchain_cost_msat"] == 0
-        assert h["totals"]["rebalance_cost_msat"] == 0
+        rebalanced = rebalance_fees_by_channel(sim)
+        assert h["totals"]["rebalance_cost_msat"] == sum(rebalanced.values()) > 0
+        assert set(rebalanced) == {ids["pulled"]}
         rows = {r["channel_id"]: r for r in h["channels"]}
         for cid, truth in truth_onchain.items():
             assert rows[cid]["onchain_cost_msat"] == truth, cid
         for row in rows.values():
             assert row["routing_income_msat"] == fees.get(row["scid"], 0), row["scid"]
+            assert row["rebalance_cost_msat"] == rebalanced.get(row["scid"], 0), row["scid"]
         # the batch: one fee, three channels, no msat lost or counted twice
         batch_fees = [rows[c]["open_cost_msat"] for c in ids["batch"]]
         assert max(batch_fees) - min(batch_fees) <= 1 and all(f > 0 for f in batch_fees)
@@ -38,7 +42,8 @@ def test_history_from_bookkeeper_equals_the_ground_truth(workdir):
         closed_income = sum(rows[c]["routing_income_msat"] for c in ids["closed"])
         assert h["closed_channels"]["routing_income_msat"] == closed_income > 0
         assert h["open_channels"]["routing_income_msat"] + closed_income == h["totals"]["routing_income_msat"]
-        assert h["totals"]["net_msat"] == (h["totals"]["routing_income_msat"] - h["totals"]["onchain_cost_msat"])
+        assert h["totals"]["net_msat"] == (h["totals"]["routing_income_msat"] - h["totals"]["onchain_cost_msat"]
+                                           - h["totals"]["rebalance_cost_msat"])
         # a window: only what happened in it
         recent = n.call("revenue-history", {"days": 0.5})
         assert 0 < recent["totals"]["routing_income_msat"] < h["totals"]["routing_income_msat"]
