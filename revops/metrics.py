@@ -15,8 +15,8 @@ import ipaddress
 import threading
 from typing import Any, Iterable, Mapping
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server,
-                               write_to_textfile)
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics,
+                               start_http_server, write_to_textfile)
 from prometheus_client.core import GaugeMetricFamily
 
 #: Decision outcomes (label `outcome` of revops_decisions_total).
@@ -130,6 +130,8 @@ class _Snapshot:
 
 class Metrics:
     def __init__(self):
+        # No `*_created` series: they would double every per-channel counter for nothing we graph.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.policy = Info("revops_policy", "The active policy.", registry=r)
@@ -234,7 +236,9 @@ class Metrics:
         node: dict[str, float] = {}
         if facts:
             first = facts[0].values
-            node["updates_24h"] = float(first.get("node.fee_updates_24h", 0))
+            # the facts were read before this cycle: add what it just sent
+            sent = sum(1 for rec in records if rec.get("applied"))
+            node["updates_24h"] = float(first.get("node.fee_updates_24h", 0) + sent)
             node["fees_collected_msat"] = float(first.get("node.fees_collected_msat", 0))
             budget = params.get("gossip_max_updates_node_day")
             if isinstance(budget, (int, float)):

@@ -58,7 +58,8 @@ def test_decisions_channels_and_classes():
     assert s[("revops_channel_fee_ppm", (("peer_id", "02aa"), ("scid", "1x1x0")))] == 10
     assert s[("revops_channel_class", (("class", "SOURCE"), ("kind", "flow"), ("scid", "1x1x0")))] == 1
     assert s[("revops_channel_class", (("class", "PROFITABLE"), ("kind", "profit"), ("scid", "1x1x0")))] == 1
-    assert s[("revops_gossip_node_budget_remaining", ())] == 3
+    assert s[("revops_gossip_updates_24h", ())] == 7 + 1  # the facts' count plus this cycle's broadcast
+    assert s[("revops_gossip_node_budget_remaining", ())] == 10 - 8
     # the next cycle replaces the channel series: a closed channel's series go away
     m.on_decisions([], [], {}, False)
     assert not any(name == "revops_channel_fee_ppm" for name, _ in samples(m))

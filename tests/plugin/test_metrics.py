@@ -46,6 +46,15 @@ def test_metrics_through_the_plugin(workdir):
         assert value(live, "revops_routing_fees_msat_total") == sum(f["fee_msat"] for f in settled) > 0
         assert value(live, "revops_routed_msat_total") == sum(f["out_msat"] for f in settled)
         assert "revops_channel_fee_ppm" not in live or not live["revops_channel_fee_ppm"]
+        peer = next(iter(n.sim.peers))
+        n.ld.notify("disconnect", {"id": peer})
+        n.ld.notify("connect", {"id": peer, "direction": "out",
+                                "address": {"type": "ipv4", "address": "198.51.100.1", "port": 9735}})
+        n.ld.notify("disconnect", {"id": peer})
+        n.call("revenue-status")
+        flaps = scrape(at)
+        assert value(flaps, "revops_peer_connection_events_total", event="disconnect") == 2
+        assert value(flaps, "revops_peer_connection_events_total", event="connect") == 1
 
         # a fee cycle: per-channel gauges, decisions by rule/stage/outcome, gossip budget
         summary = n.cycle("all")["fees"]
@@ -61,7 +70,9 @@ def test_metrics_through_the_plugin(workdir):
         assert value(after, "revops_fee_broadcasts_total") == summary["set_fee"]
         rules = {s.labels["rule"] for s in after["revops_decisions"] if s.name == "revops_decisions_total"}
         assert rules - {""}, "decisions carry the rule that decided them"
+        assert value(after, "revops_gossip_updates_24h") >= summary["set_fee"] > 0
         assert value(after, "revops_gossip_node_budget_remaining") == 5000 - value(after, "revops_gossip_updates_24h")
+        assert not any(s.name.endswith("_created") for samples in after.values() for s in samples)
         assert value(after, "revops_rebalance_enabled") == 1
         assert value(after, "revops_fee_cycle_last_timestamp_seconds") == summary["at"]
         # the textfile holds the same exposition, parseable
