@@ -8,7 +8,7 @@ window (stagnant), the fee policy dumping them (Fire Sale, zero-fee probe), a li
 Winners earn the most per sat of capacity in the window and are drained (local balance under
 half, or flowing out): more of our liquidity there earns at their rate. Every recommendation
 carries the numbers behind it and the on-chain cost at today's feerate (mutual close when
-the peer is online, else unilateral; a splice priced as a one-input one-output funding tx).
+the peer is online, paid by the opener, else unilateral; a splice priced as a channel open).
 """
 
 from __future__ import annotations
@@ -74,7 +74,11 @@ def recommend(facts: list, lifetime: Mapping[str, Any], recent: Mapping[str, Any
                "yield_ppm": round(income_msat * 1e3 / cap_sat, 3) if cap_sat else 0.0}
         reasons = _reasons(v, recent_row, life_row, latest_decisions.get(f.scid), days)
         if reasons and row["age_days"] >= MIN_AGE_DAYS:
-            close_sat = mutual_sat if row["peer_connected"] else force_sat
+            # the opener pays a mutual close; a force close we budget in full (anchor CPFP)
+            if row["peer_connected"]:
+                close_sat = mutual_sat if v.get("channel.opener_local") else 0
+            else:
+                close_sat = force_sat
             losers.append({**row, "reasons": reasons, "close_cost_sat": close_sat,
                            "recoverable_sat": max(0, local_sat - close_sat)})
         elif income_msat > 0 and (row["local_ratio"] < 0.5 or float(v.get("channel.flow_ratio_7d", 0)) > 0):

@@ -9,7 +9,6 @@ them; on-chain costs are then unknown and said so.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from revops.accounting.ledger import Line, bookkeeper_ledger, store_ledger
 from revops.node.rpc import NodeRpc, NodeRpcError
