@@ -102,3 +102,20 @@ def test_every_dashboard_and_rule_expression_runs_and_the_key_panels_have_data(s
     rules = [r for g in groups for r in g["rules"]]
     assert len(rules) == len(rule_exprs()) and all(r["health"] != "err" for r in rules)
     assert not results["RevopsPolicyReloadFailed"] and not results["RevopsDown"]
+
+
+def test_the_dashboard_is_importable_grafana_json():
+    dash = json.loads(DASHBOARD.read_text())
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    defined = {v["name"] for v in dash["templating"]["list"]}
+    assert {i["name"] for i in dash["__inputs"]} == {"DS_PROMETHEUS"}
+    for panel in dash["panels"]:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
+        for target in panel.get("targets", []):
+            assert target["refId"] and target["datasource"]["uid"] == "${DS_PROMETHEUS}"
+            used = set(re.findall(r"\$(\w+)", target["expr"])) - {"__rate_interval", "__range"}
+            assert used <= defined, f"{panel['title']}: undefined variables {used - defined}"
+    titles = {p["title"] for p in dash["panels"]}
+    assert {"Routing fees earned (sat/h)", "Decisions by rule and outcome", "Rebalance budget (sat)",
+            "Wallet reserve OK", "Fee per channel (ppm)"} <= titles
