@@ -31,17 +31,12 @@ system-deps:
 	command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs="prometheus"; \
 	command -v chromium >/dev/null || pkgs="$$pkgs chromium"; \
 	if [ -n "$$pkgs" ]; then \
-		if command -v apt-get >/dev/null; then \
-			echo "installing$$pkgs"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi; \
+		if command -v apt-get >/dev/null && [ "$$sudo" != none ]; then \
+			echo "installing: $$pkgs"; \
+			$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+				--no-install-recommends $$pkgs; \
 		else \
-			echo "warning: cannot install$$pkgs (no apt-get); the Prometheus and report tests need them"; \
+			echo "warning: cannot install $$pkgs (needs apt-get as root); the Prometheus and report tests need them"; \
 		fi; \
 	fi
-
-bench: $(STAMP)
-	$(PY) bench/policy_eval.py
-	$(PY) bench/facts_build.py
-	$(PY) bench/store.py
-	$(PY) bench/cycle.py
-	$(PY) bench/sim_speed.py
