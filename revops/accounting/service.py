@@ -49,9 +49,9 @@ def capacity(runtime, days: Any = 30) -> dict:
         recent = _history(runtime, days)
         try:
             feerates = runtime.rpc.call("feerates", {"style": "perkw"})
+            _, facts, _, now = runtime._observe()
         except NodeRpcError as err:
-            raise RequestError(f"cannot read feerates: {err}") from None
-        _, facts, _, now = runtime._observe()
+            raise RequestError(f"cannot read the node: {err}") from None
         latest = {d["scid"]: d for d in reversed(runtime.store.decisions(None, 10000))}
     return recommend(facts, lifetime, recent, latest, feerates, days, now)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from revops.sim.errors import RpcError
-from tests.observe.conftest import Node
+from tests.observe.conftest import Node, workdir  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,22 @@ def test_dashboard_is_one_human_summary(zombies):
     assert row[1] == f"{lifetime / 1000:,.0f}" and row[4] == row[1]  # income; net (no costs in this run)
     for part in ("mode: active", "policy: default", "top earners", "top bleeders", "rebalancing", "24h", "30d"):
         assert part in text
+
+
+def test_a_failing_node_rpc_is_one_clear_error(workdir):
+    from revops.sim.errors import RpcError as SimError
+    from tests.plugin.conftest import failing_backend
+    broken = {"on": False}
+    n = Node(workdir, scenario="hub", backend_wrapper=failing_backend(
+        lambda method, params: broken["on"] and method in ("bkpr-listaccountevents", "feerates"),
+        SimError(-32603, "bookkeeper crashed")))
+    n.start()
+    try:
+        broken["on"] = True
+        for method in ("revenue-history", "revenue-capacity", "revenue-dashboard"):
+            with pytest.raises(RpcError, match="cannot read the node: .*bookkeeper crashed"):
+                n.call(method)
+        broken["on"] = False
+        assert n.call("revenue-history")["source"] == "bookkeeper"
+    finally:
+        n.stop()
