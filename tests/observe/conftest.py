@@ -33,9 +33,9 @@ def run_with_opens_and_closes(n: Node, days: int = 2) -> dict:
     sim = n.sim
     n.advance(6 * 3600)
     with n.lock:
-        batch = new_local_channels(sim, [2_000_000, 3_000_000, 5_000_000])
+        batch = new_local_channels(sim, [1_000_000, 1_500_000, 1_200_000])
         sim.lifecycle.open_batch(sim.now_s, batch)
-        single = new_local_channels(sim, [4_000_000])[0]
+        single = new_local_channels(sim, [1_000_000])[0]
         sim.lifecycle.open_channel(sim.now_s, single)
         closing = [c for c in sim.normal_channels() if c.opener == "local"][:2]
         for c in closing:
