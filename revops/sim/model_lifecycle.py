@@ -111,10 +111,10 @@ class Lifecycle:
     def open_batch(self, now: float, chs: list[Channel]) -> None:
         """Open channels we fund in one transaction (as `multifundchannel` does): they share
         the funding txid, one output each, and one on-chain fee."""
+        if not chs or any(ch.opener != "local" for ch in chs):
+            raise ValueError("a batch open funds one or more of our own channels")
         txid = chs[0].funding_txid
         for outnum, ch in enumerate(chs):
-            if ch.opener != "local":
-                raise ValueError("a batch open funds our own channels only")
             ch.funding_txid, ch.funding_outnum = txid, outnum
             ch.channel_id = ids.channel_id_from_funding(txid, outnum)
             self.open_channel(now, ch, funded=True)
