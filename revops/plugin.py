@@ -119,12 +119,12 @@ def _observer(fn, then=None):
     """Wraps a metrics hook (and what runs after it) so that a metrics bug is logged and never
     stops a cycle, a reload or a notification."""
     def call(*args):
-        try:
-            fn(*args)
-            if then is not None:
-                then()
-        except Exception as err:
-            plugin.log(f"metrics: {fn.__name__}: {type(err).__name__}: {err}", "unusual")
+        for f, f_args in ((fn, args), (then, ())):
+            try:
+                if f is not None:
+                    f(*f_args)
+            except Exception as err:
+                plugin.log(f"metrics: {f.__name__}: {type(err).__name__}: {err}", "unusual")
     return call
 
 

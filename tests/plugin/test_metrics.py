@@ -106,3 +106,14 @@ def test_a_bad_listen_address_logs_a_clear_error_and_the_plugin_runs_without_met
         assert n.cycle("fees")["fees"]["ok"] is True
     finally:
         n.stop()
+
+
+def test_an_unwritable_textfile_is_logged_and_the_cycle_goes_on(workdir):
+    n = Node(workdir, options={"revenue-ops-metrics-textfile": str(workdir / "missing-dir" / "revops.prom")})
+    ld = n.start()
+    try:
+        assert n.cycle("fees")["fees"]["ok"] is True
+        ld.wait_for_log(r"metrics: write_textfile: FileNotFoundError", timeout_s=5)
+        assert n.call("revenue-status")["last_cycle"]["ok"] is True
+    finally:
+        n.stop()
