@@ -181,6 +181,42 @@ def cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from revops.policy.reload import build
+    from revops.report import data as report_data
+    from revops.report.html import render as render_report
+    from revops.store import Store
+    try:
+        params = build(args.policy).params
+    except DiagnosticError as err:
+        _print_errors(err)
+        return EXIT_ERRORS
+    db = Path(args.db) if args.db else None
+    if db is None:
+        import tempfile
+        from revops.sim.driver import simulate
+        db = Path(tempfile.mkdtemp(prefix="rvrep")) / "revops.sqlite3"
+        try:
+            simulate(args.scenario, args.policy, days=args.days, seed=args.seed, db_path=db)
+        except Exception as err:
+            print(f"report: simulate {args.scenario}: {err}", file=sys.stderr)
+            return EXIT_ERRORS
+    elif not db.exists():
+        print(f"report: no database at {db}", file=sys.stderr)
+        return EXIT_ERRORS
+    try:
+        with Store(db) as store:
+            data = report_data.load(store, params.get("gossip_max_updates_node_day"))
+    except Exception as err:  # unreadable, newer or empty database
+        print(f"report: {db}: {err}", file=sys.stderr)
+        return EXIT_ERRORS
+    title = f"revops report: {args.scenario}, {args.days:g} simulated days" if args.db is None else \
+        f"revops report: {db.name}"
+    Path(args.output).write_text(render_report(data, title), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
 def _sim_json(report) -> dict:
     doc = report.to_json()
     return {"policy": doc.pop("policy"), **{k: v for k, v in doc.items() if k not in ("scenario", "days", "seed")}}
@@ -221,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="every channel in the tables")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("report", help="an HTML report with charts from the plugin's database or a simulated run")
+    p.add_argument("--db", help="the plugin's database (revops.sqlite3); without it, simulate --scenario")
+    p.add_argument("--scenario", default="hub", help="scenario to simulate when no --db is given")
+    p.add_argument("--days", type=float, default=3, help="days to simulate (with --scenario)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--policy", default=default, help="policy to simulate, and whose gossip budget is drawn")
+    p.add_argument("-o", "--output", default="revops-report.html")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
     p.add_argument("policy", nargs="?", default=default)

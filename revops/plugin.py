@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyln.client import Plugin, RpcException
 
+from revops.accounting import service as accounting
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
 from revops.metrics import Metrics
@@ -54,6 +55,8 @@ plugin.add_option("revenue-ops-rebalance-interval", 900, "seconds between rebala
                   dynamic=True, on_change=_interval_changed("rebalance_interval_s"))
 plugin.add_option("revenue-ops-metrics-listen", "127.0.0.1:9750",
                   "host:port of the Prometheus exporter; empty disables it")
+plugin.add_option("revenue-ops-metrics-textfile", "",
+                  "also write the metrics to this .prom file after every cycle (node_exporter textfile collector)")
 plugin.add_option("revenue-ops-auto-reload", False, "reload the policy when one of its files changes",
                   opt_type="bool")
 plugin.add_option("revenue-ops-sim-clock", 0, "testing only: unix time the simulator starts at; time then "
@@ -90,8 +93,11 @@ def init(options, configuration, plugin, **kwargs):
                        auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated),
         ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
     metrics = Metrics()
-    runtime.on_reload = metrics.on_reload
-    runtime.on_cycle = metrics.on_cycle
+    metrics.textfile = options.get("revenue-ops-metrics-textfile") or None
+    runtime.on_reload = _observer(metrics.on_reload)
+    runtime.on_cycle = _observer(metrics.on_cycle, metrics.write_textfile)
+    runtime.on_decisions = _observer(metrics.on_decisions)
+    runtime.on_rebalance = _observer(metrics.on_rebalance, metrics.write_textfile)
     state.update(runtime=runtime, metrics=metrics)
     try:
         runtime.start()
@@ -99,12 +105,27 @@ def init(options, configuration, plugin, **kwargs):
         runtime.stop()
         state["runtime"] = None
         return {"disable": f"policy {policy_dir} is invalid: {err.diagnostics[0]}"}
+    listen = options.get("revenue-ops-metrics-listen") or ""
     try:
-        state["metrics_at"] = metrics.serve(options.get("revenue-ops-metrics-listen") or "")
-    except (OSError, ValueError) as err:
-        plugin.log(f"metrics exporter not started: {err}", "warn")
+        state["metrics_at"] = metrics.serve(listen)
+    except (OSError, ValueError, OverflowError) as err:
+        plugin.log(f"metrics exporter not started, running without it: revenue-ops-metrics-listen={listen!r}: "
+                   f"{err}", "unusual")
     plugin.log(f"revops ready: policy {policy_dir}, {'dry-run' if runtime.options.dry_run else 'active'}", "info")
     return None
+
+
+def _observer(fn, then=None):
+    """Wraps a metrics hook (and what runs after it) so that a metrics bug is logged and never
+    stops a cycle, a reload or a notification."""
+    def call(*args):
+        for f, f_args in ((fn, args), (then, ())):
+            try:
+                if f is not None:
+                    f(*f_args)
+            except Exception as err:
+                plugin.log(f"metrics: {f.__name__}: {type(err).__name__}: {err}", "unusual")
+    return call
 
 
 def _runtime() -> Runtime:
@@ -181,13 +202,32 @@ def revenue_decisions(plugin, scid=None, limit=50):
     return _call(_runtime().decisions, scid, limit)
 
 
+@plugin.method("revenue-history")
+def revenue_history(plugin, days=None):
+    """Lifetime P&L (or the last `days`): routing income, rebalance and on-chain costs, open and closed channels."""
+    return _call(accounting.history, _runtime(), days)
+
+
+@plugin.method("revenue-capacity")
+def revenue_capacity(plugin, days=30):
+    """Capacity Augmentation: channels to close and where to splice their funds, with the numbers."""
+    return _call(accounting.capacity, _runtime(), days)
+
+
+@plugin.method("revenue-dashboard")
+def revenue_dashboard(plugin):
+    """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""
+    metrics = state["metrics"]
+    return _call(accounting.dashboard, _runtime(), metrics.rebalance_summary() if metrics else None)
+
+
 @plugin.subscribe("forward_event")
 def on_forward_event(plugin, forward_event=None, **kwargs):
     runtime = state["runtime"]
     if runtime is not None and isinstance(forward_event, dict):
         runtime.on_forward_event(forward_event)
         if state["metrics"] is not None:
-            state["metrics"].forward_events.labels(str(forward_event.get("status"))).inc()
+            _observer(state["metrics"].on_forward_event)(forward_event)
 
 
 @plugin.subscribe("connect")
@@ -195,6 +235,7 @@ def on_connect(plugin, connect=None, **kwargs):
     payload = connect if isinstance(connect, dict) else kwargs  # pre-v24.08 flat form too
     if state["runtime"] is not None and payload.get("id"):
         state["runtime"].on_connection(payload["id"], True)
+        _observer(state["metrics"].on_connection)(True)
 
 
 @plugin.subscribe("disconnect")
@@ -202,6 +243,7 @@ def on_disconnect(plugin, disconnect=None, **kwargs):
     payload = disconnect if isinstance(disconnect, dict) else kwargs
     if state["runtime"] is not None and payload.get("id"):
         state["runtime"].on_connection(payload["id"], False)
+        _observer(state["metrics"].on_connection)(False)
 
 
 @plugin.subscribe("channel_state_changed")

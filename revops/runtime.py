@@ -75,6 +75,9 @@ class Runtime:
         self.forward_events = ForwardEventBuffer(store, log)
         self.on_reload: Callable[[ReloadResult], None] = lambda result: None
         self.on_cycle: Callable[[dict], None] = lambda summary: None
+        # observability (revops/metrics.py): each fee cycle's records and facts, each rebalance summary
+        self.on_decisions: Callable[[list, list, dict, bool], None] = lambda *args: None
+        self.on_rebalance: Callable[[dict], None] = lambda summary: None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class Runtime:
                 out["fees"] = self._fee_cycle()
             if kind in ("rebalance", "all"):
                 out["rebalance"] = self._rebalance_cycle()
+                self.on_rebalance(out["rebalance"])
             return out
 
     def _observe(self) -> tuple[dict, list, dict, float]:
@@ -230,6 +234,7 @@ class Runtime:
                            self.options.dry_run)
         if state_updates:
             self.store.save_state_updates(state_updates, now)
+        self.on_decisions(records, facts, policy.params, self.options.dry_run)
         self._maintain(now)
         n_channels = len(evaluations)
         del evaluations, facts, rpc, channels

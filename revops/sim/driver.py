@@ -95,18 +95,19 @@ def fair_baseline_params(node) -> dict[str, int]:
 def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int | None = None, *,
              fee_interval_s: int = 1800, step_s: int = 300, plugin_cmd: list[str] | None = None,
              progress: Callable[[float], None] | None = None, dry_run: bool = False,
-             fair_baselines: bool = False) -> SimReport:
+             fair_baselines: bool = False, db_path: str | Path | None = None) -> SimReport:
     """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures.
 
     `fair_baselines` sets fair_baseline_params() on the policy through revenue-config, for
-    the params it has (the baselines have them, the default policy has none of them)."""
+    the params it has (the baselines have them, the default policy has none of them).
+    `db_path`: keep the plugin's database there (for `revops report`) instead of discarding it."""
     started = time.perf_counter()
     node = build_node(scenario, seed=seed)
     lock = threading.Lock()
     backend = CountingBackend(SimRpc(node), lock)
     workdir = Path(tempfile.mkdtemp(prefix="rvsim"))  # short: unix socket paths are limited
     options = {"revenue-ops-policy": str(Path(policy_dir).resolve()),
-               "revenue-ops-db": str(workdir / "revops.sqlite3"),
+               "revenue-ops-db": str(Path(db_path).resolve() if db_path else workdir / "revops.sqlite3"),
                "revenue-ops-sim-clock": str(int(node.now_s)),
                "revenue-ops-metrics-listen": "",
                "revenue-ops-dry-run": "true" if dry_run else "false"}

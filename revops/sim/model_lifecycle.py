@@ -108,8 +108,21 @@ class Lifecycle:
         node.schedule(now + self.rng.expovariate(self.p.opens_per_week / 604800),
                       self.on_random_open, None)
 
-    def open_channel(self, now: float, ch: Channel) -> None:
-        """Begin funding `ch` (already built, state AWAITING_LOCKIN) and announce it."""
+    def open_batch(self, now: float, chs: list[Channel]) -> None:
+        """Open channels we fund in one transaction (as `multifundchannel` does): they share
+        the funding txid, one output each, and one on-chain fee."""
+        if not chs or any(ch.opener != "local" for ch in chs):
+            raise ValueError("a batch open funds one or more of our own channels")
+        txid = chs[0].funding_txid
+        for outnum, ch in enumerate(chs):
+            ch.funding_txid, ch.funding_outnum = txid, outnum
+            ch.channel_id = ids.channel_id_from_funding(txid, outnum)
+            self.open_channel(now, ch, funded=True)
+        self.node.fund_batch(chs, now)
+
+    def open_channel(self, now: float, ch: Channel, funded: bool = False) -> None:
+        """Begin funding `ch` (already built, state AWAITING_LOCKIN) and announce it;
+        `funded`: the caller pays for the funding transaction."""
         node = self.node
         peer = ch.peer
         if peer.node_id not in node.peers:
@@ -121,7 +134,7 @@ class Lifecycle:
             node.emit("channel_opened", {"id": peer.node_id, "funding_msat": ch.total_msat,
                                          "funding_txid": ch.funding_txid,
                                          "channel_ready": False})
-        else:
+        elif not funded:
             node.spend_for_funding(ch, now)
         node.emit("channel_state_changed", {
             "peer_id": peer.node_id, "channel_id": ch.channel_id, "timestamp": iso_ts(now),

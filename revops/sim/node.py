@@ -55,6 +55,7 @@ class NodeConfig:
 
 
 PLUGIN_DIR = "/usr/local/libexec/c-lightning/plugins"
+BATCH_OUTPUT_WEIGHT = 172  # a P2WSH funding output (43 vB) added to a batch funding transaction
 
 
 class Node:
@@ -78,6 +79,9 @@ class Node:
         self.by_cid: dict[str, Channel] = {}
         self.forwards = ForwardStore()
         self.fees_collected_msat = 0
+        # ground truth for accounting tests: on-chain fees we paid, per channel_id (a batch
+        # funding's fee is split evenly over its channels in output order, remainder first)
+        self.onchain_fee_truth_msat: dict[str, int] = {}
         self.outputs: list[list] = []              # [txid, vout, msat, spk, addr, status, height]
         self.bookkeeper = (Bookkeeper(config.node_id, ids.currency(config.network))
                            if config.bookkeeper else None)
@@ -245,9 +249,15 @@ class Node:
     # -- money on chain -------------------------------------------------------------
     def spend_for_funding(self, ch: Channel, now: float) -> None:
         """Pay for a channel we open from the wallet (funding amount plus on-chain fee)."""
-        fee_msat = self.chain.feerates("perkw")["onchain_fee_estimates"][
-            "opening_channel_satoshis"] * 1000
-        need = ch.total_msat + fee_msat
+        self.fund_batch([ch], now)
+
+    def fund_batch(self, chs: list[Channel], now: float) -> None:
+        """Pay for channels we open in one funding transaction (they share `funding_txid`):
+        their amounts plus one on-chain fee, each extra output adding its weight."""
+        perkw = self.chain.feerates("perkw")["perkw"]["opening"]
+        fee_msat = self.chain.feerates("perkw")["onchain_fee_estimates"]["opening_channel_satoshis"] * 1000 \
+            + perkw * BATCH_OUTPUT_WEIGHT * (len(chs) - 1)
+        need = sum(ch.total_msat for ch in chs) + fee_msat
         spent = 0
         for o in sorted((o for o in self.outputs if o[5] == "confirmed"), key=lambda o: -o[2]):
             o[5] = "spent"
@@ -256,9 +266,14 @@ class Node:
                 break
         if spent > need:
             self.add_output(spent - need)
+        ordered = sorted(chs, key=lambda c: c.funding_outnum)
+        share, rest = divmod(fee_msat, len(ordered))
+        for i, ch in enumerate(ordered):
+            self.onchain_fee_truth_msat[ch.channel_id] = (self.onchain_fee_truth_msat.get(ch.channel_id, 0)
+                                                          + share + (1 if i < rest else 0))
         if self.bookkeeper is not None:
             self.bookkeeper.events.append(("wallet", "onchain_fee", "onchain_fee", 0, fee_msat,
-                                           now, 0, False, None, ch.funding_txid, None, None))
+                                           now, 0, False, None, chs[0].funding_txid, None, None))
 
     def settle_close(self, ch: Channel, now: float) -> None:
         """The closing tx confirmed: our balance returns to the wallet."""
@@ -267,6 +282,8 @@ class Node:
             fee_msat = min(ch.to_us_msat, self.chain.feerates("perkw")[
                 "onchain_fee_estimates"]["mutual_close_satoshis"] * 1000)
         ch.final_to_us_msat = max(0, ch.to_us_msat - fee_msat)
+        if fee_msat:
+            self.onchain_fee_truth_msat[ch.channel_id] = self.onchain_fee_truth_msat.get(ch.channel_id, 0) + fee_msat
         spending = ids.hex32(self.rng_ids)
         wallet_op = self.add_output(ch.final_to_us_msat) if ch.final_to_us_msat else \
             f"{spending}:0"

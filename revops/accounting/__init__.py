@@ -1,0 +1,1 @@
+"""Accounting: lifetime P&L (history), capacity recommendations and the dashboard."""

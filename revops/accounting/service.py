@@ -1,0 +1,66 @@
+"""The accounting RPCs as the plugin calls them: check the parameters, read the node and the
+store under the runtime's cycle lock (the store is not shared mid-cycle), answer JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from revops.accounting.capacity import recommend
+from revops.accounting.dashboard import dashboard_text
+from revops.accounting.history import revenue_history
+from revops.node.rpc import NodeRpcError
+from revops.runtime import RequestError
+
+
+def _days(days: Any) -> float | None:
+    if days is None:
+        return None
+    if isinstance(days, str):
+        try:
+            days = float(days)
+        except ValueError:
+            raise RequestError(f"days must be a positive number of days, got {days!r}") from None
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= 36500:
+        raise RequestError(f"days must be a positive number of days (at most 36500), got {days!r}")
+    return float(days)
+
+
+def _history(runtime, days: float | None) -> dict:
+    deps = runtime.check_dependencies()
+    runtime.forward_events.flush()
+    try:
+        return revenue_history(runtime.rpc, runtime.store, runtime.clock.now(), days, deps.bookkeeper)
+    except NodeRpcError as err:
+        raise RequestError(f"cannot read the node: {err}") from None
+
+
+def history(runtime, days: Any = None) -> dict:
+    """revenue-history [days]: P&L per channel (open and closed) and in total."""
+    days = _days(days)
+    with runtime._cycle_lock:
+        return _history(runtime, days)
+
+
+def capacity(runtime, days: Any = 30) -> dict:
+    """revenue-capacity [days]: close-and-splice recommendations with their numbers."""
+    days = _days(days)
+    with runtime._cycle_lock:
+        lifetime = _history(runtime, None)
+        recent = _history(runtime, days)
+        try:
+            feerates = runtime.rpc.call("feerates", {"style": "perkw"})
+            _, facts, _, now = runtime._observe()
+        except NodeRpcError as err:
+            raise RequestError(f"cannot read the node: {err}") from None
+        latest = {d["scid"]: d for d in reversed(runtime.store.decisions(None, 10000))}
+    return recommend(facts, lifetime, recent, latest, feerates, days, now)
+
+
+def dashboard(runtime, rebalance: dict | None = None) -> dict:
+    """revenue-dashboard: one human summary, printed flat by lightning-cli (format-hint simple);
+    `rebalance` is the rebalancer's last summary (Metrics.on_rebalance), if any."""
+    with runtime._cycle_lock:
+        periods = {label: _history(runtime, days) for label, days in
+                   (("24h", 1.0), ("7d", 7.0), ("30d", 30.0), ("lifetime", None))}
+    text = dashboard_text(periods, runtime.status(), runtime.clock.now(), rebalance)
+    return {"format-hint": "simple", "dashboard": text}

@@ -1,0 +1,1 @@
+"""`revops report`: an HTML report with charts from the plugin's database or a simulated run."""
