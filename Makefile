@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/revops simulate --scenario hub --days 3 --policy policies/default \
-		--compare policies/baselines/static
+		--compare policies/baselines/static --fair-baselines
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
