@@ -15,6 +15,9 @@ from pyln.client import Plugin, RpcException
 
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
+from revops.lds.driver import Lds, LdsUnavailable
+from revops.lds.metrics import register_lds_metrics
+from revops.lds.params import LdsConfigError, from_options as lds_params
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, fast_lightning_rpc
 from revops.resources import default_policy_dir
@@ -56,6 +59,15 @@ plugin.add_option("revenue-ops-metrics-listen", "127.0.0.1:9750",
                   "host:port of the Prometheus exporter; empty disables it")
 plugin.add_option("revenue-ops-auto-reload", False, "reload the policy when one of its files changes",
                   opt_type="bool")
+plugin.add_option("revenue-lds-lnbits-url", "", "Liquidity Dividend System: URL of the LNbits with the "
+                  "vault extension; empty turns LDS off")
+plugin.add_option("revenue-lds-operator-key", "", "LDS: admin key of the operator wallet that set up the vault")
+plugin.add_option("revenue-lds-max-liability-ratio", "0.85", "LDS: payouts halt and withdrawals queue when "
+                  "liabilities exceed this fraction of physical liquidity")
+plugin.add_option("revenue-lds-carry", "flex:0.30,30d:0.15,90d:0,180d:0", "LDS: operator carry by vault tier")
+plugin.add_option("revenue-lds-opex-sat-per-day", 0, "LDS: operating expenses, sat per day", opt_type="int")
+plugin.add_option("revenue-lds-chain-cost-sat-per-day", 0, "LDS: amortised channel open/close costs, sat per day",
+                  opt_type="int")
 plugin.add_option("revenue-ops-sim-clock", 0, "testing only: unix time the simulator starts at; time then "
                   "comes from revenue-cycle's `now` and no timer runs. 0 (never change it on a real node) "
                   "is the system clock", opt_type="int")
@@ -89,7 +101,10 @@ def init(options, configuration, plugin, **kwargs):
                        rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),
                        auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated),
         ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
+    _start_lds(runtime, options, plugin)
     metrics = Metrics()
+    if runtime.lds is not None:
+        register_lds_metrics(metrics.registry, runtime.lds)
     runtime.on_reload = metrics.on_reload
     runtime.on_cycle = metrics.on_cycle
     state.update(runtime=runtime, metrics=metrics)
@@ -105,6 +120,19 @@ def init(options, configuration, plugin, **kwargs):
         plugin.log(f"metrics exporter not started: {err}", "warn")
     plugin.log(f"revops ready: policy {policy_dir}, {'dry-run' if runtime.options.dry_run else 'active'}", "info")
     return None
+
+
+def _start_lds(runtime: Runtime, options: dict, plugin) -> None:
+    """LDS is optional: a bad option turns it off with the reason; the plugin runs on."""
+    try:
+        params = lds_params(options)
+    except LdsConfigError as err:
+        runtime.lds_off_reason = str(err)
+        plugin.log(f"LDS off: {err}", "warn")
+        return
+    if params is not None:
+        runtime.lds = Lds(runtime.rpc, runtime.store, params, plugin.log,
+                          before_accounting=runtime.forward_events.flush)
 
 
 def _runtime() -> Runtime:
@@ -179,6 +207,44 @@ def revenue_cycle(plugin, what="all", now=None):
 def revenue_decisions(plugin, scid=None, limit=50):
     """The decision journal, newest first: for one scid or all, at most `limit` entries."""
     return _call(_runtime().decisions, scid, limit)
+
+
+@plugin.method("revenue-lds-status")
+def revenue_lds_status(plugin):
+    """Liquidity Dividend System: solvency, payouts halted or not, high-water mark, recent periods."""
+    runtime = _runtime()
+    if runtime.lds is None:
+        return {"enabled": False, "reason": runtime.lds_off_reason}
+    return runtime.lds.status()
+
+
+@plugin.method("revenue-lds-investors")
+def revenue_lds_investors(plugin):
+    """Each LDS investor: principal, lots by tier and lock-up, 72 h TWAB, dividends paid."""
+    try:
+        return _lds().investors(_runtime().clock.now())
+    except LdsUnavailable as err:
+        raise RpcException(str(err), -32603) from None
+
+
+@plugin.method("revenue-lds-payout")
+def revenue_lds_payout(plugin, dry_run=False):
+    """Pay the LDS dividends due now; `dry_run` shows the next payout table and pays nothing."""
+    if isinstance(dry_run, str) and dry_run.lower() in ("true", "false"):
+        dry_run = dry_run.lower() == "true"
+    if not isinstance(dry_run, bool):
+        raise RpcException(f"dry_run must be true or false, got {dry_run!r}", INVALID_PARAMS)
+    result = _lds().payout(_runtime().clock.now(), dry_run)
+    if "error" in result:
+        raise RpcException(f"LDS payout: {result['error']}", -32603)
+    return result
+
+
+def _lds():
+    runtime = _runtime()
+    if runtime.lds is None:
+        raise RpcException(f"LDS is off: {runtime.lds_off_reason}", INVALID_PARAMS)
+    return runtime.lds
 
 
 @plugin.subscribe("forward_event")
