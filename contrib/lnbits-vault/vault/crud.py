@@ -68,8 +68,9 @@ async def lots(investor_wallet: str | None = None, status: str = "active") -> li
 
 
 async def insert_withdrawal(w: dict) -> None:
-    await db.execute("INSERT INTO vault.withdrawals (id, investor_wallet, amount_msat, status, requested_at) "
-                     "VALUES (:id, :investor_wallet, :amount_msat, :status, :requested_at)", w)
+    await db.execute("INSERT INTO vault.withdrawals (id, seq, investor_wallet, amount_msat, status, requested_at) "
+                     "VALUES (:id, :seq, :investor_wallet, :amount_msat, :status, :requested_at)",
+                     {**w, "seq": time.time_ns() // 1000})
 
 
 async def update_withdrawal(wid: str, **fields) -> None:
@@ -86,7 +87,7 @@ async def withdrawals(investor_wallet: str | None = None, status: str | None = N
         clauses.append("status = :s")
         values["s"] = status
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = await db.fetchall(f"SELECT * FROM vault.withdrawals {where} ORDER BY requested_at, id", values)
+    rows = await db.fetchall(f"SELECT * FROM vault.withdrawals {where} ORDER BY seq", values)
     return [dict(r) for r in rows]
 
 

@@ -17,9 +17,9 @@ async def m001_vault(db):
         id TEXT PRIMARY KEY, investor_wallet TEXT NOT NULL, tier TEXT NOT NULL,
         amount_msat INTEGER NOT NULL, locked_until INTEGER NOT NULL,
         status TEXT NOT NULL, payment_hash TEXT NOT NULL, created_at INTEGER NOT NULL)""")
-    # status: queued -> paying (invoice stored) -> paid, or failed.
+    # status: queued -> paying (invoice stored) -> paid. seq (µs) orders the queue: first come, first served.
     await db.execute("""CREATE TABLE vault.withdrawals (
-        id TEXT PRIMARY KEY, investor_wallet TEXT NOT NULL, amount_msat INTEGER NOT NULL,
+        id TEXT PRIMARY KEY, seq INTEGER NOT NULL, investor_wallet TEXT NOT NULL, amount_msat INTEGER NOT NULL,
         status TEXT NOT NULL, bolt11 TEXT, payment_hash TEXT, requested_at INTEGER NOT NULL,
         paid_at INTEGER)""")
     await db.execute("""CREATE TABLE vault.solvency (

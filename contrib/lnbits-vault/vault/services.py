@@ -205,10 +205,10 @@ async def withdraw(investor_wallet: str, body: dict) -> tuple[int, dict]:
     amount_msat = whole_sats(body.get("amount_sat"), "amount_sat") * 1000
     async with money_lock:
         account = await crud.get_account(investor_wallet)
-        if account is None:
-            raise VaultError(404, "this wallet has no vault deposits")
         now = crud.now_s()
         lots = await crud.lots(investor_wallet)
+        if account is None or not lots:
+            raise VaultError(404, "this wallet has no vault deposits")
         pos = _position(lots, await crud.withdrawals(investor_wallet), now)
         if amount_msat > pos["principal_msat"] - pos["pending_withdrawals_msat"]:
             raise VaultError(400, f"withdrawal of {amount_msat // 1000} sat exceeds your principal of "
