@@ -1,0 +1,92 @@
+"""LDS end to end: the real plugin process on the simulated node, talking to the real LNbits vault."""
+
+from __future__ import annotations
+
+import pytest
+
+from revops.sim.errors import RpcError
+from tests.plugin.conftest import Node, workdir  # noqa: F401 (fixture)
+
+H = 3600
+
+
+def lds_options(vault, **extra) -> dict:
+    return {"revenue-lds-lnbits-url": vault.server.url, "revenue-lds-operator-key": vault.operator["adminkey"],
+            **extra}
+
+
+def test_snapshots_solvency_and_daily_payout_through_the_plugin(workdir, vault):  # noqa: F811
+    investor = vault.investor("sim-investor", 6_000_000)
+    vault.deposit(investor, 5_000_000, "90d")
+    node = Node(workdir, options=lds_options(vault))
+    node.start()
+    try:
+        assert {"revenue-lds-status", "revenue-lds-investors", "revenue-lds-payout"} <= set(node.ld.methods)
+        before = vault.balance_msat(investor)
+        for _ in range(3):  # 2026-01-01 00:00 .. 18:00 UTC, a cycle every 6 h
+            out = node.cycle("all")["lds"]
+            assert "error" not in out, out
+            node.advance(6 * H)
+        line = node.call("revenue-status")["lds"]
+        assert line["enabled"] and line["payouts_halted"] is False and line["liability_ratio"] < 0.85
+        status = node.call("revenue-lds-status")
+        assert status["solvency"]["close_reserve_msat"] > 0 and status["periods"] == []
+        # nothing is due before the UTC day ends: the dry run says so and pays nothing
+        assert node.call("revenue-lds-payout", {"dry_run": True})["period_key"] is None
+        node.advance(6 * H)
+        node.cycle("fees")  # moves the simulated clock to midnight; only "all" runs the LDS schedule
+        dry = node.call("revenue-lds-payout", {"dry_run": True})
+        assert dry["period_key"] == "lds:2026-01-01" and dry["net_msat"] > 0 and dry["halted"] is False
+        mine = [x for x in dry["lines"] if x["wallet_id"] == investor["id"]]
+        assert len(mine) == 1 and mine[0]["amount_msat"] > 0
+        assert dry["detail"]["profit"]["routing_fees_msat"] == dry["net_msat"]  # no OpEx/chain params set
+        assert vault.balance_msat(investor) == before  # a dry run moves nothing
+        paid = node.call("revenue-lds-payout")["payouts"]
+        assert paid[0]["period_key"] == "lds:2026-01-01" and paid[0]["status"] == "paid"
+        assert vault.balance_msat(investor) - before == mine[0]["amount_msat"]
+        assert node.call("revenue-lds-payout")["payouts"] == []  # asked again: nothing paid twice
+        assert vault.balance_msat(investor) - before == mine[0]["amount_msat"]
+        investors = {i["wallet_id"]: i for i in node.call("revenue-lds-investors")["investors"]}
+        me = investors[investor["id"]]
+        assert me["principal_msat"] == 5_000_000_000 and me["dividends_paid_msat"] == mine[0]["amount_msat"]
+        assert me["lots"][0]["tier"] == "90d" and 0 < me["twab_msat"] <= 5_000_000_000
+        with pytest.raises(RpcError, match="dry_run must be true or false"):
+            node.call("revenue-lds-payout", {"dry_run": "maybe"})
+    finally:
+        node.stop()
+
+
+def test_halt_through_the_plugin_queues_a_withdrawal_and_the_next_check_pays_it(workdir, vault):  # noqa: F811
+    investor = vault.investor("sim-runner", 20_000)
+    vault.deposit(investor, 10_000, "flex")
+    # a ratio limit no real node meets: the plugin reports the vault halted
+    node = Node(workdir, options=lds_options(vault, **{"revenue-lds-max-liability-ratio": "0.00001"}))
+    node.start()
+    try:
+        node.cycle("all")
+        line = node.call("revenue-status")["lds"]
+        assert line["payouts_halted"] is True and "above 0%" in line["solvency"]
+        queued = vault.withdraw(investor, 4_000)
+        assert queued["status"] == "queued" and "solvency" in queued["reason"]
+        assert vault.balance_msat(investor) == 10_000_000
+        # the halt stops dividends, not exits: the next solvency check pays the queue from liquidity
+        node.advance(H)
+        node.cycle("all")
+        assert vault.balance_msat(investor) == 14_000_000
+        assert node.call("revenue-lds-investors")["queue"] == []
+    finally:
+        node.stop()
+
+
+def test_bad_lds_options_turn_lds_off_with_the_reason_and_the_plugin_runs_on(workdir, vault):  # noqa: F811
+    node = Node(workdir, options=lds_options(vault, **{"revenue-lds-operator-key": "secret"}))
+    node.start()
+    try:
+        status = node.call("revenue-lds-status")
+        assert status["enabled"] is False and "32 hex characters" in status["reason"]
+        assert node.call("revenue-status")["lds"]["enabled"] is False
+        with pytest.raises(RpcError, match="LDS is off: revenue-lds-operator-key"):
+            node.call("revenue-lds-payout")
+        assert node.cycle("fees")["fees"]["ok"]
+    finally:
+        node.stop()
