@@ -39,7 +39,9 @@ def test_snapshots_solvency_and_daily_payout_through_the_plugin(workdir, vault):
         assert dry["period_key"] == "lds:2026-01-01" and dry["net_msat"] > 0 and dry["halted"] is False
         mine = [x for x in dry["lines"] if x["wallet_id"] == investor["id"]]
         assert len(mine) == 1 and mine[0]["amount_msat"] > 0
-        assert dry["detail"]["profit"]["routing_fees_msat"] == dry["net_msat"]  # no OpEx/chain params set
+        profit = dry["detail"]["profit"]
+        assert profit["routing_fees_msat"] > 0 and profit["opex_msat"] == profit["chain_costs_msat"] == 0
+        assert dry["net_msat"] == profit["routing_fees_msat"] - profit["rebalance_spend_msat"]
         assert vault.balance_msat(investor) == before  # a dry run moves nothing
         paid = node.call("revenue-lds-payout")["payouts"]
         assert paid[0]["period_key"] == "lds:2026-01-01" and paid[0]["status"] == "paid"

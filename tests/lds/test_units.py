@@ -107,3 +107,24 @@ def test_options_give_one_clear_error_each():
                            .replace("[", r"\[").replace("]", r"\]")):
             from_options({**good, **bad})
     assert parse_carry("a:0.5, b:0") == {"a": 0.5, "b": 0.0}
+
+
+def test_metrics_collector_reads_the_last_check_without_io():
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from revops.lds.metrics import register_lds_metrics
+    from revops.lds.solvency import Solvency
+
+    ledger = SimpleNamespace(last_period=lambda: {"deficit_out_msat": 7000}, paid_total_msat=lambda: 123)
+    lds = SimpleNamespace(solvency=None, ledger=ledger, last_book=None)
+    registry = CollectorRegistry(auto_describe=True)
+    register_lds_metrics(registry, lds)
+    text = generate_latest(registry).decode()
+    assert "revops_lds_hwm_deficit_msat 7000.0" in text and "revops_lds_payouts_halted" not in text
+    lds.solvency = Solvency(0, 90, 100, 0, 0, 0, 100, 0.9, 0.85, True, "x")
+    lds.last_book = {"queue": [{}, {}]}
+    text = generate_latest(registry).decode()
+    assert "revops_lds_payouts_halted 1.0" in text and "revops_lds_liability_ratio 0.9" in text
+    assert "revops_lds_queued_withdrawals 2.0" in text and "revops_lds_dividends_paid_msat 123.0" in text
