@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from revops.lds.distribute import Position, payout_table
-from revops.lds.ledger import NODE_CAPITAL, Ledger
+from revops.lds.ledger import NODE_CAPITAL, NODE_LOCAL, NODE_ONCHAIN, Ledger
 from revops.lds.lnbits import LnbitsError, VaultClient
 from revops.lds.params import LdsParams
 from revops.lds.profit import high_water_mark, net_profit
@@ -71,8 +71,9 @@ class Lds:
         return out
 
     def _fail(self, err: Exception) -> str:
+        if str(err) != self.last_error:  # once per new error, not every minute while LNbits is down
+            self.log(f"lds: {err}", "warn")
         self.last_error = str(err)
-        self.log(f"lds: {err}", "warn")
         return str(err)
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -87,18 +88,22 @@ class Lds:
         for wallet, pos in book.get("investors", {}).items():
             for lot in pos.get("lots", []):
                 rows.append((LOT_PREFIX + lot["id"], wallet, lot["tier"], int(lot["remaining_msat"])))
-        capital = self._node_capital_msat()
-        self.ledger.record_snapshot(now, rows + [(NODE_CAPITAL, None, None, capital)])
+        local, onchain = self._node_balances_msat()
+        capital = local + onchain
+        self.ledger.record_snapshot(now, rows + [(NODE_CAPITAL, None, None, capital),
+                                                 (NODE_LOCAL, None, None, local),
+                                                 (NODE_ONCHAIN, None, None, onchain)])
         return {"at": now, "lots": len(rows), "node_capital_msat": capital,
                 "liabilities_msat": book.get("liabilities_msat", 0)}
 
-    def _node_capital_msat(self) -> int:
+    def _node_balances_msat(self) -> tuple[int, int]:
+        """(local balance of usable channels, confirmed on-chain outputs)."""
         channels = self.rpc.call("listpeerchannels").get("channels", [])
         funds = self.rpc.call("listfunds")
         local = sum(int(c.get("to_us_msat") or 0) for c in channels if c.get("state") in USABLE_STATES)
         onchain = sum(int(o.get("amount_msat") or 0) for o in funds.get("outputs", [])
                       if o.get("status") == "confirmed")
-        return local + onchain
+        return local, onchain
 
     # -- solvency -----------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from revops.store.db import Connections, transaction
 
-NODE_CAPITAL = "node:capital"
+NODE_CAPITAL = "node:capital"  # local balance of usable channels + confirmed on-chain
+NODE_LOCAL = "node:local"
+NODE_ONCHAIN = "node:onchain"
 
 
 class Ledger:

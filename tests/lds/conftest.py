@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.lds.lnbits_server import LnbitsServer, lnbits_package
+from tests.lds.lnbits_server import VENV, LnbitsServer, lnbits_package
 
 TIERS = {"flex": 0, "short": 2, "30d": 30 * 86400, "90d": 90 * 86400}
 
@@ -58,7 +58,7 @@ class Vault:
 @pytest.fixture(scope="session")
 def lnbits():
     if lnbits_package() is None:
-        message = "LNbits is not installed in .lnbits-venv (run `make lnbits`)"
+        message = f"LNbits is not installed in {VENV} (run `make lnbits`)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

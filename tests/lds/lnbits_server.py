@@ -64,7 +64,10 @@ class LnbitsServer:
                "LNBITS_DATA_FOLDER": str(data), "LNBITS_EXTENSIONS_PATH": str(data / "ext"),
                "LNBITS_BACKEND_WALLET_CLASS": "FakeWallet", "LNBITS_EXTENSIONS_MANIFESTS": "[]",
                "LNBITS_WASM_EXTENSIONS_MANIFESTS": "[]", "LNBITS_USER_DEFAULT_EXTENSIONS": '["vault"]',
-               "AUTH_HTTPS_ONLY": "false", "LNBITS_RATE_LIMIT_NO": "100000"}
+               "AUTH_HTTPS_ONLY": "false", "LNBITS_RATE_LIMIT_NO": "100000",
+               # Offline: every invoice and payment would otherwise try (and fail) to fetch a BTC
+               # price for the wallet's fiat currency: 0.75 s per invoice+pay instead of 0.1 s.
+               "LNBITS_PRICE_AGGREGATOR_ENABLED": "false", "LNBITS_EXCHANGE_RATE_PROVIDERS": "[]"}
         self.log = open(self.tmp / "lnbits.log", "wb")
         self.proc = subprocess.Popen([str(VENV / "bin" / "uvicorn"), "lnbits.__main__:app", "--host", "127.0.0.1",
                                       "--port", str(self.port)], cwd=run, env=env, stdout=self.log,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from revops.sim.errors import RpcError
@@ -62,12 +64,16 @@ def test_halt_through_the_plugin_queues_a_withdrawal_and_the_next_check_pays_it(
     investor = vault.investor("sim-runner", 20_000)
     vault.deposit(investor, 10_000, "flex")
     # a ratio limit no real node meets: the plugin reports the vault halted
-    node = Node(workdir, options=lds_options(vault, **{"revenue-lds-max-liability-ratio": "0.00001"}))
+    node = Node(workdir, options=lds_options(vault, **{"revenue-lds-max-liability-ratio": "0.00001",
+                                                       "revenue-ops-metrics-listen": "127.0.0.1:0"}))
     node.start()
     try:
         node.cycle("all")
-        line = node.call("revenue-status")["lds"]
+        status = node.call("revenue-status")
+        line = status["lds"]
         assert line["payouts_halted"] is True and "above 0%" in line["solvency"]
+        scraped = urllib.request.urlopen(f"http://{status['metrics']}/metrics", timeout=10).read().decode()
+        assert "revops_lds_payouts_halted 1.0" in scraped and "revops_lds_close_reserve_msat" in scraped
         queued = vault.withdraw(investor, 4_000)
         assert queued["status"] == "queued" and "solvency" in queued["reason"]
         assert vault.balance_msat(investor) == 10_000_000
