@@ -14,7 +14,7 @@ H = 3600
 
 def lds_options(vault, **extra) -> dict:
     return {"revenue-lds-lnbits-url": vault.server.url, "revenue-lds-operator-key": vault.operator["adminkey"],
-            **extra}
+            "revenue-lds-carry": "flex:0.30,short:0.30,30d:0.15,90d:0", **extra}  # every tier of the test vault
 
 
 def test_snapshots_solvency_and_daily_payout_through_the_plugin(workdir, vault):  # noqa: F811

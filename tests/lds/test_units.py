@@ -128,3 +128,28 @@ def test_metrics_collector_reads_the_last_check_without_io():
     text = generate_latest(registry).decode()
     assert "revops_lds_payouts_halted 1.0" in text and "revops_lds_liability_ratio 0.9" in text
     assert "revops_lds_queued_withdrawals 2.0" in text and "revops_lds_dividends_paid_msat 123.0" in text
+
+
+def test_a_period_is_recorded_once_with_all_its_lines(tmp_path):
+    import sqlite3
+
+    from revops.lds.ledger import Ledger
+    from revops.store import Store
+
+    store = Store(tmp_path / "s.sqlite3")
+    ledger = Ledger(store.path)
+    period = {"period_key": "lds:2026-01-01", "start_s": 0, "end_s": 86400, "net_msat": 5000,
+              "deficit_in_msat": 0, "deficit_out_msat": 0, "distributable_msat": 5000, "detail": {}}
+    lines = [{"wallet_id": "a", "amount_msat": 3000, "twab_msat": 1, "share": 0.5}]
+    ledger.record_period(period, lines, 100)
+    assert [p["status"] for p in ledger.unpaid_periods()] == ["recorded"]
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.record_period(period, lines, 200)  # the same key twice: refused, nothing changes
+    bad = {**period, "period_key": "lds:2026-01-02"}
+    with pytest.raises(sqlite3.IntegrityError):  # one bad line rolls back the whole period
+        ledger.record_period(bad, lines + [{"wallet_id": "b", "amount_msat": -1, "twab_msat": 1, "share": 0}], 300)
+    assert ledger.last_period()["period_key"] == "lds:2026-01-01"
+    ledger.mark_paid("lds:2026-01-01", {"a": "hash"}, 400)
+    assert ledger.unpaid_periods() == [] and ledger.paid_total_msat() == 3000
+    ledger.close()
+    store.close()

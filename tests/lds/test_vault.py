@@ -117,3 +117,21 @@ def test_bad_input_gets_a_clear_error_and_moves_no_money(vault, lnbits):
         assert err.value.status == status and fragment in err.value.detail, (body, err.value)
     assert vault.balance_msat(erin) == 10_000_000
     assert erin["id"] not in vault.book()["investors"]  # the failed deposit left no lot
+
+
+def test_a_period_key_pays_each_wallet_once_whatever_is_asked_later(vault, lnbits):
+    fay = vault.investor("fay", 5_000)
+    vault.deposit(fay, 1_000, "flex")
+    vault.solvency(RICH_MSAT)
+    body = {"period_key": "lds:2031-02-01", "lines": [{"wallet_id": fay["id"], "amount_msat": 7_000}]}
+    op = vault.operator["adminkey"]
+    first = lnbits.request("POST", "/vault/api/v1/payouts", body, key=op)
+    assert first["lines"][0]["status"] == "paid" and vault.balance_msat(fay) == 4_007_000
+    again = lnbits.request("POST", "/vault/api/v1/payouts", body, key=op)
+    assert again["lines"][0]["status"] == "already_paid" and vault.balance_msat(fay) == 4_007_000
+    # a recomputed period (say, from a restored database) cannot pay a different amount either
+    with pytest.raises(HttpError) as conflict:
+        lnbits.request("POST", "/vault/api/v1/payouts",
+                       {**body, "lines": [{"wallet_id": fay["id"], "amount_msat": 9_000}]}, key=op)
+    assert conflict.value.status == 409 and "already records 7000 msat" in conflict.value.detail
+    assert vault.balance_msat(fay) == 4_007_000
