@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 
 import pytest
@@ -96,5 +97,85 @@ def test_bad_lds_options_turn_lds_off_with_the_reason_and_the_plugin_runs_on(wor
         with pytest.raises(RpcError, match="LDS is off: revenue-lds-operator-key"):
             node.call("revenue-lds-payout")
         assert node.cycle("fees")["fees"]["ok"]
+    finally:
+        node.stop()
+
+
+class LosingProxy:
+    """Forwards to LNbits, but after forwarding a dividend payout it drops the reply: LNbits paid,
+    the plugin never hears it (as if it crashed right after sending)."""
+
+    def __init__(self, target: str):
+        import http.server
+        import threading
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+                req = urllib.request.Request(target + self.path, data=body, method=self.command,
+                                             headers={k: v for k, v in self.headers.items()
+                                                      if k.lower() in ("x-api-key", "content-type")})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        status, raw = resp.status, resp.read()
+                except urllib.error.HTTPError as err:
+                    status, raw = err.code, err.read()
+                if self.path.endswith("/payouts"):
+                    proxy.dropped += 1
+                    self.close_connection = True
+                    return  # no reply at all
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = _forward
+
+        self.dropped = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_payout_whose_reply_was_lost_is_resumed_after_a_restart_and_paid_once(workdir, vault):  # noqa: F811
+    investor = vault.investor("sim-lost", 3_000_000)
+    vault.deposit(investor, 2_000_000, "90d")
+    proxy = LosingProxy(vault.server.url)
+    node = Node(workdir, options=lds_options(vault, **{"revenue-lds-lnbits-url": proxy.url}))
+    node.start()
+    try:
+        before = vault.balance_msat(investor)
+        node.cycle("all")
+        node.advance(24 * H)
+        node.cycle("fees")
+        lost = node.call("revenue-lds-payout")["payouts"][0]
+        assert lost["status"] == "recorded" and lost["error"].startswith("LNbits POST payouts:")
+        assert proxy.dropped == 1
+        paid_once = vault.balance_msat(investor) - before
+        assert paid_once > 0  # LNbits did pay; the plugin only has the period recorded
+        assert node.call("revenue-lds-status")["periods"][0]["status"] == "recorded"
+    finally:
+        node.stop()
+        proxy.close()
+    node = Node(workdir, options=lds_options(vault))  # restart on the same database, straight to LNbits
+    node.start()
+    try:
+        node.cycle("fees")
+        result = node.call("revenue-lds-payout")["payouts"]
+        assert result[0]["period_key"] == "lds:2026-01-01" and result[0]["status"] == "paid"
+        assert result[0]["already_paid"] == result[0]["lines"]  # every line was already paid
+        assert vault.balance_msat(investor) - before == paid_once
+        assert node.call("revenue-lds-status")["periods"][0]["status"] == "paid"
     finally:
         node.stop()
