@@ -153,3 +153,23 @@ def test_a_period_is_recorded_once_with_all_its_lines(tmp_path):
     assert ledger.unpaid_periods() == [] and ledger.paid_total_msat() == 3000
     ledger.close()
     store.close()
+
+
+def test_close_reserve_follows_the_simulated_mempool_shock():
+    """The reserve is priced from lightningd's own feerates (here the simulator's): it grows with the
+    mempool, which a flat reserve would not."""
+    from revops.sim.model_build import build_node
+    from revops.sim.rpc import SimRpc
+
+    node = build_node("mempool-shock", seed=7)
+    rpc = SimRpc(node)
+
+    def check():
+        return assess(10**10, rpc("listpeerchannels", {}), rpc("listfunds", {}),
+                      rpc("feerates", {"style": "perkw"}), 0.85, node.now_s)
+
+    calm = check()
+    node.advance(5 * 86400 + 9 * H)  # inside the scheduled day-5 shock
+    shocked = check()
+    assert shocked.close_reserve_msat > 5 * calm.close_reserve_msat
+    assert shocked.physical_msat < calm.physical_msat
