@@ -121,6 +121,8 @@ class Lds:
                                             self.params.max_liability_ratio)
         for wd in reply.get("paid_withdrawals", []):
             self.log(f"lds: queued withdrawal of {wd['amount_msat'] // 1000} sat paid", "info")
+        for wd in reply.get("withdrawal_errors", []):
+            self.log(f"lds: queued withdrawal of {wd['amount_msat'] // 1000} sat not paid: {wd['error']}", "warn")
         return solvency
 
     # -- payouts ------------------------------------------------------------------------------

@@ -259,7 +259,11 @@ async def drain_queue(physical_msat: int) -> list[dict]:
     for wd in await crud.withdrawals(status="queued"):
         if wd["amount_msat"] > physical_msat:
             break  # strictly in order: nobody overtakes an earlier request
-        await _pay_withdrawal(wd, await crud.get_account(wd["investor_wallet"]))
+        try:
+            await _pay_withdrawal(wd, await crud.get_account(wd["investor_wallet"]))
+        except VaultError as err:  # it stays first in the queue; the report itself still counts
+            paid.append({**wd, "status": "queued", "error": err.message})
+            break
         physical_msat -= wd["amount_msat"]
         paid.append({**wd, "status": "paid"})
     return paid
@@ -279,7 +283,9 @@ async def report_solvency(body: dict) -> dict:
         await crud.set_solvency(physical, owed, float(max_ratio))
         paid = await drain_queue(physical) if physical > 0 else []
         owed_now = await liabilities()
-        return {"paid_withdrawals": paid, "queue": await crud.withdrawals(status="queued"),
+        failed = [w for w in paid if w["status"] != "paid"]
+        return {"paid_withdrawals": [w for w in paid if w["status"] == "paid"], "withdrawal_errors": failed,
+                "queue": await crud.withdrawals(status="queued"),
                 "solvency": await solvency_state(owed_now)}
 
 
