@@ -6,9 +6,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench setup system-deps
+.PHONY: demo test bench setup system-deps lnbits
 
 setup: $(STAMP)
+
+# LNbits (for the LDS vault tests) pins versions that clash with ours (pydantic 1, pyln-client
+# 25.12), so it gets its own virtualenv. bolt11 breaks with bitstring 5 at import.
+LNBITS_VENV ?= .lnbits-venv
+LNBITS_VERSION := 1.6.2
+LNBITS_STAMP := $(LNBITS_VENV)/.installed-lnbits-$(LNBITS_VERSION)
+
+lnbits: $(LNBITS_STAMP)
+
+$(LNBITS_STAMP):
+	python3 -m venv $(LNBITS_VENV)
+	$(LNBITS_VENV)/bin/pip install --quiet --disable-pip-version-check "lnbits==$(LNBITS_VERSION)" "bitstring<5"
+	touch $(LNBITS_STAMP)
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +33,7 @@ demo: $(STAMP)
 	$(VENV)/bin/revops simulate --scenario hub --days 3 --policy policies/default \
 		--compare policies/baselines/static --fair-baselines
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(LNBITS_STAMP)
 	$(PY) -m pytest
 
 # System programs the observability tests use: Debian's prometheus (prometheus, promtool) and

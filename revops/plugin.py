@@ -16,6 +16,9 @@ from pyln.client import Plugin, RpcException
 from revops.accounting import service as accounting
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
+from revops.lds.driver import Lds, LdsUnavailable
+from revops.lds.metrics import register_lds_metrics
+from revops.lds.params import LdsConfigError, from_options as lds_params
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, fast_lightning_rpc
 from revops.resources import default_policy_dir
@@ -59,6 +62,15 @@ plugin.add_option("revenue-ops-metrics-textfile", "",
                   "also write the metrics to this .prom file after every cycle (node_exporter textfile collector)")
 plugin.add_option("revenue-ops-auto-reload", False, "reload the policy when one of its files changes",
                   opt_type="bool")
+plugin.add_option("revenue-lds-lnbits-url", "", "Liquidity Dividend System: URL of the LNbits with the "
+                  "vault extension; empty turns LDS off")
+plugin.add_option("revenue-lds-operator-key", "", "LDS: admin key of the operator wallet that set up the vault")
+plugin.add_option("revenue-lds-max-liability-ratio", "0.85", "LDS: payouts halt and withdrawals queue when "
+                  "liabilities exceed this fraction of physical liquidity")
+plugin.add_option("revenue-lds-carry", "flex:0.30,30d:0.15,90d:0,180d:0", "LDS: operator carry by vault tier")
+plugin.add_option("revenue-lds-opex-sat-per-day", 0, "LDS: operating expenses, sat per day", opt_type="int")
+plugin.add_option("revenue-lds-chain-cost-sat-per-day", 0, "LDS: amortised channel open/close costs, sat per day",
+                  opt_type="int")
 plugin.add_option("revenue-ops-sim-clock", 0, "testing only: unix time the simulator starts at; time then "
                   "comes from revenue-cycle's `now` and no timer runs. 0 (never change it on a real node) "
                   "is the system clock", opt_type="int")
@@ -92,7 +104,10 @@ def init(options, configuration, plugin, **kwargs):
                        rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),
                        auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated),
         ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
+    _start_lds(runtime, options, plugin)
     metrics = Metrics()
+    if runtime.lds is not None:
+        register_lds_metrics(metrics.registry, runtime.lds)
     metrics.textfile = options.get("revenue-ops-metrics-textfile") or None
     runtime.on_reload = _observer(metrics.on_reload)
     runtime.on_cycle = _observer(metrics.on_cycle, metrics.write_textfile)
@@ -126,6 +141,19 @@ def _observer(fn, then=None):
             except Exception as err:
                 plugin.log(f"metrics: {f.__name__}: {type(err).__name__}: {err}", "unusual")
     return call
+
+
+def _start_lds(runtime: Runtime, options: dict, plugin) -> None:
+    """LDS is optional: a bad option turns it off with the reason; the plugin runs on."""
+    try:
+        params = lds_params(options)
+    except LdsConfigError as err:
+        runtime.lds_off_reason = str(err)
+        plugin.log(f"LDS off: {err}", "warn")
+        return
+    if params is not None:
+        runtime.lds = Lds(runtime.rpc, runtime.store, params, plugin.log,
+                          before_accounting=runtime.forward_events.flush)
 
 
 def _runtime() -> Runtime:
@@ -219,6 +247,44 @@ def revenue_dashboard(plugin):
     """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""
     metrics = state["metrics"]
     return _call(accounting.dashboard, _runtime(), metrics.rebalance_summary() if metrics else None)
+
+
+@plugin.method("revenue-lds-status")
+def revenue_lds_status(plugin):
+    """Liquidity Dividend System: solvency, payouts halted or not, high-water mark, recent periods."""
+    runtime = _runtime()
+    if runtime.lds is None:
+        return {"enabled": False, "reason": runtime.lds_off_reason}
+    return runtime.lds.status()
+
+
+@plugin.method("revenue-lds-investors")
+def revenue_lds_investors(plugin):
+    """Each LDS investor: principal, lots by tier and lock-up, 72 h TWAB, dividends paid."""
+    try:
+        return _lds().investors(_runtime().clock.now())
+    except LdsUnavailable as err:
+        raise RpcException(str(err), -32603) from None
+
+
+@plugin.method("revenue-lds-payout")
+def revenue_lds_payout(plugin, dry_run=False):
+    """Pay the LDS dividends due now; `dry_run` shows the next payout table and pays nothing."""
+    if isinstance(dry_run, str) and dry_run.lower() in ("true", "false"):
+        dry_run = dry_run.lower() == "true"
+    if not isinstance(dry_run, bool):
+        raise RpcException(f"dry_run must be true or false, got {dry_run!r}", INVALID_PARAMS)
+    result = _lds().payout(_runtime().clock.now(), dry_run)
+    if "error" in result:
+        raise RpcException(f"LDS payout: {result['error']}", -32603)
+    return result
+
+
+def _lds():
+    runtime = _runtime()
+    if runtime.lds is None:
+        raise RpcException(f"LDS is off: {runtime.lds_off_reason}", INVALID_PARAMS)
+    return runtime.lds
 
 
 @plugin.subscribe("forward_event")

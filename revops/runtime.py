@@ -78,6 +78,8 @@ class Runtime:
         # observability (revops/metrics.py): each fee cycle's records and facts, each rebalance summary
         self.on_decisions: Callable[[list, list, dict, bool], None] = lambda *args: None
         self.on_rebalance: Callable[[dict], None] = lambda summary: None
+        self.lds = None  # revops.lds.driver.Lds when the Liquidity Dividend System is configured
+        self.lds_off_reason = "revenue-lds-lnbits-url is not set"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -98,6 +100,8 @@ class Runtime:
             self._spawn("revops-rebalance", lambda: self.options.rebalance_interval_s, lambda: self.cycle("rebalance"))
             if self.options.auto_reload:
                 self._spawn("revops-watch", lambda: WATCH_INTERVAL_S, self._reload_if_changed)
+            if self.lds is not None:  # it decides itself what is due (snapshot, solvency, payout)
+                self._spawn("revops-lds", lambda: 60.0, lambda: self.lds.tick(self.clock.now()))
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the loops (a running cycle finishes first), then close the store."""
@@ -106,6 +110,8 @@ class Runtime:
             thread.join(timeout=timeout_s)
         with self._cycle_lock:
             self.forward_events.close()
+            if self.lds is not None:
+                self.lds.close()
             self.store.close()
 
     def _spawn(self, name: str, interval_s: Callable[[], float], job: Callable[[], Any]) -> None:
@@ -172,6 +178,8 @@ class Runtime:
             if kind in ("rebalance", "all"):
                 out["rebalance"] = self._rebalance_cycle()
                 self.on_rebalance(out["rebalance"])
+            if kind == "all" and self.lds is not None:
+                out["lds"] = self.lds.tick(self.clock.now())
             return out
 
     def _observe(self) -> tuple[dict, list, dict, float]:
@@ -322,6 +330,7 @@ class Runtime:
             "store": {"forwards": self._stored_forwards()},
             "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,
             "clock": "simulated" if self.clock.simulated else "system",
+            "lds": self.lds.status_line() if self.lds else {"enabled": False, "reason": self.lds_off_reason},
         }
 
     def _stored_forwards(self) -> int:

@@ -187,6 +187,52 @@ _V5_HISTORY = (
     ) WITHOUT ROWID""",
 )
 
+# Liquidity Dividend System (revops/lds/): hourly balance snapshots for TWAB, solvency checks,
+# and payout periods whose lines are written before anything is paid.
+_V6_LDS = (
+    """CREATE TABLE lds_snapshots (
+        key TEXT NOT NULL,
+        at_s REAL NOT NULL,
+        wallet_id TEXT,
+        tier TEXT,
+        balance_msat INTEGER NOT NULL,
+        PRIMARY KEY (key, at_s)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX lds_snapshots_at ON lds_snapshots(at_s)",
+    """CREATE TABLE lds_solvency (
+        at_s REAL PRIMARY KEY,
+        liabilities_msat INTEGER NOT NULL,
+        physical_msat INTEGER NOT NULL,
+        ratio REAL,
+        halted INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE lds_periods (
+        period_key TEXT PRIMARY KEY,
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('recorded', 'paid')),
+        net_msat INTEGER NOT NULL,
+        deficit_in_msat INTEGER NOT NULL,
+        deficit_out_msat INTEGER NOT NULL CHECK (deficit_out_msat >= 0),
+        distributable_msat INTEGER NOT NULL,
+        investors_msat INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        recorded_at_s REAL NOT NULL,
+        paid_at_s REAL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE lds_payout_lines (
+        period_key TEXT NOT NULL REFERENCES lds_periods(period_key),
+        wallet_id TEXT NOT NULL,
+        amount_msat INTEGER NOT NULL CHECK (amount_msat > 0),
+        twab_msat INTEGER NOT NULL,
+        share REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('recorded', 'paid')),
+        payment_hash TEXT,
+        PRIMARY KEY (period_key, wallet_id)
+    ) WITHOUT ROWID""",
+)
+
 #: (version, name, step), in order. Versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "forwards, rollups and cursor", _V1_FORWARDS),
@@ -194,6 +240,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (3, "decision journal and peer events", _V1_JOURNAL),
     (4, "forwards by time for incremental channel_flows", _V4_FLOW_INDEX),
     (5, "fee-change and feerate history", _V5_HISTORY),
+    (6, "liquidity dividend system", _V6_LDS),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,84 @@
+"""REST API of the vault. Investors use their own wallet's keys; the operator uses the admin key
+of the wallet that set the vault up. Refusals are 4xx with a one-line `detail`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from lnbits.core.models import WalletTypeInfo
+from lnbits.decorators import require_admin_key, require_invoice_key
+
+from . import services
+from .services import VaultError
+
+vault_api_router = APIRouter()
+
+
+async def _body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the request body must be a JSON object")
+    return body
+
+
+async def _run(coro):
+    try:
+        return await coro
+    except VaultError as err:
+        raise HTTPException(err.status, err.message) from None
+
+
+async def _operator(key: WalletTypeInfo) -> str:
+    settings = await _run(services.settings_or_fail())
+    if key.wallet.id != settings["operator_wallet"]:
+        raise HTTPException(403, "only the operator wallet's admin key may do this")
+    return key.wallet.id
+
+
+@vault_api_router.post("/api/v1/setup")
+async def api_setup(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    """First call claims the vault for this wallet (the operator); later calls update the tiers."""
+    body = await _body(request)
+    return await _run(services.setup(key.wallet.id, body.get("tiers")))
+
+
+@vault_api_router.get("/api/v1/tiers")
+async def api_tiers(key: WalletTypeInfo = Depends(require_invoice_key)):
+    return (await _run(services.settings_or_fail()))["tiers"]
+
+
+@vault_api_router.post("/api/v1/deposits", status_code=201)
+async def api_deposit(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    return await _run(services.deposit(key.wallet.id, await _body(request)))
+
+
+@vault_api_router.get("/api/v1/position")
+async def api_position(key: WalletTypeInfo = Depends(require_invoice_key)):
+    return await _run(services.position(key.wallet.id))
+
+
+@vault_api_router.post("/api/v1/withdrawals")
+async def api_withdraw(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    status, body = await _run(services.withdraw(key.wallet.id, await _body(request)))
+    return JSONResponse(body, status_code=status)
+
+
+@vault_api_router.get("/api/v1/book")
+async def api_book(key: WalletTypeInfo = Depends(require_admin_key)):
+    await _operator(key)
+    return await _run(services.book())
+
+
+@vault_api_router.post("/api/v1/solvency")
+async def api_solvency(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    await _operator(key)
+    return await _run(services.report_solvency(await _body(request)))
+
+
+@vault_api_router.post("/api/v1/payouts")
+async def api_payouts(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    operator = await _operator(key)
+    return await _run(services.payout(operator, await _body(request)))
