@@ -138,8 +138,10 @@ def test_flapping_peers_volume_is_discounted(run):
             f = after[scid]["facts"]
             if f["peer.uptime_ratio_7d"] >= 0.9:
                 continue
-            revenue = (f["channel.fees_earned_1d_msat"] if f["channel.profit_class"] == "PROFITABLE"
-                       else f["channel.rep_weighted_fees_1d_msat"])
+            fees = f["channel.fees_earned_1d_msat"]
+            weight = 1 if f["channel.profit_class"] == "PROFITABLE" else f["channel.rep_weighted_fees_1d_msat"] / max(1, fees)
+            revenue = (fees / max(1, f["channel.out_volume_1d_msat"]) * f["channel.out_fwds_1d"]
+                       * f["channel.out_volume_7d_msat"] / max(1, f["channel.out_fwds_7d"]) * weight)
             rate = revenue * f["peer.uptime_ratio_7d"] / 24   # revenue times the peer's uptime
             prev = before[scid]["facts"]["state.hc_rate_msat_h"]
             smoothed = alpha * rate + (1 - alpha) * prev if prev > 0 else rate
