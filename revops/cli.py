@@ -110,7 +110,8 @@ def cmd_explain(args) -> int:
     except DiagnosticError as err:
         _print_errors(err)
         return EXIT_ERRORS
-    facts = build_facts(snapshot.rpc, snapshot.captured_at, history=snapshot.history)
+    facts = build_facts(snapshot.rpc, snapshot.captured_at, history=snapshot.history,
+                        rebalance=snapshot.rebalance)
     if args.channel:
         facts = [f for f in facts if f.scid == args.channel]
         if not facts:

@@ -25,6 +25,7 @@ from typing import Any
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
+from revops.facts.rebalance import EMPTY_REBALANCE, RebalanceHistory, rebalance_facts
 from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
 
 #: CLN's default max_accepted_htlcs, used when a channel does not report one.
@@ -272,7 +273,8 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
 
 def build_facts(rpc: Mapping[str, Any], now_s: float,
                 flows: Mapping[str, ChannelFlow] | None = None,
-                history: History | None = None) -> list[ChannelFacts]:
+                history: History | None = None,
+                rebalance: RebalanceHistory | None = None) -> list[ChannelFacts]:
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
@@ -280,7 +282,8 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     aggregates (e.g. from the plugin's store); when None they are computed from
     rpc["listforwards"]["forwards"] as of `now_s`. `history` is what the store remembers
     (peer uptime, applied fee changes, feerate samples); None means nothing is known and the
-    history facts take their neutral defaults.
+    history facts take their neutral defaults. `rebalance` is what the store knows about
+    revops' own rebalances (facts/rebalance.py); None means nothing.
     """
     if history is None:
         history = EMPTY_HISTORY
@@ -384,6 +387,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             **peer_history_facts(history, pid),
         }
 
+    rebalance_facts(chans, rebalance or EMPTY_REBALANCE, now_s, conf_sat + node_spend // 1000)
     out: list[ChannelFacts] = []
     for scid, peer_id, v in chans:
         v.update(peer_facts[peer_id])

@@ -99,7 +99,7 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                 results.append(result)
                 continue
             facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)),
-                                history=snapshot.history)
+                                history=snapshot.history, rebalance=snapshot.rebalance)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
             states = {**snapshot.state, **(case.get("state") or {})}
