@@ -39,6 +39,7 @@ PARAM_DEFAULTS: Mapping[str, Any] = {
     "rebalance_stall_h": 1.0,
     "rebalance_backoff_base_h": 1.0,
     "rebalance_backoff_max_h": 48.0,
+    "rebalance_standing_jobs": False,
 }
 
 
@@ -59,6 +60,7 @@ class Settings:
     stall_s: float
     backoff_base_s: float
     backoff_max_s: float
+    standing_jobs: bool = False  # sling-job + target + sling-go instead of sling-once
 
     @staticmethod
     def from_params(params: Mapping[str, Any]) -> "Settings | None":
@@ -75,7 +77,8 @@ class Settings:
             target_ratio=float(p["rebalance_target_ratio"]),
             job_max_age_s=float(p["rebalance_job_max_age_h"]) * 3600, stall_s=float(p["rebalance_stall_h"]) * 3600,
             backoff_base_s=float(p["rebalance_backoff_base_h"]) * 3600,
-            backoff_max_s=float(p["rebalance_backoff_max_h"]) * 3600)
+            backoff_max_s=float(p["rebalance_backoff_max_h"]) * 3600,
+            standing_jobs=bool(p["rebalance_standing_jobs"]))
 
     def budget_msat(self, revenue_24h_msat: int) -> int:
         """The rolling-24 h cap: budget_sat, or less when tied to the last 24 h of routing revenue."""
@@ -85,10 +88,16 @@ class Settings:
         return cap
 
 
-def reservation_msat(amount_sat: int, chunk_sat: int, max_ppm: int) -> int:
-    """The most a job can spend: sling stops at its target but may finish one more chunk."""
-    moved_msat = (math.ceil(amount_sat / chunk_sat) + 1) * chunk_sat * 1000
-    return math.ceil(moved_msat * max_ppm / 1_000_000)
+def reservation_msat(amount_sat: int, chunk_sat: int, max_ppm: int, standing: bool = False) -> int:
+    """The most a job can spend at max_ppm (effective, base fee included).
+
+    A sling-once job moves exactly amount_sat (a multiple of the chunk) and stops: that is a
+    hard bound. A standing sling-job stops at its target but may finish one more chunk, and
+    resumes if routing drains the channel before the next cycle ends it: its reservation is
+    the plan, and what it spends beyond is measured and counted, not prevented.
+    """
+    chunks = amount_sat // chunk_sat if not standing else math.ceil(amount_sat / chunk_sat) + 1
+    return math.ceil(chunks * chunk_sat * 1000 * max_ppm / 1_000_000)
 
 
 class Rebalancer:
@@ -103,10 +112,18 @@ class Rebalancer:
     # -- watching and ending jobs --------------------------------------------------------------
 
     def _measure(self, job: dict) -> tuple[int, int]:
-        """(spent_msat, moved_msat) since the job started, from sling's per-scid counters."""
+        """(spent_msat, moved_msat) since the job started, from sling's per-scid counters.
+
+        sling counts whole sats (the floor of a msat sum), so a delta can be up to 999 msat
+        short of the truth: a job that paid anything is rounded up by that much, so the
+        budget never undercounts (and never past its reservation for that alone).
+        """
         now = self.sling.stats(job["scid"])
         base = ScidStats.from_json(job["baseline"])
-        return max(0, now.spent_sat - base.spent_sat) * 1000, max(0, now.amount_sat - base.amount_sat) * 1000
+        spent = max(0, now.spent_sat - base.spent_sat) * 1000
+        if now.rebalances > base.rebalances:
+            spent = max(spent, min(spent + 999, job["reserved_msat"]))
+        return spent, max(0, now.amount_sat - base.amount_sat) * 1000
 
     def end_job(self, job: dict, now_s: float, outcome: str) -> dict:
         """Deletes our sling job, then settles its reservation with the measured spend."""
@@ -258,18 +275,22 @@ class Rebalancer:
         amount, max_ppm = int(plan["amount_sat"]), int(plan["max_ppm"])
         capacity_sat = facts["channel.capacity_sat"]
         local_sat = facts["channel.local_msat"] / 1000
+        standing = settings.standing_jobs
+        if not standing:  # sling-once moves whole chunks
+            amount = amount // chunk_sat * chunk_sat
         # Budget-fit: shrink the move until its worst case fits what is left.
         spent, reserved = self.store.rebalance_budget_used(now_s)
         left = budget_msat - spent - reserved
-        while amount >= settings.min_amount_sat and reservation_msat(amount, chunk_sat, max_ppm) > left:
+        while amount >= settings.min_amount_sat and reservation_msat(amount, chunk_sat, max_ppm, standing) > left:
             amount -= chunk_sat
-        if amount < settings.min_amount_sat:
+        if amount < settings.min_amount_sat or amount <= 0:
             summary["skipped"]["target: budget exhausted"] += 1
             return 0
         target_ratio = min(1.0, (local_sat + amount) / capacity_sat) if capacity_sat else 0.0
         record = {"scid": target.scid, "amount_sat": amount, "chunk_sat": chunk_sat, "max_ppm": max_ppm,
                   "target": round(target_ratio, 4), "candidates": candidates,
-                  "reserved_msat": reservation_msat(amount, chunk_sat, max_ppm), "rule": plan["rule"]}
+                  "reserved_msat": reservation_msat(amount, chunk_sat, max_ppm, standing), "rule": plan["rule"],
+                  "sling": "job" if standing else "once"}
         if self.dry_run:
             summary["would_start"].append(record)
             return 1
@@ -286,8 +307,11 @@ class Rebalancer:
             summary["skipped"]["target: budget exhausted"] += 1
             return 0
         try:
-            self.sling.create_pull(target.scid, chunk_sat, max_ppm, candidates, target_ratio)
-            self.sling.go(target.scid)
+            if standing:
+                self.sling.create_pull(target.scid, chunk_sat, max_ppm, candidates, target_ratio)
+                self.sling.go(target.scid)
+            else:
+                self.sling.create_once(target.scid, chunk_sat, max_ppm, candidates, amount)
         except NodeRpcError as err:
             self.store.cancel_rebalance(job_id)
             try:  # a job sling accepted but could not start is ours: remove it

@@ -83,6 +83,16 @@ class Sling:
             params["outppm"] = int(outppm)
         self.rpc.call("sling-job", params)
 
+    def create_once(self, scid: str, amount_sat: int, maxppm: int, candidates: list[str], onceamount_sat: int,
+                    outppm: int | None = None) -> None:
+        """A pull that moves exactly `onceamount_sat` (a multiple of amount) and stops: bounded spend."""
+        params: dict[str, Any] = {"scid": scid, "direction": "pull", "amount": int(amount_sat),
+                                  "maxppm": int(maxppm), "candidates": list(candidates),
+                                  "onceamount": int(onceamount_sat)}
+        if outppm is not None:
+            params["outppm"] = int(outppm)
+        self.rpc.call("sling-once", params)
+
     def go(self, scid: str) -> int:
         """Starts the job's tasks; returns how many started."""
         result = self.rpc.call("sling-go", {"scid": scid})

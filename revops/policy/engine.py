@@ -138,6 +138,10 @@ class PreparedPolicy:
             return DECISION_FACTS.get(name)
         return self.compiled.fact_types.get(name)
 
+    def rebalance_stages(self) -> set[str]:
+        """Post stages that hold only rebalance instructions (skipped by the fee cycle)."""
+        return {p.name for p in self._phases if p.rebalance_only}
+
     def durable_rulesets(self) -> dict[str, dict]:
         """The lowered durable-rules conditions per phase (True/False when constant), for tests."""
         return {p.name: {rid: c for rid, c in p.conditions.items()} for p in self._phases}
@@ -358,6 +362,8 @@ class PreparedPolicy:
                 elif name == "suppress_broadcast" and outcome["suppressed_by"] is None:
                     outcome["suppressed_by"] = rule.id
                     effects.append({"action": name, "reason": action.value(0, values)})
+                elif action.spec.kind == "rebalance":
+                    effects.append({"action": name})
             trace[rule.id] = {"outcome": "applied", "effects": effects}
             outcome["applied"].append(rule)
 
