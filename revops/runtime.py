@@ -261,7 +261,9 @@ class Runtime:
         """Watch revops' sling jobs, then start the moves the policy asks for (act/rebalance.py)."""
         deps = self.check_dependencies()
         if not deps.sling:
-            return self._record_rebalance({"ok": False, "skipped": "sling is not loaded: rebalancing is off"})
+            expired = self.rebalancer.expire_stale(self.clock.now())
+            return self._record_rebalance({"ok": False, "skipped": "sling is not loaded: rebalancing is off",
+                                           **({"expired": expired} if expired else {})})
         policy = self.holder.current
         settings = RebalanceSettings.from_params(policy.params)
         if settings is None:

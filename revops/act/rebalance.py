@@ -135,7 +135,7 @@ class Rebalancer:
         try:
             spent, moved = self._measure(job)
         except NodeRpcError as err:
-            if now_s - job["created_s"] < job["plan"].get("max_age_s", 6 * 3600) * 2:
+            if not self.stale(job, now_s):
                 raise  # try again next cycle: the reservation stays
             # Stale and unmeasurable: settle at the reservation (the worst case) so the
             # budget never undercounts.
@@ -147,16 +147,32 @@ class Rebalancer:
         return {"scid": job["scid"], "outcome": outcome, "spent_msat": spent, "moved_msat": moved,
                 "reserved_msat": job["reserved_msat"]}
 
+    @staticmethod
+    def stale(job: dict, now_s: float) -> bool:
+        """A reservation older than twice its job's maximum age."""
+        return now_s - job["created_s"] >= 2 * job["plan"].get("max_age_s", 6 * 3600)
+
+    def expire_stale(self, now_s: float) -> list[dict]:
+        """Without sling (not loaded): settle stale reservations at their full amount, so they
+        stop holding budget after 24 h without ever undercounting what the job may have spent."""
+        ended = []
+        for job in self.store.running_rebalances():
+            if self.stale(job, now_s):
+                self.store.settle_rebalance(job["id"], now_s=now_s, spent_msat=job["reserved_msat"], moved_msat=0,
+                                            outcome="expired unmeasured (sling not loaded)")
+                ended.append({"scid": job["scid"], "outcome": "expired unmeasured", "reserved_msat": job["reserved_msat"]})
+        return ended
+
     def _watch(self, job: dict, states: list[str] | None, now_s: float, settings: Settings) -> str | None:
         """Why the job should end now, or None to let it run."""
         if states is None:
             return "gone from sling"
         spent, moved = self._measure(job)
         age_s = now_s - job["created_s"]
-        if spent >= job["reserved_msat"]:
-            return "reservation used up"
         if moved >= job["amount_sat"] * 1000:
             return "amount reached"
+        if spent >= job["reserved_msat"]:
+            return "reservation used up"
         if states and all(s == "Balanced" for s in states):
             return "target reached"
         if age_s >= settings.job_max_age_s:
@@ -197,6 +213,11 @@ class Rebalancer:
                     summary["ended"].append(self.end_job(job, now_s, why))
             except NodeRpcError as err:
                 summary["errors"].append(f"{job['scid']}: {err}")
+                if self.stale(job, now_s):
+                    try:
+                        summary["ended"].append(self.end_job(job, now_s, "stale"))
+                    except NodeRpcError:
+                        pass
 
         any_values = next(iter(facts_by_scid.values()), {})
         funds_sat = int(any_values.get("node.wallet_funds_sat", 0))

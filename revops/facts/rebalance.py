@@ -11,6 +11,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -82,9 +83,12 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
     """Adds the rebalance facts to each (scid, peer_id, values) in place."""
     # Opportunity cost of pulling from a source, per target peer: the median fee of the
     # channels sling could drain (active, to another peer, at least half full).
-    full = [(pid, v["channel.fee_ppm"] * min(1.0, max(0.01, 7 * v["channel.turnover_7d"]))) for _, pid, v in chans
-            if v["channel.active"] and v["channel.local_ratio"] >= 0.5]
-    all_fees = sorted(f for _, f in full)
+    own_fees: dict[str, list[float]] = {}
+    for _, pid, v in chans:
+        if v["channel.active"] and v["channel.local_ratio"] >= 0.5:
+            own_fees.setdefault(pid, []).append(v["channel.fee_ppm"] * min(1.0, max(0.01, 7 * v["channel.turnover_7d"])))
+    all_fees = sorted(f for fees in own_fees.values() for f in fees)
+    overall = float(statistics.median(all_fees)) if all_fees else 0.0
     median_by_peer: dict[str, float] = {}
     left = max(0, history.budget_msat - history.spent_24h_msat - history.reserved_msat)
     node = {"node.rebalance_budget_msat": history.budget_msat,
@@ -95,9 +99,7 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
             "node.wallet_funds_sat": wallet_funds_sat}
     for scid, pid, v in chans:
         if pid not in median_by_peer:
-            own = [f for p, f in full if p == pid]
-            fees = all_fees if not own else sorted(f for p, f in full if p != pid)
-            median_by_peer[pid] = float(statistics.median(fees)) if fees else 0.0
+            median_by_peer[pid] = _median_without(all_fees, own_fees[pid]) if pid in own_fees else overall
         fees_msat, amount_msat = history.peer_cost.get(pid, (0, 0))
         ok, failed = history.source_outcomes.get(scid, (0, 0))
         v.update({
@@ -115,6 +117,14 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
             "peer.rebalance_cost_ppm": fees_msat * 1_000_000 / amount_msat if amount_msat > 0 else 0.0,
         })
         v.update(node)
+
+
+def _median_without(sorted_fees: list[float], removed: list[float]) -> float:
+    """Median of sorted_fees without the values in `removed` (a peer's own channels)."""
+    rest = list(sorted_fees)
+    for f in removed:
+        del rest[bisect.bisect_left(rest, f)]
+    return float(statistics.median(rest)) if rest else 0.0
 
 
 def _value_util_after(v: Mapping[str, Any], chunk_msat: int) -> float:

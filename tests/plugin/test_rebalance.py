@@ -182,3 +182,23 @@ def test_below_the_wallet_reserve_nothing_is_spent_and_our_jobs_stop(workdir):
         assert set(node.sim.sling.jobs) == {spare.scid}
     finally:
         node.stop()
+
+
+def test_standing_jobs_use_sling_job_with_a_target_and_sling_go(workdir):
+    calls: list[dict] = []
+    node = Node(workdir, scenario="sink-drain", seed=1, backend_wrapper=recording(calls))
+    node.start()
+    try:
+        node.call("revenue-config", {"key": "rebalance_standing_jobs", "value": True})
+        for _ in range(96):
+            node.advance(CYCLE_S)
+            if node.cycle("all")["rebalance"]["jobs"]["running"]:
+                break
+        status = node.call("revenue-status")["rebalance"]
+    finally:
+        node.stop()
+    [started] = [s for s in status["started"]]
+    [call] = [c for c in calls if c["scid"] == started["scid"]]
+    assert "onceamount" not in call and 0 < call["target"] <= 0.5 and call["amount"] == started["chunk_sat"]
+    assert node.backend.calls["sling-go"] >= 1 and node.backend.calls["sling-once"] == 0
+    assert started["sling"] == "job" and not node.sim.sling.jobs  # shutdown removed it
