@@ -130,8 +130,11 @@ class Rebalancer:
         try:
             self.sling.delete(job["scid"])
         except NodeRpcError as err:
-            if "No job" not in err.message and "not found" not in err.message:
-                self.log(f"rebalance {job['scid']}: sling-deletejob failed: {err}", "warn")
+            gone = "No job" in err.message or "not found" in err.message
+            if not gone and not self.stale(job, now_s):
+                # It may still be paying: keep the reservation and try again next cycle.
+                self.log(f"rebalance {job['scid']}: sling-deletejob failed, will retry: {err}", "warn")
+                raise
         try:
             spent, moved = self._measure(job)
         except NodeRpcError as err:

@@ -22,6 +22,8 @@ from revops.facts.rebalance import COST_WINDOW_S, RebalanceHistory
 from revops.store.db import transaction
 
 DAY_S = 86_400
+#: Outcomes of jobs revops ended for its own reasons: they say nothing about the channel.
+ADMIN_OUTCOMES = ("startup", "shutdown", "wallet below reserve", "expired")
 
 SCHEMA = (
     """CREATE TABLE rebalance_jobs (
@@ -159,10 +161,12 @@ class RebalanceStore:
         peer_cost: dict[str, tuple[int, int]] = {}
         sources: dict[str, tuple[int, int]] = {}
         streak_done: set[str] = set()
-        rows = conn.execute("SELECT scid, peer_id, ended_s, spent_msat, moved_msat, candidates_json "
+        rows = conn.execute("SELECT scid, peer_id, ended_s, spent_msat, moved_msat, candidates_json, outcome "
                             "FROM rebalance_jobs WHERE state = 'done' ORDER BY ended_s DESC, id DESC").fetchall()
-        for scid, pid, ended, spent_msat, moved_msat, cands in rows:
+        for scid, pid, ended, spent_msat, moved_msat, cands, outcome in rows:
             recent = ended > now_s - COST_WINDOW_S
+            if moved_msat == 0 and outcome.startswith(ADMIN_OUTCOMES):
+                continue  # ended by us (restart, reserve), not a failure of the route or sources
             if scid not in streak_done and recent:  # newest first: failures since the last success
                 if moved_msat > 0:
                     streak_done.add(scid)
