@@ -344,6 +344,8 @@ class Runtime:
         reason = None
         if deps is not None and not deps.sling:
             mode, reason = ("dry-run" if self.options.dry_run else "degraded"), "sling is not loaded: no rebalancing"
+        elif (self.status_.last_rebalance.get("wallet_reserve") or {}).get("suspended"):
+            reason = "wallet below reserve: rebalancing suspended"
         return {
             "policy": None if compiled is None else {
                 "name": compiled.name, "version": compiled.version, "digest": compiled.digest,

@@ -34,7 +34,6 @@ PARAM_DEFAULTS: Mapping[str, Any] = {
     "rebalance_chunk_sat": 100_000,
     "rebalance_min_amount_sat": 50_000,
     "rebalance_max_candidates": 5,
-    "rebalance_target_ratio": 0.5,
     "rebalance_job_max_age_h": 6.0,
     "rebalance_stall_h": 1.0,
     "rebalance_backoff_base_h": 1.0,
@@ -55,7 +54,6 @@ class Settings:
     chunk_sat: int
     min_amount_sat: int
     max_candidates: int
-    target_ratio: float
     job_max_age_s: float
     stall_s: float
     backoff_base_s: float
@@ -74,7 +72,6 @@ class Settings:
             wallet_reserve_sat=int(p["wallet_reserve_sat"]), max_jobs=int(p["rebalance_max_jobs"]),
             chunk_sat=max(1, int(p["rebalance_chunk_sat"])), min_amount_sat=int(p["rebalance_min_amount_sat"]),
             max_candidates=max(1, int(p["rebalance_max_candidates"])),
-            target_ratio=float(p["rebalance_target_ratio"]),
             job_max_age_s=float(p["rebalance_job_max_age_h"]) * 3600, stall_s=float(p["rebalance_stall_h"]) * 3600,
             backoff_base_s=float(p["rebalance_backoff_base_h"]) * 3600,
             backoff_max_s=float(p["rebalance_backoff_max_h"]) * 3600,

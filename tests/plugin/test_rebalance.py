@@ -169,6 +169,7 @@ def test_below_the_wallet_reserve_nothing_is_spent_and_our_jobs_stop(workdir):
         status = node.call("revenue-status")
         assert rebalance_fees_msat(node) == spent_at_reserve
         assert all(not s["started"] and s["jobs"]["running"] == 0 for s in summaries)
+        assert status["mode_reason"] == "wallet below reserve: rebalancing suspended"
         assert status["rebalance"]["wallet_reserve"] == {"funds_sat": status["rebalance"]["wallet_reserve"]
                                                           ["funds_sat"], "reserve_sat": 10**12, "suspended": True}
         node.call("revenue-config", {"key": "reset", "value": "wallet_reserve_sat"})
