@@ -2,11 +2,14 @@
 
 sink-drain refills depleted sinks and earns more on them than it spends; a peer with two
 channels is never rebalanced against itself; without sling only fees run; below the wallet
-reserve nothing is spent and running jobs stop; only revops' own sling jobs are cleaned up.
+reserve nothing is spent and running jobs stop; only revops' own sling jobs are cleaned up,
+also after a crash.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 from revops.store import Store
@@ -203,3 +206,30 @@ def test_standing_jobs_use_sling_job_with_a_target_and_sling_go(workdir):
     assert "onceamount" not in call and 0 < call["target"] <= 0.5 and call["amount"] == started["chunk_sat"]
     assert node.backend.calls["sling-go"] >= 1 and node.backend.calls["sling-once"] == 0
     assert started["sling"] == "job" and not node.sim.sling.jobs  # shutdown removed it
+
+
+def test_a_crash_leaves_a_reservation_that_the_next_start_settles_with_what_sling_spent(workdir):
+    node = Node(workdir, scenario="sink-drain", seed=1)
+    node.start()
+    try:
+        for _ in range(96):
+            node.advance(CYCLE_S)
+            if node.cycle("all")["rebalance"]["jobs"]["running"]:
+                break
+        ours = set(node.sim.sling.jobs)
+        assert ours
+        os.kill(node.ld.pid, signal.SIGKILL)  # no shutdown: the reservation stays, sling keeps going
+        node.stop()
+        node.advance(3600, deliver=False)
+        with Store(workdir / "revops.sqlite3") as store:
+            assert {j["scid"] for j in store.running_rebalances()} == ours
+        node.start()
+        assert not node.sim.sling.jobs  # the next start ended our jobs
+        with Store(workdir / "revops.sqlite3") as store:
+            assert store.running_rebalances() == []
+            jobs = store.rebalance_jobs(0)
+            assert all(j["outcome"].startswith("startup") for j in jobs if j["scid"] in ours)
+            spent = store.rebalance_spend_msat(0, node.sim.now_s)
+        assert abs(rebalance_fees_msat(node) - spent) <= 1000 * len(jobs)
+    finally:
+        node.stop()
