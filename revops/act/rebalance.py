@@ -39,6 +39,7 @@ PARAM_DEFAULTS: Mapping[str, Any] = {
     "rebalance_backoff_base_h": 1.0,
     "rebalance_backoff_max_h": 48.0,
     "rebalance_standing_jobs": False,
+    "rebalance_outppm_fence": False,
 }
 
 
@@ -59,6 +60,7 @@ class Settings:
     backoff_base_s: float
     backoff_max_s: float
     standing_jobs: bool = False  # sling-job + target + sling-go instead of sling-once
+    outppm_fence: bool = False  # pass sling `outppm` = target fee - max_ppm, and keep to it
 
     @staticmethod
     def from_params(params: Mapping[str, Any]) -> "Settings | None":
@@ -75,7 +77,7 @@ class Settings:
             job_max_age_s=float(p["rebalance_job_max_age_h"]) * 3600, stall_s=float(p["rebalance_stall_h"]) * 3600,
             backoff_base_s=float(p["rebalance_backoff_base_h"]) * 3600,
             backoff_max_s=float(p["rebalance_backoff_max_h"]) * 3600,
-            standing_jobs=bool(p["rebalance_standing_jobs"]))
+            standing_jobs=bool(p["rebalance_standing_jobs"]), outppm_fence=bool(p["rebalance_outppm_fence"]))
 
     def budget_msat(self, revenue_24h_msat: int) -> int:
         """The rolling-24 h cap: budget_sat, or less when tied to the last 24 h of routing revenue."""
@@ -281,17 +283,22 @@ class Rebalancer:
             facts = facts_by_scid[target.scid]
             chunk = min(settings.chunk_sat, max(1, target.rebalance["amount_sat"]))
             # Same-peer guard: never a channel to the target's own peer.
+            # outppm fence: a source whose own fee is above what is left of the target's fee
+            # after paying max_ppm earns more where it is.
+            fence = (max(0, int(facts["channel.fee_ppm"]) - target.rebalance["max_ppm"])
+                     if settings.outppm_fence else None)
             candidates = [s.scid for s in sources if s.peer_id != target.peer_id
-                          and facts_by_scid[s.scid]["channel.spendable_msat"] >= chunk * 1000 * 2]
+                          and facts_by_scid[s.scid]["channel.spendable_msat"] >= chunk * 1000 * 2
+                          and (fence is None or facts_by_scid[s.scid]["channel.fee_ppm"] <= fence)]
             candidates = candidates[:settings.max_candidates]
             if not candidates:
                 summary["skipped"]["target: no eligible source"] += 1
                 continue
-            started = self._start(target, facts, candidates, chunk, settings, budget_msat, now_s, summary)
+            started = self._start(target, facts, candidates, chunk, settings, budget_msat, now_s, summary, fence)
             free -= started
 
     def _start(self, target, facts, candidates: list[str], chunk_sat: int, settings: Settings, budget_msat: int,
-               now_s: float, summary: dict) -> int:
+               now_s: float, summary: dict, outppm: int | None = None) -> int:
         plan = target.rebalance
         amount, max_ppm = int(plan["amount_sat"]), int(plan["max_ppm"])
         capacity_sat = facts["channel.capacity_sat"]
@@ -311,7 +318,7 @@ class Rebalancer:
         record = {"scid": target.scid, "amount_sat": amount, "chunk_sat": chunk_sat, "max_ppm": max_ppm,
                   "target": round(target_ratio, 4), "candidates": candidates,
                   "reserved_msat": reservation_msat(amount, chunk_sat, max_ppm, standing), "rule": plan["rule"],
-                  "sling": "job" if standing else "once"}
+                  "sling": "job" if standing else "once", "outppm": outppm}
         if self.dry_run:
             summary["would_start"].append(record)
             return 1
@@ -329,10 +336,10 @@ class Rebalancer:
             return 0
         try:
             if standing:
-                self.sling.create_pull(target.scid, chunk_sat, max_ppm, candidates, target_ratio)
+                self.sling.create_pull(target.scid, chunk_sat, max_ppm, candidates, target_ratio, outppm)
                 self.sling.go(target.scid)
             else:
-                self.sling.create_once(target.scid, chunk_sat, max_ppm, candidates, amount)
+                self.sling.create_once(target.scid, chunk_sat, max_ppm, candidates, amount, outppm)
         except NodeRpcError as err:
             self.store.cancel_rebalance(job_id)
             try:  # a job sling accepted but could not start is ours: remove it

@@ -90,13 +90,14 @@ def plan(sling: FakeSling, rng: random.Random, settings_: Settings) -> tuple[lis
     evaluations, facts = [], {}
     for i, scid in enumerate(sling.local_sat):
         facts[scid] = {"channel.capacity_sat": CAPACITY_SAT, "channel.local_msat": sling.local_sat[scid] * 1000,
+                       "channel.fee_ppm": 3000,
                        "channel.spendable_msat": 10**12, "node.wallet_funds_sat": 10**9}
         evaluations.append(SimpleNamespace(decision=SimpleNamespace(
             scid=scid, peer_id=f"peer{i}", rebalance={"role": "target", "rule": "t",
                                                      "amount_sat": rng.choice([60_000, 300_000, 1_500_000]),
                                                      "max_ppm": rng.choice([100, 700, 2500])})))
     src = "9x9x9"
-    facts[src] = {"channel.capacity_sat": CAPACITY_SAT, "channel.local_msat": 4 * 10**9,
+    facts[src] = {"channel.capacity_sat": CAPACITY_SAT, "channel.local_msat": 4 * 10**9, "channel.fee_ppm": 400,
                   "channel.spendable_msat": 4 * 10**9, "node.wallet_funds_sat": 10**9}
     evaluations.append(SimpleNamespace(decision=SimpleNamespace(
         scid=src, peer_id="peer-src", rebalance={"role": "source", "rule": "s", "score": 1.0})))

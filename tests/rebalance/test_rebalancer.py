@@ -98,3 +98,21 @@ def test_a_job_someone_deleted_is_settled_with_what_it_spent(tmp_path):
         del sling.jobs[started["scid"]]
         [ended] = reb.cycle(evaluations, facts, conf, BUDGET_MSAT, NOW + 1800)["ended"]
         assert ended["outcome"] == "gone from sling" and ended["moved_msat"] == 50_000_000
+
+
+def test_the_outppm_fence_goes_to_sling_and_keeps_dear_sources_out(tmp_path):
+    sling = FakeSling(random.Random(3))
+    conf = Settings.from_params({"rebalance_budget_sat": 2000, "rebalance_max_jobs": 6, "rebalance_chunk_sat": 50_000,
+                                 "rebalance_min_amount_sat": 20_000, "rebalance_outppm_fence": True})
+    with Store(tmp_path / "db") as store:
+        reb = Rebalancer(sling, store, dry_run=False, log=lambda m, lvl: None)
+        evaluations, facts = plan(sling, random.Random(1), conf)
+        facts["9x9x9"]["channel.fee_ppm"] = 600
+        out = reb.cycle(evaluations, facts, conf, BUDGET_MSAT, NOW)
+    # The source charges 600 ppm: only targets whose fee (3000) leaves >= 600 after max_ppm get it.
+    dear = sum(1 for e in evaluations if e.decision.rebalance.get("max_ppm", 0) > 2400)
+    assert out["started"] and dear
+    for job in out["started"]:
+        assert job["outppm"] == 3000 - job["max_ppm"] >= 600
+        assert sling.jobs[job["scid"]]["outppm"] == job["outppm"]
+    assert out["skipped"]["target: no eligible source"] == dear
