@@ -202,9 +202,12 @@ class Rebalancer:
                                    "would_start": [], "skipped": Counter(), "errors": []}
         running = self.store.running_rebalances()
         states: dict[str, list[str]] = {}
+        rebamount: dict[str, int] = {}
         if running:
             try:
-                states = self.sling.job_states()
+                rows = self.sling.summary()
+                states = {scid: s for scid, (s, _) in rows.items()}
+                rebamount = {scid: a for scid, (_, a) in rows.items()}
             except NodeRpcError as err:
                 summary["errors"].append(f"sling-stats: {err}")
                 running = []  # cannot see sling: leave the jobs and their reservations alone
@@ -240,8 +243,9 @@ class Rebalancer:
                      "by_state": dict(Counter(s for j in running for s in states.get(j["scid"], ["Starting"])))},
             "budget": {"budget_msat": budget_msat, "spent_24h_msat": spent, "reserved_msat": reserved,
                        "left_msat": max(0, budget_msat - spent - reserved)},
-            "reservations": [{"scid": j["scid"], "reserved_msat": j["reserved_msat"], "since": j["created_s"]}
-                             for j in running],
+            "reservations": [{"scid": j["scid"], "reserved_msat": j["reserved_msat"], "since": j["created_s"],
+                              "states": states.get(j["scid"], ["Starting"]),
+                              "rebamount_window_sat": rebamount.get(j["scid"])} for j in running],
             "skipped": dict(summary["skipped"])})
         return summary
 

@@ -108,12 +108,21 @@ class Sling:
         except ValueError as err:
             raise NodeRpcError("sling-stats", -32700, str(err)) from None
 
-    def job_states(self) -> dict[str, list[str]]:
-        """scid -> task states of every sling job (ours and others')."""
+    def summary(self) -> dict[str, tuple[list[str], int]]:
+        """scid -> (task states, rebamount in sats over sling's stats window) of every sling job,
+        ours and others', from `sling-stats {json: true}`."""
         rows = self.rpc.call("sling-stats", {"json": True})
         if not isinstance(rows, list):
             raise NodeRpcError("sling-stats", -32700, f"expected a list, got {type(rows).__name__}")
-        return {r["scid"]: parse_states(r.get("status")) for r in rows if isinstance(r, dict) and "scid" in r}
+        out = {}
+        for r in rows:
+            if isinstance(r, dict) and isinstance(r.get("scid"), str):
+                try:
+                    amount = parse_rebamount(r.get("rebamount", "0"))
+                except ValueError:
+                    amount = 0
+                out[r["scid"]] = (parse_states(r.get("status")), amount)
+        return out
 
     def jobs(self) -> set[str]:
         """scids sling has a job for."""

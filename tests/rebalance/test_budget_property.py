@@ -57,7 +57,8 @@ class FakeSling:
                                                  "total_spent_sats": spent // 1000},
                     "failures_in_time_window": None}
         if method == "sling-stats":
-            return [{"scid": s, "status": ["1:Rebalancing"], "rebamount": "0"} for s in self.jobs]
+            return [{"scid": s, "status": ["1:Rebalancing"],
+                     "rebamount": f"{self.stats.get(s, [0, 0, 0])[1] // 1000:,}"} for s in self.jobs]
         raise AssertionError(method)
 
     def work(self, now_s: float, attempts: int) -> None:

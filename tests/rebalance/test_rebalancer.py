@@ -8,7 +8,7 @@ import random
 import pytest
 
 from revops.act.rebalance import Rebalancer, Settings, reservation_msat
-from revops.act.sling import parse_rebamount, parse_scid_stats, parse_states
+from revops.act.sling import Sling, parse_rebamount, parse_scid_stats, parse_states
 from revops.store import Store
 
 from .test_budget_property import BUDGET_MSAT, FakeSling, make_settings, plan
@@ -29,6 +29,19 @@ def test_sling_stats_are_parsed_by_their_real_shapes():
         parse_scid_stats([{"scid": "1x1x1"}])  # the summary list is not per-scid stats
     with pytest.raises(ValueError):
         parse_rebamount(None)
+
+
+def test_the_job_summary_reads_states_and_rebamount_of_every_job():
+    class Rpc:
+        def call(self, method, params):
+            assert (method, params) == ("sling-stats", {"json": True})
+            return [{"alias": "A", "scid": "1x1x0", "pubkey": "02aa", "status": ["1:Rebalancing", "2:NoCandidates"],
+                     "rebamount": "1,234,567", "w_feeppm": 420, "last_route_taken": "Never",
+                     "last_success_reb": "Never"},
+                    {"alias": "B", "scid": "2x1x0", "pubkey": "02bb", "status": ["1:Balanced"], "rebamount": "0",
+                     "w_feeppm": 0, "last_route_taken": "Never", "last_success_reb": "Never"}]
+    assert Sling(Rpc()).summary() == {"1x1x0": (["Rebalancing", "NoCandidates"], 1_234_567),
+                                      "2x1x0": (["Balanced"], 0)}
 
 
 def test_reservation_is_the_worst_case_of_the_move():
