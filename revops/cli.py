@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from revops.diagnostics import DiagnosticError
+from revops.policy.explain_rebalance import rebalance_explain
 from revops.resources import default_policy_dir
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_LINT = 0, 1, 2, 3
@@ -56,6 +57,7 @@ def cmd_check(args) -> int:
     return EXIT_LINT if lint else EXIT_OK
 
 
+
 def explain_json(prepared, evaluations) -> dict:
     """The JSON of `revops explain --json` (and of the plugin's revenue-explain)."""
     compiled = prepared.compiled
@@ -63,7 +65,7 @@ def explain_json(prepared, evaluations) -> dict:
         "policy": {"name": compiled.name, "version": compiled.version, "api_version": compiled.source.api_version,
                    "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides},
         "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
-                      "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
+                      "rebalance": rebalance_explain(prepared, e), "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
                                                         if not k.startswith(("params.", "decision.", "let."))}}
                      for e in evaluations],
     }
@@ -74,6 +76,20 @@ _MODES = {
     "fails": lambda e: not e["matched"],
     "notes": lambda e: e["matched"],
 }
+
+
+def render_rebalance(r: dict) -> str:
+    """One line: the channel's rebalance role, its plan or why it is skipped, and the budget left."""
+    left = r["budget"].get("rebalance_budget_left_msat")
+    budget = f" (budget left {left / 1000:,.0f} sat)" if isinstance(left, (int, float)) else ""
+    if r["skip"]:
+        return f"neither, {r['skip']}{budget}"
+    plan = r["plan"] or {}
+    if r["role"] == "target":
+        return f"target, pull {plan['amount_sat']:,} sat at <= {plan['max_ppm']} ppm{budget}"
+    if r["role"] == "source":
+        return f"source, score {plan['score']:.1f}{budget}"
+    return f"neither{', no positive move' if plan else ''}{budget}"
 
 
 def render_explain(doc: dict, mode: str = "full") -> str:
@@ -94,6 +110,8 @@ def render_explain(doc: dict, mode: str = "full") -> str:
             out.append(f"  class {f['channel.profit_class']} / {f['channel.flow_class']}, "
                        f"30-day ROI {f['channel.roi_30d']:.0%}, peer reputation {f['peer.reputation']:.2f}, "
                        f"uptime {f['peer.uptime_ratio_7d']:.0%}")
+        if ch.get("rebalance"):
+            out.append(f"  rebalance: {render_rebalance(ch['rebalance'])}")
         for event in ch["trace"]:
             if not keep(event):
                 continue
@@ -115,7 +133,8 @@ def cmd_explain(args) -> int:
     except DiagnosticError as err:
         _print_errors(err)
         return EXIT_ERRORS
-    facts = build_facts(snapshot.rpc, snapshot.captured_at, history=snapshot.history, states=snapshot.state)
+    facts = build_facts(snapshot.rpc, snapshot.captured_at, history=snapshot.history, states=snapshot.state,
+                        rebalance=snapshot.rebalance)
     if args.channel:
         facts = [f for f in facts if f.scid == args.channel]
         if not facts:

@@ -128,6 +128,26 @@ class _Snapshot:
                                     value=1.0 if rebalance["wallet_reserve_ok"] else 0.0)
 
 
+def rebalance_view(summary: dict) -> dict:
+    """The rebalancer's cycle summary (revops/act/rebalance.py: jobs with by_state, budget,
+    reservations as a list, wallet_reserve, ended jobs with their measured spend) in the
+    documented shape on_rebalance reads; a summary already in that shape is kept."""
+    if not isinstance(summary.get("budget"), dict):
+        return summary
+    jobs, budget = summary.get("jobs") or {}, summary["budget"]
+    by_state = dict(jobs.get("by_state") or {})
+    view = {"ok": summary.get("ok", True),
+            "jobs": by_state if by_state or not jobs.get("running") else {"running": jobs["running"]},
+            "spend_msat": sum(int(e.get("spent_msat") or 0) for e in summary.get("ended") or ()),
+            "budget_used_msat": int(budget.get("spent_24h_msat", 0)) + int(budget.get("reserved_msat", 0)),
+            "budget_left_msat": int(budget.get("left_msat", 0)),
+            "reservations": len(summary.get("reservations") or ())}
+    reserve = summary.get("wallet_reserve")
+    if isinstance(reserve, dict) and "suspended" in reserve:
+        view["wallet_reserve_ok"] = not reserve["suspended"]
+    return view
+
+
 class Metrics:
     def __init__(self):
         # No `*_created` series: they would double every per-channel counter for nothing we graph.
@@ -254,6 +274,7 @@ class Metrics:
          "wallet_reserve_ok": bool}. Missing keys export nothing; {"enabled": False} (or a
         summary with "ok": False) marks rebalancing off.
         """
+        summary = rebalance_view(summary)
         enabled = summary.get("ok", True) and summary.get("enabled", True)
         self.rebalance_enabled.set(1 if enabled else 0)
         spend = summary.get("spend_msat")

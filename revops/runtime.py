@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from revops.act.fees import FeeActuator
+from revops.act.rebalance import Rebalancer, Settings as RebalanceSettings
 from revops.diagnostics import DiagnosticError
 from revops.facts.build import build_facts, market_facts
 from revops.facts.history import history_to_json
+from revops.facts.rebalance import rebalance_to_json
 from revops.events import ForwardEventBuffer
 from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
@@ -56,6 +58,7 @@ class _Status:
     last_cycle: dict = field(default_factory=dict)
     events: Counter = field(default_factory=Counter)  # notifications received, by topic
     blockheight: int | None = None
+    last_rebalance: dict = field(default_factory=dict)
 
 
 class Runtime:
@@ -67,6 +70,7 @@ class Runtime:
         self.log = log
         self.holder = PolicyHolder(options.policy_dir, overrides=store.get_overrides())
         self.fees = FeeActuator(rpc, options.dry_run)
+        self.rebalancer = Rebalancer(rpc, store, options.dry_run, log)
         self.status_ = _Status()
         self._cycle_lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,7 +92,8 @@ class Runtime:
         result = self.reload(trigger="startup")
         if not result.ok:
             raise DiagnosticError(list(result.errors))
-        self.check_dependencies()
+        if self.check_dependencies().sling and not self.options.dry_run:
+            self.rebalancer.cleanup(self.clock.now(), "startup: a job of a previous run")
         try:
             added = backfill_forwards(self.rpc, self.store)
             if added:
@@ -109,6 +114,12 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout=timeout_s)
         with self._cycle_lock:
+            deps = self.status_.dependencies
+            if deps is not None and deps.sling and not self.options.dry_run:
+                try:  # our jobs only; best effort, lightningd may be going down too
+                    self.rebalancer.cleanup(self.clock.now(), "shutdown")
+                except Exception as err:
+                    self.log(f"rebalance cleanup at shutdown failed: {err}", "warn")
             self.forward_events.close()
             if self.lds is not None:
                 self.lds.close()
@@ -192,9 +203,19 @@ class Runtime:
             self.log(f"forward backfill failed: {err}", "warn")
         rpc = capture_node(self.rpc)
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
+        flows = self.store.channel_flows(now)
         states = self.store.load_states()
-        facts = build_facts(rpc, now, self.store.channel_flows(now), self.store.history(now), states)
+        facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows))
         return rpc, facts, states, now
+
+    def _rebalance_history(self, now: float, flows: dict):
+        """The store's rebalance ledger as facts need it, with the budget the active params give."""
+        settings = RebalanceSettings.from_params(self.holder.current.params)
+        if settings is None:
+            return None
+        revenue_1d_msat = sum(f.window("1d").fees_msat for f in flows.values())
+        return self.store.rebalance_history(now, settings.budget_msat(revenue_1d_msat), settings.backoff_base_s,
+                                            settings.backoff_max_s, settings.chunk_sat * 1000)
 
     def _fee_cycle(self) -> dict:
         started = time.perf_counter()
@@ -212,7 +233,7 @@ class Runtime:
         market = market_facts(rpc.get("feerates"))
         if market["market.feerates_known"]:
             self.store.record_feerate(now, market["market.opening_feerate_perkw"])
-        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False, rebalance=False)
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
         counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
         records, state_updates = [], {}
@@ -255,10 +276,32 @@ class Runtime:
         return summary
 
     def _rebalance_cycle(self) -> dict:
+        """Watch revops' sling jobs, then start the moves the policy asks for (act/rebalance.py)."""
         deps = self.check_dependencies()
         if not deps.sling:
-            return {"ok": False, "skipped": "sling is not loaded: rebalancing is off"}
-        return {"ok": True, "skipped": "the active policy defines no rebalancing rules", "jobs": 0}
+            expired = self.rebalancer.expire_stale(self.clock.now())
+            return self._record_rebalance({"ok": False, "skipped": "sling is not loaded: rebalancing is off",
+                                           **({"expired": expired} if expired else {})})
+        policy = self.holder.current
+        settings = RebalanceSettings.from_params(policy.params)
+        if settings is None:
+            return self._record_rebalance({"ok": True, "skipped": "the active policy defines no rebalancing "
+                                           "(no rebalance_budget_sat param)"})
+        try:
+            _, facts, states, now = self._observe()
+        except NodeRpcError as err:
+            return self._record_rebalance({"ok": False, "error": f"cannot read the node: {err}"})
+        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+        values = {f.scid: f.values for f in facts}
+        budget_msat = next(iter(values.values()), {}).get("node.rebalance_budget_msat", 0)
+        summary = self.rebalancer.cycle(evaluations, values, settings, int(budget_msat), now)
+        summary["at"] = now
+        return self._record_rebalance(summary)
+
+    def _record_rebalance(self, summary: dict) -> dict:
+        self.status_.last_rebalance = summary
+        self.store.set_meta("last_rebalance_cycle", summary)
+        return summary
 
     def _maintain(self, now: float) -> None:
         """Retention: roll old forwards into daily totals, trim the journal, VACUUM when it pays."""
@@ -303,8 +346,12 @@ class Runtime:
                     rpc["bkpr-listincome"] = self.rpc.call("bkpr-listincome", {"start_time": int(now - 30 * 86400)})
                 except NodeRpcError as err:
                     self.log(f"snapshot: bkpr-listincome failed: {err}", "warn")
-            return {"format": SNAPSHOT_FORMAT, "captured_at": now, "rpc": rpc, "state": self.store.load_states(),
-                    "history": history_to_json(self.store.history(now))}
+            doc = {"format": SNAPSHOT_FORMAT, "captured_at": now, "rpc": rpc, "state": self.store.load_states(),
+                   "history": history_to_json(self.store.history(now))}
+            rebalance = self._rebalance_history(now, self.store.channel_flows(now))
+            if rebalance is not None:
+                doc["rebalance"] = rebalance_to_json(rebalance)
+            return doc
 
     def status(self) -> dict:
         policy = self.holder.current
@@ -315,6 +362,8 @@ class Runtime:
         reason = None
         if deps is not None and not deps.sling:
             mode, reason = ("dry-run" if self.options.dry_run else "degraded"), "sling is not loaded: no rebalancing"
+        elif (self.status_.last_rebalance.get("wallet_reserve") or {}).get("suspended"):
+            reason = "wallet below reserve: rebalancing suspended"
         return {
             "policy": None if compiled is None else {
                 "name": compiled.name, "version": compiled.version, "digest": compiled.digest,
@@ -326,6 +375,7 @@ class Runtime:
             "dependencies": deps.to_json() if deps else None,
             "channels": self.status_.last_cycle.get("channels"),
             "last_cycle": self.status_.last_cycle or self.store.get_meta("last_fee_cycle"),
+            "rebalance": self.status_.last_rebalance or self.store.get_meta("last_rebalance_cycle"),
             "intervals_s": {"fees": self.options.fee_interval_s, "rebalance": self.options.rebalance_interval_s},
             "store": {"forwards": self._stored_forwards()},
             "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,

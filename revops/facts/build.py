@@ -26,6 +26,7 @@ from revops.facts import classes
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
+from revops.facts.rebalance import EMPTY_REBALANCE, RebalanceHistory, rebalance_facts
 from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
 
 #: CLN's default max_accepted_htlcs, used when a channel does not report one.
@@ -291,7 +292,8 @@ def _in_fees_from_forwards(forwards: list, now_s: float) -> dict[str, dict[str, 
 def build_facts(rpc: Mapping[str, Any], now_s: float,
                 flows: Mapping[str, ChannelFlow] | None = None,
                 history: History | None = None,
-                states: Mapping[str, Mapping[str, Any]] | None = None) -> list[ChannelFacts]:
+                states: Mapping[str, Mapping[str, Any]] | None = None,
+                rebalance: RebalanceHistory | None = None) -> list[ChannelFacts]:
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
@@ -301,6 +303,8 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     (peer uptime, applied fee changes, feerate samples); None means nothing is known and the
     history facts take their neutral defaults. `states` are the policy's stored per-channel
     state (scid -> {name: value}); only the Defibrillator's `zombie` flag is read from it.
+    history facts take their neutral defaults. `rebalance` is what the store knows about
+    revops' own rebalances (facts/rebalance.py); None means nothing.
     """
     if history is None:
         history = EMPTY_HISTORY
@@ -415,6 +419,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             **peer_history_facts(history, pid),
         }
 
+    rebalance_facts(chans, rebalance or EMPTY_REBALANCE, now_s, conf_sat + node_spend // 1000)
     peer_of = {scid: peer_id for scid, peer_id, _ in chans}
     out: list[ChannelFacts] = []
     for scid, peer_id, v in chans:
@@ -422,7 +427,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         v.update(common)
         v["channel.rep_weighted_fees_1d_msat"] = classes.weighted_fees(
             in_fees_1d.get(scid, {}), peer_of, reputation)
-        v.update(classes.profitability(v, history.rebalance_costs_30d.get(scid, 0)))
+        v.update(classes.profitability(v))
         v["channel.profit_class"] = classes.profit_class(v, (states.get(scid) or {}).get("zombie") is True)
         v["channel.flow_class"] = classes.flow_class(v)
         v["channel.stagnant_inventory"] = classes.stagnant_inventory(v)

@@ -56,8 +56,10 @@ def bands(c1: tuple[int, int], c7: tuple[int, int], c30: tuple[int, int]) -> tup
     return (c1, (c7[0] - c1[0], c7[1] - c1[1]), (c30[0] - c7[0], c30[1] - c7[1]))
 
 
-def profitability(v: Mapping[str, Any], rebalance_cost_30d_msat: int) -> dict[str, Any]:
-    """The channel's 30-day profitability facts from its flow and market facts."""
+def profitability(v: Mapping[str, Any]) -> dict[str, Any]:
+    """The channel's 30-day profitability facts from its flow, market and rebalance facts
+    (channel.rebalance_cost_30d_msat: the rebalancer's measured spend into the channel)."""
+    rebalance_cost_30d_msat = v["channel.rebalance_cost_30d_msat"]
     contribution = v["channel.fees_earned_30d_msat"] + v["channel.fees_sourced_30d_msat"]
     open_cost_msat = v["market.open_cost_sat"] * 1000 if v["channel.opener_local"] else 0
     cost = rebalance_cost_30d_msat + open_cost_msat * 30.0 / OPEN_COST_AMORTISE_DAYS
@@ -72,7 +74,6 @@ def profitability(v: Mapping[str, Any], rebalance_cost_30d_msat: int) -> dict[st
         marginal = 1.0 if contribution > 0 else 0.0
     return {
         "channel.contribution_30d_msat": contribution,
-        "channel.rebalance_cost_30d_msat": rebalance_cost_30d_msat,
         "channel.open_cost_estimate_sat": open_cost_msat // 1000,
         "channel.net_profit_30d_msat": round(net),
         "channel.roi_30d": roi,

@@ -71,8 +71,6 @@ class History:
     # reputation-weighted revenue; None when the store did not say (then they come from
     # the snapshot's listforwards).
     in_fees_1d: Mapping[str, Mapping[str, int]] | None = None
-    # Measured rebalancing fees paid into each channel over the last 30 d (scid -> msat).
-    rebalance_costs_30d: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 EMPTY_HISTORY = History()
@@ -143,7 +141,6 @@ def history_to_json(h: History) -> dict:
                      for scid, c in h.channels.items()},
         "node": {"fee_updates_24h": h.node_fee_updates_24h},
         "feerates": [{"at_s": s.at_s, "opening_perkw": s.opening_perkw} for s in h.feerates],
-        **({"rebalance_costs_30d": dict(h.rebalance_costs_30d)} if h.rebalance_costs_30d else {}),
         **({} if h.in_fees_1d is None else
            {"in_fees_1d": {out: dict(ins) for out, ins in h.in_fees_1d.items()}}),
     }
@@ -166,7 +163,6 @@ def history_from_json(doc: Mapping[str, Any]) -> History:
         node_fee_updates_24h=node.get("fee_updates_24h", 0),
         feerates=tuple(sorted((FeerateSample(s["at_s"], s["opening_perkw"])
                                for s in doc.get("feerates") or ()), key=lambda s: s.at_s)),
-        rebalance_costs_30d=MappingProxyType(dict(doc.get("rebalance_costs_30d") or {})),
         in_fees_1d=(None if doc.get("in_fees_1d") is None else MappingProxyType(
             {out: MappingProxyType(dict(ins)) for out, ins in doc["in_fees_1d"].items()})),
     )

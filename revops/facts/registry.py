@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
+from revops.facts.rebalance import ROWS as _REBALANCE_ROWS
+
 TYPES = ("number", "bool", "string")
 
 #: Flow windows: label used in fact names -> length in seconds.
@@ -139,8 +141,6 @@ _ROWS: list[tuple[str, str, str, str]] = [
     # --- channel: profitability and classes (facts/classes.py; formulas in docs/facts.md)
     ("channel.contribution_30d_msat", "number", "msat",
      "fees_earned_30d_msat + fees_sourced_30d_msat: what this channel helped earn"),
-    ("channel.rebalance_cost_30d_msat", "number", "msat",
-     "measured rebalancing fees paid to refill this channel over 30d"),
     ("channel.open_cost_estimate_sat", "number", "sat",
      "market.open_cost_sat when we opened the channel, else 0 (today's price of the open)"),
     ("channel.net_profit_30d_msat", "number", "msat",
@@ -261,7 +261,7 @@ def _make(rows: list[tuple[str, str, str, str]]) -> Mapping[str, FactSpec]:
 _SPLIT = next(i for i, r in enumerate(_ROWS) if r[0] == "channel.has_forwarded")
 
 #: Every fact a policy may reference, in documentation order.
-FACTS: Mapping[str, FactSpec] = _make(_ROWS[:_SPLIT] + _window_specs() + _ROWS[_SPLIT:])
+FACTS: Mapping[str, FactSpec] = _make(_ROWS[:_SPLIT] + _window_specs() + _ROWS[_SPLIT:] + _REBALANCE_ROWS)
 
 
 def markdown_table() -> str:

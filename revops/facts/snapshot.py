@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.facts.rebalance import RebalanceHistory, rebalance_from_json, rebalance_to_json
 from revops.facts.history import UPTIME_WINDOW_S, History, history_from_json, history_to_json
 
 FORMAT = "revops-snapshot/1"
@@ -36,8 +37,8 @@ CODE = "snapshot_error"
 REQUIRED_RPC = ("getinfo", "listpeerchannels", "listforwards", "feerates", "listfunds",
                 "listpeers")
 OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels")
-TOP_KEYS = ("format", "captured_at", "rpc", "state", "history")
-HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d", "rebalance_costs_30d")
+TOP_KEYS = ("format", "captured_at", "rpc", "state", "history", "rebalance")
+HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d")
 MAX_ERRORS = 50
 
 FORWARD_STATUSES = frozenset({"offered", "settled", "local_failed", "failed"})
@@ -54,6 +55,7 @@ class Snapshot:
     state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "<live>"            # file path or "<live>"
     history: History | None = None    # the store's history; None when the file has none
+    rebalance: RebalanceHistory | None = None  # the store's rebalance ledger (facts/rebalance.py)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
@@ -87,6 +89,7 @@ def parse_snapshot(text: str, source: str) -> Snapshot:
         state=MappingProxyType({k: MappingProxyType(v) for k, v in state.items()}),
         source=source,
         history=history_from_json(history) if history is not None else None,
+        rebalance=rebalance_from_json(doc["rebalance"]) if doc.get("rebalance") is not None else None,
     )
 
 
@@ -100,6 +103,8 @@ def snapshot_to_json(s: Snapshot) -> dict:
     }
     if s.history is not None:
         doc["history"] = history_to_json(s.history)
+    if s.rebalance is not None:
+        doc["rebalance"] = rebalance_to_json(s.rebalance)
     return doc
 
 
@@ -213,6 +218,12 @@ class _Checker:
         history = self.member(doc, "history", "object", (), required=False)
         if history is not None:
             self.check_history(history)
+        rebalance = self.member(doc, "rebalance", "object", (), required=False)
+        if rebalance is not None:
+            try:
+                rebalance_from_json(rebalance)
+            except ValueError as err:
+                self.bad(("rebalance",), str(err))
         return self.problems
 
     def bounded(self, obj: dict, key: str, kind: str, path: JsonPath, lo: float,
@@ -262,9 +273,6 @@ class _Checker:
                 self.keys_known(smp, ("at_s", "opening_perkw"), sp)
                 self.bounded(smp, "at_s", "number", sp, 0)
                 self.bounded(smp, "opening_perkw", "integer", sp, 0)
-        costs = self.member(h, "rebalance_costs_30d", "object", H, required=False)
-        for scid in costs or {}:
-            self.bounded(costs, scid, "integer", H + ("rebalance_costs_30d",), 0)
         pairs = self.member(h, "in_fees_1d", "object", H, required=False)
         for out, ins in (pairs or {}).items():
             op = H + ("in_fees_1d", out)

@@ -56,6 +56,14 @@ ACTIONS: dict[str, ActionSpec] = {s.name: s for s in (
     _spec("clear", "state", "set a bool state flag to false", ("flag", "flag")),
     _spec("set_state", "state", "store a value in a state variable", ("name", "state"), ("value", "value")),
     _spec("skip_rebalance", "rebalance", "do not rebalance this channel (as source or target)", ("reason", "string")),
+    _spec("rebalance_target", "rebalance",
+          "refill this channel: pull up to amount_sat into it, paying at most max_ppm (effective)",
+          ("amount_sat", "number"), ("max_ppm", "number")),
+    _spec("rebalance_source", "rebalance",
+          "this channel may give liquidity to targets; higher score is drawn from first", ("score", "number")),
 )}
+
+#: Actions the rebalancer reads from a decision (docs/rebalance.md).
+REBALANCE_ROLES = {"rebalance_target": "target", "rebalance_source": "source"}
 
 POST_PHASE_KINDS = {"broadcast", "state", "rebalance"}

@@ -48,6 +48,7 @@ class Decision:
     forced_by: str | None = None
     vetoed_by: str | None = None
     skip_rebalance: str | None = None
+    rebalance: Mapping[str, Any] | None = None  # {"role": "target"|"source", "rule", ...} (rebalance stage)
     state_updates: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -56,6 +57,7 @@ class Decision:
                 "stage": self.stage, "rule": self.rule, "broadcast": self.broadcast,
                 "suppressed_by": self.suppressed_by, "forced_by": self.forced_by,
                 "vetoed_by": self.vetoed_by, "skip_rebalance": self.skip_rebalance,
+                "rebalance": None if self.rebalance is None else dict(self.rebalance),
                 "state_updates": dict(self.state_updates), "error": self.error}
 
 
@@ -73,6 +75,8 @@ class _Phase:
     conditions: dict[str, Any]  # rule id -> lowered condition, True or False
     refs: list[tuple[str, str, bool]]  # (dotted name, message property, numeric?) posted to durable-rules
     session: RuleSession | None = None
+    # Every action of every rule is a rebalance instruction: the fee cycle can skip the phase.
+    rebalance_only: bool = False
 
 
 
@@ -122,7 +126,9 @@ class PreparedPolicy:
         if errors:
             raise DiagnosticError(errors)
         refs = [(n, alias(n), self._type_of(n) == "number") for n in names]
-        return _Phase(phase, rules, conditions, refs)
+        rebalance_only = phase != "decide" and bool(rules) and all(
+            a.spec.kind == "rebalance" for r in rules for a in r.actions)
+        return _Phase(phase, rules, conditions, refs, rebalance_only=rebalance_only)
 
     def _type_of(self, name: str) -> str | None:
         if name.startswith("state."):
@@ -131,6 +137,10 @@ class PreparedPolicy:
         if name.startswith("decision."):
             return DECISION_FACTS.get(name)
         return self.compiled.fact_types.get(name)
+
+    def rebalance_stages(self) -> set[str]:
+        """Post stages that hold only rebalance instructions (skipped by the fee cycle)."""
+        return {p.name for p in self._phases if p.rebalance_only}
 
     def durable_rulesets(self) -> dict[str, dict]:
         """The lowered durable-rules conditions per phase (True/False when constant), for tests."""
@@ -189,33 +199,39 @@ class PreparedPolicy:
         return values
 
     def evaluate(self, facts, state: Mapping[str, Any] | None = None, *, matcher: str = "durable",
-                 explain: bool = False) -> Evaluation:
+                 explain: bool = False, rebalance: bool = True) -> Evaluation:
         """Decide one channel. `facts` is a revops.facts.build.ChannelFacts."""
-        return self.evaluate_many([facts], {facts.scid: state or {}}, matcher=matcher, explain=explain)[0]
+        return self.evaluate_many([facts], {facts.scid: state or {}}, matcher=matcher, explain=explain,
+                                  rebalance=rebalance)[0]
 
     def evaluate_many(self, channel_facts: Iterable, states: Mapping[str, Mapping[str, Any]] | None = None,
                       *, matcher: str = "durable", explain: bool = False,
-                      keep_values: bool = True, keep_trace: bool = True) -> list[Evaluation]:
+                      keep_values: bool = True, keep_trace: bool = True,
+                      rebalance: bool = True) -> list[Evaluation]:
         """Decide every channel, CHUNK channels at a time (one durable-rules batch per phase each).
 
         `keep_values=False` drops each channel's value dict once decided: the fee cycle does
         not need it, and at 5,000 channels those dicts are most of the memory a cycle uses.
         `keep_trace=False` skips the trace (the fee cycle journals the winner's `why` only).
+        `rebalance=False` skips post stages that hold only rebalance instructions (the fee
+        cycle does not act on them; the rebalance cycle, explain and tests do).
         """
         states = states or {}
         facts_list = list(channel_facts)
         results: list[Evaluation] = [None] * len(facts_list)  # type: ignore[list-item]
         for chunk in _peer_chunks(facts_list):
             done = self._evaluate_chunk([facts_list[i] for i in chunk], states, matcher, explain,
-                                        keep_values, keep_trace)
+                                        keep_values, keep_trace, rebalance)
             for i, evaluation in zip(chunk, done):
                 results[i] = evaluation
         return results
 
     def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
-                        keep_values: bool, keep_trace: bool) -> list[Evaluation]:
+                        keep_values: bool, keep_trace: bool, rebalance: bool = True) -> list[Evaluation]:
         items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
         decide, posts = self._phases[0], self._phases[1:]
+        if not rebalance:
+            posts = [p for p in posts if not p.rebalance_only]
         results: list[Evaluation | None] = [None] * len(items)
         pending = []  # (index, outcome, trace, errors) of channels that reach the post phases
         for i, ((scid, values), (matched, errors)) in enumerate(zip(items, self._match(decide, items, matcher))):
@@ -249,7 +265,7 @@ class PreparedPolicy:
             facts, values = facts_list[i], items[i][1]
             old_fee = outcome["old_fee_ppm"]
             try:
-                outcome["skip_rebalance"] = _skip_rebalance(outcome["applied"], values)
+                outcome["skip_rebalance"], outcome["rebalance"] = _rebalance_plan(outcome["applied"], values)
                 state_updates = self._state_updates(outcome["applied"], values)
             except EvalError as err:
                 results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
@@ -356,6 +372,8 @@ class PreparedPolicy:
                 elif name == "suppress_broadcast" and outcome["suppressed_by"] is None:
                     outcome["suppressed_by"] = rule.id
                     effects.append({"action": name, "reason": action.value(0, values)})
+                elif action.spec.kind == "rebalance":
+                    effects.append({"action": name})
             trace[rule.id] = {"outcome": "applied", "effects": effects}
             outcome["applied"].append(rule)
 
@@ -396,7 +414,8 @@ class PreparedPolicy:
             broadcast=broadcast, suppressed_by=outcome["suppressed_by"] if action == "suppressed" else None,
             forced_by=outcome["forced_by"] if action == "set_fee" else None,
             vetoed_by=outcome["vetoed_by"] if action == "vetoed" else None,
-            skip_rebalance=outcome["skip_rebalance"], state_updates=state_updates)
+            skip_rebalance=outcome["skip_rebalance"], rebalance=outcome.get("rebalance"),
+            state_updates=state_updates)
 
     def _error_evaluation(self, facts, old_fee: int, values, trace, message: str) -> Evaluation:
         decision = Decision(scid=facts.scid, peer_id=facts.peer_id, action="error", fee_ppm=old_fee,
@@ -439,13 +458,38 @@ class PreparedPolicy:
         return events
 
 
-def _skip_rebalance(applied: list[CompiledRule], values) -> str | None:
-    """The first skip_rebalance of the rules that took effect, as "rule: reason"."""
+def _rebalance_plan(applied: list[CompiledRule], values) -> tuple[str | None, dict | None]:
+    """(skip, plan) from the rules that took effect, in precedence order.
+
+    skip is the first skip_rebalance as "rule: reason"; it cancels any role. Otherwise the
+    plan is the first rebalance_target ({"role": "target", "rule", "amount_sat", "max_ppm"})
+    or, without one, the first rebalance_source ({"role": "source", "rule", "score"}). A target
+    with amount_sat or max_ppm <= 0 has role "none" (kept, so explain shows the numbers).
+    """
+    skip = target = source = None
     for rule in applied:
         for action in rule.actions:
-            if action.spec.name == "skip_rebalance":
-                return f"{rule.id}: {action.value(0, values)}"
-    return None
+            name = action.spec.name
+            if name == "skip_rebalance" and skip is None:
+                skip = f"{rule.id}: {action.value(0, values)}"
+            elif name == "rebalance_target" and target is None:
+                amount, ppm = float(action.value(0, values)), float(action.value(1, values))
+                if not (math.isfinite(amount) and math.isfinite(ppm)):
+                    raise EvalError(f"rebalance_target got amount_sat={amount}, max_ppm={ppm}")
+                amount_sat, max_ppm = max(0, int(amount)), min(MAX_FEE_PPM, max(0, int(ppm)))
+                # A target with nothing to move (EV or Kelly not positive) is no target.
+                role = "target" if amount_sat > 0 and max_ppm > 0 else "none"
+                target = {"role": role, "rule": rule.id, "amount_sat": amount_sat, "max_ppm": max_ppm}
+            elif name == "rebalance_source" and source is None:
+                score = float(action.value(0, values))
+                if not math.isfinite(score):
+                    raise EvalError(f"rebalance_source got score={score}")
+                source = {"role": "source", "rule": rule.id, "score": score}
+    if skip is not None:
+        return skip, None
+    if target is not None and target["role"] == "none" and source is not None:
+        return None, source
+    return None, target or source
 
 
 def _broadcast_values(outcome: dict, values: Mapping[str, Any]) -> dict[str, Any]:

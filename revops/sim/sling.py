@@ -53,6 +53,11 @@ def _err(msg: str) -> RpcError:
     return RpcError(PLUGIN_RETURNED_ERROR, msg)
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """(4, 2, 0) from "v4.2.0"; unparsable parts count as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in text.lstrip("v").split(".")[:3])
+
+
 def _fmt_time(ts: float | None) -> str:
     if ts is None:
         return "Never"
@@ -110,6 +115,7 @@ class Sling:
         # scid -> [(ts, amount_msat, reason, fail_node, partner_scid, hops)]
         self.failures: dict[str, list[tuple]] = {}
         self.last_attempt: dict[str, float] = {}
+        self.banned_until: dict[str, float] = {}   # peer node_id -> end of a 1 h ban
         self._ticking = False
 
     # -- RPC dispatch ---------------------------------------------------------------
@@ -545,6 +551,28 @@ class Sling:
                 "total_rebalances_tried": len(fails)}
 
     # -- rebalancing ----------------------------------------------------------------
+    def _same_peer(self, now: float, scid: str, job: Job, ch: Channel, partner: Channel, ppm: int) -> bool:
+        """Out through one channel to a peer and back in through another to the same peer: the
+        peer picks the channel and sends it back over `partner` itself (sling issue #11).
+        Before v4.1.1 sling paid the fee and moved nothing; since then it sees the payment
+        arrive on the wrong channel, fails it and bans the peer for an hour."""
+        amount = job.amount_msat
+        if _version(self.version) >= (4, 1, 1):
+            self.failures.setdefault(scid, []).append(
+                (now, amount, "came back on the wrong channel", ch.peer.node_id, partner.scid, 2))
+            self.banned_until[ch.peer.node_id] = now + 3600
+            return False
+        fee = amount * ppm // 1_000_000
+        partner.to_us_msat -= fee  # out and back over the same channel: only the fee leaves
+        partner.min_to_us_msat = min(partner.min_to_us_msat, partner.to_us_msat)
+        self.successes.setdefault(scid, []).append((now, amount, fee, ppm, partner.scid, 2))
+        if self.node.bookkeeper is not None:
+            phash = "%064x" % self.rng.getrandbits(256)
+            for mvt in self.node.bookkeeper.record_rebalance(partner.channel_id, partner.channel_id,
+                                                             amount, fee, now, phash):
+                self.node.emit("coin_movement", mvt)
+        return True
+
     def start(self, now: float) -> None:
         """Called when the node starts; ticking begins once a task is active."""
         if any(t[1] for ts in self.tasks.values() for t in ts):
@@ -584,8 +612,11 @@ class Sling:
             pool = [c for c in node.channels if c.scid and c.scid != scid]
         out = []
         for c in pool:
-            if (c.state != NORMAL or not c.peer.connected or c.peer is target.peer
-                    or c.scid in self.except_chans or c.peer.node_id in self.except_peers):
+            # A channel to the target's own peer stays a candidate (sling does not filter it;
+            # see _same_peer); a peer banned for that is skipped until the ban ends.
+            if (c.state != NORMAL or not c.peer.connected or c.scid in self.except_chans
+                    or c.peer.node_id in self.except_peers
+                    or self.banned_until.get(c.peer.node_id, 0.0) > self.node.now_s):
                 continue
             if job.direction == "pull":
                 if job.outppm is not None and c.fee_ppm > job.outppm:
@@ -649,6 +680,8 @@ class Sling:
         task[0] = "Rebalancing"
         self.last_attempt[scid] = now
         hops = 2 + min(rng.randrange(4), (job.maxhops or 8) - 2)
+        if partner.peer is ch.peer:
+            return self._same_peer(now, scid, job, ch, partner, ppm)
         if rng.random() < self.p.route_failure_rate:
             fail_node = "02" + "%064x" % rng.getrandbits(256)
             self.failures.setdefault(scid, []).append(

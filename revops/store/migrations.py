@@ -16,6 +16,7 @@ import time
 from typing import Callable, Sequence, Union
 
 from revops.store.db import transaction
+from revops.store.rebalance import SCHEMA as _REBALANCE_SCHEMA
 
 Step = Union[Sequence[str], Callable[[sqlite3.Connection], None]]
 
@@ -234,6 +235,9 @@ _V6_LDS = (
 )
 
 #: (version, name, step), in order. Versions are 1, 2, 3, ... without gaps.
+# Issue #6: the rebalancer's jobs table (schema in store/rebalance.py, next to its SQL).
+_V6_REBALANCE = _REBALANCE_SCHEMA
+
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "forwards, rollups and cursor", _V1_FORWARDS),
     (2, "channel state, overrides, meta", _V1_STATE),
@@ -241,6 +245,7 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (4, "forwards by time for incremental channel_flows", _V4_FLOW_INDEX),
     (5, "fee-change and feerate history", _V5_HISTORY),
     (6, "liquidity dividend system", _V6_LDS),
+    (7, "rebalance jobs, reservations and measured spend", _V6_REBALANCE),
 )
 
 LATEST = MIGRATIONS[-1][0]

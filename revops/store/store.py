@@ -21,9 +21,10 @@ from revops.store import kv, peers, rollup
 from revops.store.db import Connections, transaction
 from revops.store.flowcache import FlowCache
 from revops.store.migrations import migrate
+from revops.store.rebalance import RebalanceStore
 
 
-class Store:
+class Store(RebalanceStore):
     """The plugin's persistent state: forwards and their rollups, per-channel policy state,
     param overrides, the decision journal, peer connection history, feerate samples and small
     meta values."""

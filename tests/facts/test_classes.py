@@ -7,6 +7,7 @@ import pytest
 from revops.facts import classes
 from revops.facts.build import build_facts
 from revops.facts.history import History, history_from_json, history_to_json
+from revops.facts.rebalance import RebalanceHistory
 
 from tests.facts.test_build import A, B, C, Dc, H, NOW, P1, P2, chan, fwd
 
@@ -14,11 +15,11 @@ from tests.facts.test_build import A, B, C, Dc, H, NOW, P1, P2, chan, fwd
 HEIGHT = 900_000 + 57_600
 
 
-def build(channels, forwards, states=None, history=None, feerates=None):
+def build(channels, forwards, states=None, history=None, feerates=None, rebalance=None):
     rpc = {"getinfo": {"id": "02" + "f" * 64, "blockheight": HEIGHT},
            "listpeerchannels": {"channels": channels}, "listforwards": {"forwards": forwards},
            "feerates": feerates or {"perkw": {"opening": 2500, "mutual_close": 2500}}}
-    return {f.scid: f.values for f in build_facts(rpc, NOW, history=history, states=states)}
+    return {f.scid: f.values for f in build_facts(rpc, NOW, history=history, states=states, rebalance=rebalance)}
 
 
 def test_reputation_decays_in_floating_point_and_never_collapses():
@@ -75,7 +76,7 @@ def test_profitability_and_profit_classes():
 def test_rebalance_cost_counts_against_profit():
     chans = [chan(A, P1, 10**9, 5 * 10**8, opener="remote")]
     fwds = [fwd(B, A, "settled", NOW - H, 10**8, 100_000)]
-    f = build(chans, fwds, history=History(as_of_s=NOW, rebalance_costs_30d={A: 400_000}))
+    f = build(chans, fwds, rebalance=RebalanceHistory(cost_30d_msat={A: 400_000}))
     assert f[A]["channel.rebalance_cost_30d_msat"] == 400_000
     assert f[A]["channel.marginal_roi_30d"] == pytest.approx((100_000 - 400_000) / 400_000)
     assert f[A]["channel.profit_class"] == "UNDERWATER"

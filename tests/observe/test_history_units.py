@@ -19,6 +19,18 @@ class FakeRpc:
                      "final_to_us_msat": 1_000_000}]}}[method]
 
 
+class StoreWithoutRebalances:
+    """A store as it was before the rebalancer existed: no rebalance_spend_msat."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __getattr__(self, name):
+        if name == "rebalance_spend_msat":
+            raise AttributeError(name)
+        return getattr(self.store, name)
+
+
 class StoreWithRebalances:
     """A store plus the rebalancer's spend query, answering fixed amounts per scid."""
 
@@ -45,7 +57,8 @@ def test_store_history_uses_the_rebalancers_records_when_the_store_has_them(tmp_
     with Store(tmp_path / "db.sqlite3") as store:
         store.ingest_forwards(forwards(10, "1x1x0", 1_700_000_000) + [
             {**f, "in_htlc_id": 100 + i} for i, f in enumerate(forwards(4, "2x2x0", 1_700_000_000))])
-        plain = revenue_history(FakeRpc(), store, 1_700_100_000, None, use_bookkeeper=False)
+        plain = revenue_history(FakeRpc(), StoreWithoutRebalances(store), 1_700_100_000, None,
+                                use_bookkeeper=False)
         assert plain["totals"]["routing_income_msat"] == 14 * 500
         assert plain["closed_channels"]["routing_income_msat"] == 4 * 500
         assert any("rebalance costs unknown" in note for note in plain["notes"])
@@ -60,7 +73,7 @@ def test_store_history_uses_the_rebalancers_records_when_the_store_has_them(tmp_
 def test_report_draws_rebalance_spend_and_its_burn_when_recorded(tmp_path):
     with Store(tmp_path / "db.sqlite3") as store:
         store.ingest_forwards(forwards(30, "1x1x0", 1_700_000_000))
-        plain = render(load(store, 100))
+        plain = render(load(StoreWithoutRebalances(store), 100))
         assert "rebalance spend unknown" in plain and "cumulative rebalance spend" not in plain
         page = render(load(StoreWithRebalances(store, {"1x1x0": 50_000}), 100))
         assert 'aria-label="Cumulative rebalance spend"' in page and "rebalance spend (sat)" in page

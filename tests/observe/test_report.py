@@ -40,7 +40,9 @@ def test_chromium_renders_the_report(report, tmp_path):
     dom = chromium("--dump-dom", report.as_uri())
     assert dom.returncode == 0, dom.stderr.decode()[-2000:]
     rendered = dom.stdout.decode()
-    assert rendered.count("<svg") == 4 and "Decisions by rule" in rendered
+    # four charts, and the cumulative rebalance spend now that the store has the rebalancer's records
+    assert rendered.count("<svg") == 5 and "Decisions by rule" in rendered
+    assert 'aria-label="Cumulative rebalance spend"' in rendered
     shot, blank = tmp_path / "report.png", tmp_path / "blank.png"
     (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body><h1>revops report</h1></body></html>")
     assert chromium(f"--screenshot={shot}", report.as_uri()).returncode == 0

@@ -117,3 +117,17 @@ def test_an_unwritable_textfile_is_logged_and_the_cycle_goes_on(workdir):
         assert n.call("revenue-status")["last_cycle"]["ok"] is True
     finally:
         n.stop()
+
+
+def test_the_rebalancers_summary_is_scraped(workdir):
+    node = Node(workdir, scenario="sink-drain", options={"revenue-ops-metrics-listen": "127.0.0.1:0"})
+    node.start()
+    try:
+        node.advance(6 * 3600)
+        summary = node.cycle("all")["rebalance"]
+        families = scrape(node.call("revenue-status")["metrics"])   # a collector error would be a 500
+        assert value(families, "revops_rebalance_budget_left_msat") == summary["budget"]["left_msat"]
+        assert value(families, "revops_rebalance_reservations") == len(summary["reservations"])
+        assert value(families, "revops_wallet_reserve_ok") == (0 if summary["wallet_reserve"]["suspended"] else 1)
+    finally:
+        node.stop()
