@@ -29,6 +29,14 @@ def run(node: Node, hours: float) -> list[dict]:
     return out
 
 
+def until_a_job_runs(node: Node, hours: float = 48) -> None:
+    """Run both cycles every half hour until a rebalance job runs (at most `hours`)."""
+    for _ in range(int(hours * 3600 / CYCLE_S)):
+        node.advance(CYCLE_S)
+        if node.cycle("all")["rebalance"]["jobs"]["running"]:
+            return
+
+
 def rebalance_fees_msat(node: Node) -> int:
     """What the node's bookkeeper says rebalancing cost (independent of the plugin's own record)."""
     events = node.backend("bkpr-listincome", {"consolidate_fees": False})["income_events"]
@@ -154,10 +162,7 @@ def test_below_the_wallet_reserve_nothing_is_spent_and_our_jobs_stop(workdir):
                             "outppm": 1})
     node.start()
     try:
-        for _ in range(96):
-            node.advance(CYCLE_S)
-            if node.cycle("all")["rebalance"]["jobs"]["running"]:
-                break
+        until_a_job_runs(node)
         ours = set(node.sim.sling.jobs) - {spare.scid}
         assert ours, "no job started within two days"
         node.call("revenue-config", {"key": "wallet_reserve_sat", "value": 10**12})
@@ -178,10 +183,7 @@ def test_below_the_wallet_reserve_nothing_is_spent_and_our_jobs_stop(workdir):
         assert status["rebalance"]["wallet_reserve"] == {"funds_sat": status["rebalance"]["wallet_reserve"]
                                                           ["funds_sat"], "reserve_sat": 10**12, "suspended": True}
         node.call("revenue-config", {"key": "reset", "value": "wallet_reserve_sat"})
-        for _ in range(96):
-            node.advance(CYCLE_S)
-            if node.cycle("all")["rebalance"]["jobs"]["running"]:
-                break
+        until_a_job_runs(node)
         ours = set(node.sim.sling.jobs) - {spare.scid}
         assert ours
         node.stop()  # shutdown deletes our jobs only
@@ -196,10 +198,7 @@ def test_standing_jobs_use_sling_job_with_a_target_and_sling_go(workdir):
     node.start()
     try:
         node.call("revenue-config", {"key": "rebalance_standing_jobs", "value": True})
-        for _ in range(96):
-            node.advance(CYCLE_S)
-            if node.cycle("all")["rebalance"]["jobs"]["running"]:
-                break
+        until_a_job_runs(node)
         status = node.call("revenue-status")["rebalance"]
     finally:
         node.stop()
@@ -214,10 +213,7 @@ def test_a_crash_leaves_a_reservation_that_the_next_start_settles_with_what_slin
     node = Node(workdir, scenario="sink-drain", seed=1)
     node.start()
     try:
-        for _ in range(96):
-            node.advance(CYCLE_S)
-            if node.cycle("all")["rebalance"]["jobs"]["running"]:
-                break
+        until_a_job_runs(node)
         ours = set(node.sim.sling.jobs)
         assert ours
         os.kill(node.ld.pid, signal.SIGKILL)  # no shutdown: the reservation stays, sling keeps going
