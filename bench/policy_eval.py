@@ -46,7 +46,11 @@ def main() -> None:
 
     # The fee cycle skips the rebalance-only stage (evaluate_many(rebalance=False)); the
     # rebalance cycle (every 15 min by default) evaluates every stage.
-    for label, kwargs in (("durable, no explain (fee cycle)", {"rebalance": False}),
+    # "fee cycle" is exactly what runtime._fee_cycle asks for: no rebalance stage, no
+    # per-channel value dicts or traces kept (it journals the winner's `why` only).
+    for label, kwargs in (("durable, no explain (fee cycle)", {"rebalance": False, "keep_values": False,
+                                                               "keep_trace": False}),
+                          ("durable, no explain, values and traces kept", {"rebalance": False}),
                           ("durable, no explain, with the rebalance stage (rebalance cycle)", {}),
                           ("durable, explain", {"explain": True}),
                           ("reference matcher, no explain", {"matcher": "reference"})):

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from collections import Counter as Tally
 from typing import Any, Iterable, Mapping
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics,
                                start_http_server, write_to_textfile)
 from prometheus_client.core import GaugeMetricFamily
+
+from revops.facts.registry import FACTS
 
 #: Decision outcomes (label `outcome` of revops_decisions_total).
 OUTCOMES = ("applied", "dry_run", "unchanged", "hold", "suppressed", "vetoed", "error")
@@ -31,6 +34,9 @@ CHANNEL_GAUGES = (
     ("channel.capacity_sat", "capacity_sat", "Channel capacity in sat."),
 )
 #: Rebalancer summary keys exported as gauges (see on_rebalance).
+#: The channel class facts (`channel.*_class`), exported as revops_channel_class.
+CLASS_FACTS = [name for name in FACTS if name.startswith("channel.") and name.endswith("_class")]
+
 REBALANCE_GAUGES = (
     ("budget_used_msat", "revops_rebalance_budget_used_msat", "Rebalance budget used in the current day, msat."),
     ("budget_left_msat", "revops_rebalance_budget_left_msat", "Rebalance budget left in the current day, msat."),
@@ -243,21 +249,28 @@ class Metrics:
 
     def on_decisions(self, records: list[dict], facts: list, params: Mapping[str, Any], dry_run: bool) -> None:
         """One fee cycle's decision records and channel facts (revops.facts.build.ChannelFacts)."""
+        # Counted first, then one inc per label set: 5,000 labels() lookups cost more than the counting.
+        decided: Tally = Tally()
+        suppressed: Tally = Tally()
+        sent = 0
         for rec in records:
-            self.rule_decisions.labels(rec.get("rule") or "", rec.get("stage") or "", outcome(rec, dry_run)).inc()
+            decided[(rec.get("rule") or "", rec.get("stage") or "", outcome(rec, dry_run))] += 1
             if rec.get("action") == "suppressed" or (rec.get("action") == "set_fee" and rec.get("suppressed_by")):
-                self.suppressed.labels(rec.get("suppressed_by") or "unknown").inc()
-            if rec.get("applied"):
-                self.broadcasts.inc()
-        wanted = {fact for fact, _, _ in CHANNEL_GAUGES}
-        channels = [(f.scid, f.peer_id, {k: v for k, v in f.values.items()
-                                         if k in wanted or (k.startswith("channel.") and k.endswith("_class"))})
-                    for f in facts]
+                suppressed[rec.get("suppressed_by") or "unknown"] += 1
+            sent += bool(rec.get("applied"))
+        for labels, n in decided.items():
+            self.rule_decisions.labels(*labels).inc(n)
+        for reason, n in suppressed.items():
+            self.suppressed.labels(reason).inc(n)
+        if sent:
+            self.broadcasts.inc(sent)
+        # Only the facts the exporter shows, looked up by name (a channel has ~170 facts).
+        wanted = [fact for fact, _, _ in CHANNEL_GAUGES] + CLASS_FACTS
+        channels = [(f.scid, f.peer_id, {k: f.values[k] for k in wanted if k in f.values}) for f in facts]
         node: dict[str, float] = {}
         if facts:
             first = facts[0].values
             # the facts were read before this cycle: add what it just sent
-            sent = sum(1 for rec in records if rec.get("applied"))
             node["updates_24h"] = float(first.get("node.fee_updates_24h", 0) + sent)
             node["fees_collected_msat"] = float(first.get("node.fees_collected_msat", 0))
             budget = params.get("gossip_max_updates_node_day")
