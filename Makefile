@@ -1,6 +1,6 @@
 # The two quick-start commands live here so that they work on a fresh machine:
 #   make demo   set up, then run revops' main job: the real plugin pricing a simulated
-#               40-channel node for 3 days, compared with a fixed-fee baseline
+#               40-channel node for 14 days, compared with a fixed-fee baseline at the market's typical fee
 #   make test   set up, then run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/revops simulate --scenario hub --days 3 --policy policies/default \
+	$(VENV)/bin/revops simulate --scenario hub --days 14 --policy policies/default \
 		--compare policies/baselines/static --fair-baselines
 
 test: $(STAMP) system-deps $(LNBITS_STAMP)
