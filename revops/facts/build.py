@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from revops.facts import classes
+from revops.facts.classes import laplace
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
@@ -109,11 +110,6 @@ def scid_block(scid: str) -> int | None:
     """Returns the funding block height encoded in a scid "BLOCKxTXxOUT", None if unparsable."""
     head, sep, _ = scid.partition("x")
     return int(head) if sep and head.isdigit() else None
-
-
-def laplace(successes: int, failures: int) -> float:
-    """Returns the Laplace-smoothed success score (s+1)/(s+f+2); 0.5 with no observations."""
-    return (successes + 1) / (successes + failures + 2)
 
 
 def market_facts(feerates: Mapping[str, Any], history: History = EMPTY_HISTORY,

@@ -40,6 +40,11 @@ STAGNANT_INVENTORY_RATIO = (0.4, 0.6)
 STAGNANT_INVENTORY_TURNOVER = 0.0015
 
 
+def laplace(successes: float, failures: float) -> float:
+    """Returns the Laplace-smoothed success score (s+1)/(s+f+2); 0.5 with no observations."""
+    return (successes + 1) / (successes + failures + 2)
+
+
 def decayed_reputation(bands: tuple[tuple[int, int], ...]) -> float:
     """Laplace score (s+1)/(s+f+2) of (successes, failures) per age band, each band's counts
     weighted by 0.5^(age / half-life) in floating point; 0.5 with no forwards."""
@@ -48,7 +53,7 @@ def decayed_reputation(bands: tuple[tuple[int, int], ...]) -> float:
         w = 0.5 ** (age / REPUTATION_HALF_LIFE_DAYS)
         s += ok * w
         f += failed * w
-    return (s + 1.0) / (s + f + 2.0)
+    return laplace(s, f)
 
 
 def bands(c1: tuple[int, int], c7: tuple[int, int], c30: tuple[int, int]) -> tuple[tuple[int, int], ...]:

@@ -16,6 +16,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from revops.facts.classes import laplace
+
 #: Window of the learned rebalance costs (sling keeps 30 days of stats too).
 COST_WINDOW_S = 30 * 86_400
 
@@ -74,10 +76,6 @@ class RebalanceHistory:
 EMPTY_REBALANCE = RebalanceHistory()
 
 
-def _laplace(ok: int, failed: int) -> float:
-    return (ok + 1) / (ok + failed + 2)
-
-
 def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: RebalanceHistory, now_s: float,
                     wallet_funds_sat: int) -> None:
     """Adds the rebalance facts to each (scid, peer_id, values) in place."""
@@ -108,7 +106,7 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
             "channel.rebalance_backoff_s": max(0.0, history.backoff_until_s.get(scid, 0.0) - now_s),
             "channel.rebalance_cost_30d_msat": history.cost_30d_msat.get(scid, 0),
             "channel.rebalanced_30d_msat": history.moved_30d_msat.get(scid, 0),
-            "channel.source_reliability": _laplace(ok, failed),
+            "channel.source_reliability": laplace(ok, failed),
             "channel.source_opportunity_ppm": median_by_peer[pid],
             "channel.rebalance_slot_util_after": min(1.0, (v["channel.htlcs_in_flight"] + 1)
                                                      / max(1, v["channel.max_accepted_htlcs"])),
