@@ -46,3 +46,17 @@ def test_simulate_rejects_a_bad_scenario_with_its_location(tmp_path):
     assert run.returncode == 1
     [line] = run.stderr.strip().splitlines()
     assert line.startswith(f"{bad}:") and "scenario_error" in line
+
+
+def test_fair_baselines_anchor_the_baselines_on_the_scenarios_typical_fee():
+    from revops.sim.driver import typical_ref_fee_ppm
+    from revops.sim.model_build import build_node
+    t = typical_ref_fee_ppm(build_node("hub", seed=3))
+    run = revops("simulate", "--scenario", "hub", "--days", "0.5", "--seed", "3", "--json", "--fair-baselines",
+                 "--compare", str(ROOT / "policies/baselines/static"), str(ROOT / "policies/baselines/proportional"))
+    assert run.returncode == 0, run.stderr
+    default, static, proportional = json.loads(run.stdout)["policies"]
+    assert default["params"] == {}   # the default policy has none of the baselines' params
+    assert static["params"] == {"static_fee_ppm": t}
+    assert proportional["params"] == {"prop_min_fee_ppm": t // 4, "prop_max_fee_ppm": t * 7 // 4}
+    assert {c["fee_ppm_end"] for c in static["channels"] if c["state"] == "CHANNELD_NORMAL"} == {t}
