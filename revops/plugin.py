@@ -13,14 +13,16 @@ from pathlib import Path
 
 from pyln.client import Plugin, RpcException
 
+from revops import rpcargs
 from revops.accounting import service as accounting
+from revops.act.limits import MAX_FEE_PPM, parse_max_fee_ppm
 from revops.clock import ManualClock, SystemClock
 from revops.diagnostics import DiagnosticError
 from revops.lds.driver import Lds, LdsUnavailable
 from revops.lds.metrics import register_lds_metrics
 from revops.lds.params import LdsConfigError, from_options as lds_params
 from revops.metrics import Metrics
-from revops.node.rpc import LightningdRpc, fast_lightning_rpc
+from revops.node.rpc import LightningdRpc, NodeRpcError, fast_lightning_rpc
 from revops.resources import default_policy_dir
 from revops.memory import limit_malloc_arenas
 from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
@@ -28,7 +30,26 @@ from revops.runtime import CYCLE_KINDS, RequestError, Runtime, RuntimeOptions
 INVALID_PARAMS = -32602
 MIN_INTERVAL_S = 10
 
-plugin = Plugin(dynamic=True)
+
+
+class _Plugin(Plugin):
+    """pyln's Plugin, with arguments that do not fit a method's signature (too many, unknown
+    names) answered as -32602 with the reason instead of pyln's generic -32600."""
+
+    def _bind_pos(self, func, params, request):
+        try:
+            return super()._bind_pos(func, params, request)
+        except TypeError as err:
+            raise RpcException(f"{request.method}: {err}", INVALID_PARAMS) from None
+
+    def _bind_kwargs(self, func, params, request):
+        try:
+            return super()._bind_kwargs(func, params, request)
+        except TypeError as err:
+            raise RpcException(f"{request.method}: {err}", INVALID_PARAMS) from None
+
+
+plugin = _Plugin(dynamic=True)
 state: dict = {"runtime": None, "metrics": None, "metrics_at": None}
 
 
@@ -56,6 +77,9 @@ plugin.add_option("revenue-ops-fee-interval", 1800, "seconds between fee cycles"
                   dynamic=True, on_change=_interval_changed("fee_interval_s"))
 plugin.add_option("revenue-ops-rebalance-interval", 900, "seconds between rebalance cycles", opt_type="int",
                   dynamic=True, on_change=_interval_changed("rebalance_interval_s"))
+plugin.add_option("revenue-ops-max-fee-ppm", MAX_FEE_PPM, "hard ceiling of any fee revops sets, in ppm; "
+                  f"a decision above it is refused and journaled as an error (at most {MAX_FEE_PPM})",
+                  opt_type="int")
 plugin.add_option("revenue-ops-metrics-listen", "127.0.0.1:9750",
                   "host:port of the Prometheus exporter; empty disables it")
 plugin.add_option("revenue-ops-metrics-textfile", "",
@@ -95,6 +119,11 @@ def init(options, configuration, plugin, **kwargs):
         store = Store(db_path)
     except Exception as err:  # unwritable path, corrupt or newer database: say so, do not crash
         return {"disable": f"cannot open the database {db_path}: {err}"}
+    try:
+        max_fee_ppm = parse_max_fee_ppm(options.get("revenue-ops-max-fee-ppm", MAX_FEE_PPM))
+    except ValueError as err:
+        store.close()
+        return {"disable": str(err)}
     sim_start_s = int(options.get("revenue-ops-sim-clock") or 0)
     simulated = sim_start_s > 0
     runtime = Runtime(
@@ -102,7 +131,8 @@ def init(options, configuration, plugin, **kwargs):
         RuntimeOptions(policy_dir=policy_dir, dry_run=_bool(options.get("revenue-ops-dry-run")),
                        fee_interval_s=int(options.get("revenue-ops-fee-interval")),
                        rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),
-                       auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated),
+                       auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated,
+                       max_fee_ppm=max_fee_ppm),
         ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
     _start_lds(runtime, options, plugin)
     metrics = Metrics()
@@ -170,6 +200,14 @@ def _call(fn, *args):
         return fn(*args)
     except RequestError as err:
         raise RpcException(str(err), INVALID_PARAMS) from None
+    except NodeRpcError as err:
+        raise RpcException(f"cannot read the node: {err}", -32603) from None
+    except RpcException:
+        raise
+    except Exception as err:  # a bug: one line to the caller, the traceback to the log
+        import traceback
+        plugin.log(traceback.format_exc(), "broken")
+        raise RpcException(f"internal error: {type(err).__name__}: {err}", -32603) from None
 
 
 @plugin.method("revenue-status")
@@ -195,58 +233,55 @@ def revenue_reload(plugin):
 @plugin.method("revenue-explain")
 def revenue_explain(plugin, scid=None):
     """For every channel (or one scid): each rule considered, why it matched or not, and the decision."""
-    if scid is not None and not isinstance(scid, str):
-        raise RpcException("scid must be a short channel id string like 880001x1234x0", INVALID_PARAMS)
-    return _call(_runtime().explain, scid)
+    return _call(lambda: _runtime().explain(rpcargs.scid(scid)))
 
 
 @plugin.method("revenue-config")
 def revenue_config(plugin, key=None, value=None):
     """List params; `key` shows one; `key value` overrides it; `reset [key]` removes overrides."""
-    if key is not None and not isinstance(key, str):
-        raise RpcException("key must be a param name or `reset`", INVALID_PARAMS)
-    return _call(_runtime().config, key, value)
+    def checked():
+        k = rpcargs.text(key, "key", "a param name or `reset`")
+        v = (rpcargs.text(value, "value", "the name of the param to reset") if k == "reset"
+             else rpcargs.config_value(value))
+        return _runtime().config(k, v)
+    return _call(checked)
 
 
 @plugin.method("revenue-snapshot")
 def revenue_snapshot(plugin):
     """A revops-snapshot/1 of the live node and the plugin's state, for `revops explain` offline."""
-    return _runtime().snapshot()
+    return _call(lambda: _runtime().snapshot())
 
 
 @plugin.method("revenue-cycle")
 def revenue_cycle(plugin, what="all", now=None):
     """Run a cycle now: fees, rebalance or all. (`now` is for the simulator's clock only.)"""
-    if what not in CYCLE_KINDS:
-        raise RpcException(f"what must be one of {', '.join(CYCLE_KINDS)}, got {what!r}", INVALID_PARAMS)
-    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))):
-        raise RpcException("now must be a unix time in seconds", INVALID_PARAMS)
-    return _call(_runtime().cycle, what, now)
+    return _call(lambda: _runtime().cycle(rpcargs.choice(what, "what", CYCLE_KINDS), rpcargs.unix_time(now)))
 
 
 @plugin.method("revenue-decisions")
 def revenue_decisions(plugin, scid=None, limit=50):
     """The decision journal, newest first: for one scid or all, at most `limit` entries."""
-    return _call(_runtime().decisions, scid, limit)
+    return _call(lambda: _runtime().decisions(rpcargs.scid(scid), rpcargs.integer(limit, "limit", 1, 10000)))
 
 
 @plugin.method("revenue-history")
 def revenue_history(plugin, days=None):
     """Lifetime P&L (or the last `days`): routing income, rebalance and on-chain costs, open and closed channels."""
-    return _call(accounting.history, _runtime(), days)
+    return _call(lambda: accounting.history(_runtime(), days))
 
 
 @plugin.method("revenue-capacity")
 def revenue_capacity(plugin, days=30):
     """Capacity Augmentation: channels to close and where to splice their funds, with the numbers."""
-    return _call(accounting.capacity, _runtime(), days)
+    return _call(lambda: accounting.capacity(_runtime(), days))
 
 
 @plugin.method("revenue-dashboard")
 def revenue_dashboard(plugin):
     """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""
     metrics = state["metrics"]
-    return _call(accounting.dashboard, _runtime(), metrics.rebalance_summary() if metrics else None)
+    return _call(lambda: accounting.dashboard(_runtime(), metrics.rebalance_summary() if metrics else None))
 
 
 @plugin.method("revenue-lds-status")
@@ -270,10 +305,7 @@ def revenue_lds_investors(plugin):
 @plugin.method("revenue-lds-payout")
 def revenue_lds_payout(plugin, dry_run=False):
     """Pay the LDS dividends due now; `dry_run` shows the next payout table and pays nothing."""
-    if isinstance(dry_run, str) and dry_run.lower() in ("true", "false"):
-        dry_run = dry_run.lower() == "true"
-    if not isinstance(dry_run, bool):
-        raise RpcException(f"dry_run must be true or false, got {dry_run!r}", INVALID_PARAMS)
+    dry_run = _call(lambda: rpcargs.boolean(dry_run, "dry_run"))
     result = _lds().payout(_runtime().clock.now(), dry_run)
     if "error" in result:
         raise RpcException(f"LDS payout: {result['error']}", -32603)

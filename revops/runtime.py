@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from revops.act.fees import FeeActuator
+from revops.act.fees import FeeActuator, chain_fee_ppm
+from revops.act.journal import CycleIntents, settle_quietly
+from revops.act.limits import MAX_FEE_PPM
 from revops.act.rebalance import Rebalancer, Settings as RebalanceSettings
 from revops.diagnostics import DiagnosticError
 from revops.facts.build import build_facts, market_facts
@@ -27,6 +29,7 @@ from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
 from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
                                  recent_forwards)
+from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
 from revops.policy.reload import PolicyHolder, ReloadResult
@@ -36,6 +39,15 @@ CYCLE_KINDS = ("fees", "rebalance", "all")
 FORWARD_KEEP_DAYS = 45.0  # raw forwards older than this are rolled up into daily totals
 JOURNAL_KEEP_DAYS = 90.0
 WATCH_INTERVAL_S = 2.0  # how often the policy folder is checksummed when auto-reload is on
+
+
+def _record(ev, applied: bool, error: str | None, action: str | None = None) -> dict:
+    """The journal record of one evaluation (and the intent stored before its setchannel)."""
+    d = ev.decision
+    return {"scid": d.scid, "peer_id": d.peer_id, "action": action or d.action, "fee_ppm": d.fee_ppm,
+            "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
+            "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
+            "applied": applied, "error": error, "why": ev.why}
 
 
 class RequestError(Exception):
@@ -50,6 +62,7 @@ class RuntimeOptions:
     rebalance_interval_s: int = 900
     auto_reload: bool = False
     simulated_clock: bool = False
+    max_fee_ppm: int = MAX_FEE_PPM  # the actuator's hard ceiling (act/limits.py)
 
 
 @dataclass
@@ -63,13 +76,13 @@ class _Status:
 
 class Runtime:
     def __init__(self, rpc: NodeRpc, store, options: RuntimeOptions, clock, log: Callable[[str, str], None]):
-        self.rpc = rpc
+        self.rpc = rpc = checked(rpc, log)  # every node reply is read through node/replies.py
         self.store = store
         self.options = options
         self.clock = clock
         self.log = log
         self.holder = PolicyHolder(options.policy_dir, overrides=store.get_overrides())
-        self.fees = FeeActuator(rpc, options.dry_run)
+        self.fees = FeeActuator(rpc, options.dry_run, options.max_fee_ppm)
         self.rebalancer = Rebalancer(rpc, store, options.dry_run, log)
         self.status_ = _Status()
         self._cycle_lock = threading.Lock()
@@ -92,6 +105,7 @@ class Runtime:
         result = self.reload(trigger="startup")
         if not result.ok:
             raise DiagnosticError(list(result.errors))
+        settle_quietly(self.store, self.rpc, self.log)  # fee changes a crash left unjournaled
         if self.check_dependencies().sling and not self.options.dry_run:
             self.rebalancer.cleanup(self.clock.now(), "startup: a job of a previous run")
         try:
@@ -221,6 +235,8 @@ class Runtime:
         started = time.perf_counter()
         cycle_id = uuid.uuid4().hex[:12]
         policy = self.holder.current
+        # Before the gossip budget is read: intents of a crashed cycle the start could not settle.
+        settle_quietly(self.store, self.rpc, self.log)
         try:
             rpc, facts, states, now = self._observe()
         except NodeRpcError as err:
@@ -235,30 +251,8 @@ class Runtime:
             self.store.record_feerate(now, market["market.opening_feerate_perkw"])
         evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False, rebalance=False)
         channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
-        counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
-        records, state_updates = [], {}
-        suppressed_by: Counter = Counter()  # held-back fee updates by the gossip rule that held them
-        for ev in evaluations:
-            d = ev.decision
-            result = self.fees.apply(d, channels.get(d.scid))
-            if result.error:
-                counts["rpc_errors"] += 1
-                self.log(f"{d.scid}: {result.error}", "warn")
-            if d.action == "set_fee":
-                counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
-            else:
-                counts[d.action] += 1
-            if d.suppressed_by:
-                suppressed_by[d.suppressed_by] += 1
-            records.append({"scid": d.scid, "peer_id": d.peer_id, "action": d.action, "fee_ppm": d.fee_ppm,
-                            "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
-                            "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
-                            "applied": result.applied, "error": d.error or result.error, "why": ev.why})
-            # Policy memory moves only with what really happened: not in dry-run, not when
-            # the fee change it describes failed.
-            if d.state_updates and not self.options.dry_run and not result.error:
-                state_updates[d.scid] = dict(d.state_updates)
         compiled = policy.compiled
+        records, state_updates, counts, suppressed_by = self._act(evaluations, channels, cycle_id, now, compiled)
         self.store.journal(records, now, compiled.name, compiled.version, compiled.digest, cycle_id,
                            self.options.dry_run)
         if state_updates:
@@ -274,6 +268,47 @@ class Runtime:
                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
         self._record_cycle(summary)
         return summary
+
+    def _act(self, evaluations: list, channels: dict, cycle_id: str, now: float, compiled):
+        """Carry out a cycle's decisions: (journal records, state updates, counts, suppressed_by).
+
+        Journal before act (act/journal.py): every change about to be sent is on disk before
+        the first setchannel, and marked applied or failed after its own.
+        """
+        counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
+        records, state_updates = [], {}
+        suppressed_by: Counter = Counter()  # held-back fee updates by the gossip rule that held them
+        checks = [(ev, self.fees.check(ev.decision, channels.get(ev.decision.scid))) for ev in evaluations]
+        due = [ev for ev, result in checks if result is None]
+        intents = CycleIntents(self.store, cycle_id, now, {
+            "policy_name": compiled.name, "policy_version": compiled.version,
+            "policy_digest": compiled.digest, "dry_run": self.options.dry_run})
+        intent_ids = dict(zip(map(id, due), intents.record([
+            (_record(ev, applied=True, error=None), chain_fee_ppm(channels.get(ev.decision.scid)),
+             ev.decision.state_updates) for ev in due])))
+        for ev, result in checks:
+            d = ev.decision
+            if result is None:
+                result = self.fees.send(d)
+                intents.done(intent_ids[id(ev)], result.applied, result.error)
+            if result.error:
+                self.log(f"{d.scid}: {result.error}", "warn")
+            if result.refused:  # outside the hard limits: an error decision, nothing sent
+                counts["error"] += 1
+            elif d.action == "set_fee":
+                counts["rpc_errors"] += result.error is not None
+                counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
+            else:
+                counts[d.action] += 1
+            if d.suppressed_by:
+                suppressed_by[d.suppressed_by] += 1
+            records.append(_record(ev, result.applied, d.error or result.error,
+                                   action="error" if result.refused else d.action))
+            # Policy memory moves only with what really happened: not in dry-run, not when
+            # the fee change it describes failed or was refused.
+            if d.state_updates and not self.options.dry_run and not result.error:
+                state_updates[d.scid] = dict(d.state_updates)
+        return records, state_updates, counts, suppressed_by
 
     def _rebalance_cycle(self) -> dict:
         """Watch revops' sling jobs, then start the moves the policy asks for (act/rebalance.py)."""

@@ -1,5 +1,8 @@
 """The accounting RPCs as the plugin calls them: check the parameters, read the node and the
-store under the runtime's cycle lock (the store is not shared mid-cycle), answer JSON."""
+store under the runtime's cycle lock (the store is not shared mid-cycle), answer JSON.
+
+A node that cannot be read raises NodeRpcError (replies are checked in node/replies.py);
+plugin.py answers it as "cannot read the node: ..." like every other method."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 from revops.accounting.capacity import recommend
 from revops.accounting.dashboard import dashboard_text
 from revops.accounting.history import revenue_history
-from revops.node.rpc import NodeRpcError
 from revops.runtime import RequestError
 
 
@@ -28,10 +30,7 @@ def _days(days: Any) -> float | None:
 def _history(runtime, days: float | None) -> dict:
     deps = runtime.check_dependencies()
     runtime.forward_events.flush()
-    try:
-        return revenue_history(runtime.rpc, runtime.store, runtime.clock.now(), days, deps.bookkeeper)
-    except NodeRpcError as err:
-        raise RequestError(f"cannot read the node: {err}") from None
+    return revenue_history(runtime.rpc, runtime.store, runtime.clock.now(), days, deps.bookkeeper)
 
 
 def history(runtime, days: Any = None) -> dict:
@@ -43,15 +42,14 @@ def history(runtime, days: Any = None) -> dict:
 
 def capacity(runtime, days: Any = 30) -> dict:
     """revenue-capacity [days]: close-and-splice recommendations with their numbers."""
+    if days is None:  # null is not "lifetime" here: recommendations weigh a recent window
+        raise RequestError("days must be a positive number of days (at most 36500), got None")
     days = _days(days)
     with runtime._cycle_lock:
         lifetime = _history(runtime, None)
         recent = _history(runtime, days)
-        try:
-            feerates = runtime.rpc.call("feerates", {"style": "perkw"})
-            _, facts, _, now = runtime._observe()
-        except NodeRpcError as err:
-            raise RequestError(f"cannot read the node: {err}") from None
+        feerates = runtime.rpc.call("feerates", {"style": "perkw"})
+        _, facts, _, now = runtime._observe()
         latest = {d["scid"]: d for d in reversed(runtime.store.decisions(None, 10000))}
     return recommend(facts, lifetime, recent, latest, feerates, days, now)
 

@@ -16,6 +16,7 @@ import time
 from typing import Callable, Sequence, Union
 
 from revops.store.db import transaction
+from revops.store.intents import SCHEMA as _FEE_INTENTS_SCHEMA
 from revops.store.rebalance import SCHEMA as _REBALANCE_SCHEMA
 
 Step = Union[Sequence[str], Callable[[sqlite3.Connection], None]]
@@ -246,6 +247,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (5, "fee-change and feerate history", _V5_HISTORY),
     (6, "liquidity dividend system", _V6_LDS),
     (7, "rebalance jobs, reservations and measured spend", _V6_REBALANCE),
+    # Issue #12: journal before act (schema in store/intents.py, next to its SQL).
+    (8, "fee intents journaled before setchannel", _FEE_INTENTS_SCHEMA),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -15,6 +15,7 @@ from typing import Any
 from revops.facts.flow import ChannelFlow
 from revops.facts.history import History
 from revops.store import forwards as fw
+from revops.store import intents as fi
 from revops.store import journal as jr
 from revops.store import history as hist
 from revops.store import kv, peers, rollup
@@ -174,10 +175,49 @@ class Store(RebalanceStore):
 
     def journal(self, records: list[dict], at_s: float, policy_name: str, policy_version: str,
                 policy_digest: str, cycle_id: str, dry_run: bool) -> None:
-        """Appends a cycle's decision records with the policy identity, in one transaction."""
+        """Appends a cycle's decision records with the policy identity, and drops the cycle's
+        fee intents (they are journaled now), in one transaction."""
         with transaction(self._conn()) as conn:
             jr.journal(conn, records, at_s, policy_name, policy_version, policy_digest,
                        cycle_id, dry_run)
+            fi.drop_cycle(conn, cycle_id)
+
+    # --- fee intents (journal before act; intents.py)
+
+    def add_fee_intents(self, cycle_id: str, at_s: float, batch: dict,
+                        items: list[tuple[dict, int | None, dict | None]]) -> list[int]:
+        """Stores pending intents (record, chain fee, state updates) in one transaction synced
+        to disk before it returns, so that they survive a crash or power loss right after;
+        returns their ids."""
+        if not items:
+            return []
+        conn = self._conn()
+        # synchronous=FULL for this commit only: in WAL mode NORMAL may lose the last commits
+        # on power loss, and these rows must exist before setchannel is called.
+        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            with transaction(conn):
+                return fi.add(conn, cycle_id, at_s, batch, items)
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
+
+    def finish_fee_intent(self, intent_id: int, applied: bool, error: str | None) -> None:
+        """Marks an intent applied or failed once its setchannel answered."""
+        fi.finish(self._conn(), intent_id, applied, error)
+
+    def open_fee_intents(self) -> list[dict]:
+        """Returns the intents no journal batch holds yet (left by a crash), oldest first."""
+        return fi.open_intents(self._conn())
+
+    def journal_fee_intents(self, batches: list[dict]) -> None:
+        """Journals settled intents and deletes them, in one transaction. Each batch:
+        {"records", "at_s", "cycle_id", "policy_name", "policy_version", "policy_digest",
+        "dry_run", "intent_ids"}."""
+        with transaction(self._conn()) as conn:
+            for b in batches:
+                jr.journal(conn, b["records"], b["at_s"], b["policy_name"], b["policy_version"],
+                           b["policy_digest"], b["cycle_id"], b["dry_run"])
+                fi.drop(conn, b["intent_ids"])
 
     def decisions(self, scid: str | None = None, limit: int = 50) -> list[dict]:
         """Returns up to limit decisions, newest first, each with at_s, cycle_id, policy

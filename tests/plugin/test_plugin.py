@@ -142,8 +142,8 @@ def test_explain_one_channel_and_bad_params(node):
             node.call(method, params)
         assert text in info.value.message and info.value.code == -32602
     with pytest.raises(RpcError) as info:
-        node.call("revenue-status", ["extra"])  # too many positional params: pyln's binding error
-    assert info.value.code == -32600
+        node.call("revenue-status", ["extra"])  # too many positional params: refused as invalid params
+    assert info.value.code == -32602 and "too many positional arguments" in info.value.message
     assert node.ld.running
 
 
