@@ -52,8 +52,11 @@ def capture_node(rpc: NodeRpc) -> dict[str, Any]:
     return {method: rpc.call(method, params) for method, params in NODE_READS}
 
 
-def page_forwards(rpc: NodeRpc, index: str, start: int, on_page: Callable[[list[dict]], None]) -> int:
-    """Page through listforwards by `index` (created|updated) from `start`; returns rows seen."""
+def page_forwards(rpc: NodeRpc, index: str, start: int, on_page: Callable[[list[dict], dict], None]) -> int:
+    """Page through listforwards by `index` (created|updated) from `start`; returns rows seen.
+
+    `on_page(rows, max_index)` gets each page's rows and the highest created_index and
+    updated_index lightningd sent in it, rows dropped by node/replies.py included."""
     seen = 0
     while True:
         reply = rpc.call("listforwards", {"index": index, "start": start, "limit": PAGE})
@@ -61,12 +64,15 @@ def page_forwards(rpc: NodeRpc, index: str, start: int, on_page: Callable[[list[
         # A checked reply (node/replies.py) may have dropped bad rows: page by what lightningd
         # sent, so a dropped row neither ends the paging early nor is asked for again.
         raw_count = getattr(reply, "raw_count", len(page))
-        if page:
-            on_page(page)
+        max_index = dict(getattr(reply, "max_index", {}))
+        for f in page:
+            for key in ("created_index", "updated_index"):
+                if type(f.get(key)) is int and f[key] > max_index.get(key, -1):
+                    max_index[key] = f[key]
+        if raw_count:
+            on_page(page, max_index)
             seen += len(page)
-        indexes = [f.get(f"{index}_index") for f in page]
-        last = max([i for i in indexes if type(i) is int] +
-                   [getattr(reply, "max_index", {}).get(f"{index}_index", -1)])
+        last = max_index.get(f"{index}_index", -1)
         if raw_count == 0 or last < start:
             return seen
         start = last + 1
@@ -85,8 +91,9 @@ def backfill_forwards(rpc: NodeRpc, store) -> int:
     created, updated = store.forward_index()
     changed = [0]
 
-    def ingest(page: list[dict]) -> None:
-        changed[0] += store.ingest_forwards(page)
+    def ingest(page: list[dict], max_index: dict | None = None) -> None:
+        # the cursor moves past rows node/replies.py dropped too: a bad row is not asked for again
+        changed[0] += store.ingest_forwards(page, cursor_floor=max_index)
     try:
         page_forwards(rpc, "created", created + 1, ingest)
         page_forwards(rpc, "updated", updated + 1, ingest)
@@ -111,7 +118,7 @@ def recent_forwards(rpc: NodeRpc, since_s: float) -> list[dict]:
     def when(f: dict) -> float:
         return f.get("resolved_time") or f.get("received_time") or 0
 
-    def keep(page: list[dict]) -> None:
+    def keep(page: list[dict], max_index: dict) -> None:
         for f in page:
             if when(f) >= since_s:
                 kept.append(f)

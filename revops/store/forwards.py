@@ -263,7 +263,7 @@ def _index_of(f: Mapping[str, Any], key: str) -> int:
 
 
 def ingest(conn: sqlite3.Connection, forwards: Iterable[Mapping[str, Any]],
-           advance_cursor: bool, changes: list | None = None) -> int:
+           advance_cursor: bool, changes: list | None = None, cursor_floor: Mapping[str, int] | None = None) -> int:
     """Upserts forward dicts inside the caller's transaction; returns how many rows changed.
 
     With `changes`, appends (old, new) flow rows (FLOW_COLUMNS order; old None for an
@@ -272,14 +272,16 @@ def ingest(conn: sqlite3.Connection, forwards: Iterable[Mapping[str, Any]],
 
     Malformed dicts are logged and skipped. With `advance_cursor` (listforwards pages) the
     backfill cursor moves to the highest created/updated index seen, malformed entries
-    included, so a bad entry is not fetched again on every start. Live events never move it:
+    included (and at least to `cursor_floor`, the indexes of entries dropped before they got
+    here), so a bad entry is not fetched again on every start. Live events never move it:
     after a restart the first live event would otherwise jump the cursor over the forwards
     made while the plugin was down, and backfill would never fetch them.
     """
     horizon_s = conn.execute("SELECT horizon_s FROM forward_cursor WHERE id = 1").fetchone()[0]
     changed = 0
     settled = []
-    max_created = max_updated = 0
+    max_created = _index_of(cursor_floor, "created_index") if cursor_floor else 0
+    max_updated = _index_of(cursor_floor, "updated_index") if cursor_floor else 0
     for f in forwards:
         if advance_cursor:
             max_created = max(max_created, _index_of(f, "created_index"))

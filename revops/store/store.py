@@ -78,18 +78,19 @@ class Store(RebalanceStore):
         """
         return self._ingest([_payload(e) for e in events], advance_cursor=False)
 
-    def ingest_forwards(self, forwards: list[dict]) -> int:
+    def ingest_forwards(self, forwards: list[dict], cursor_floor: dict | None = None) -> int:
         """Upserts listforwards entries (a backfill page) in one transaction and advances the
-        backfill cursor; returns how many rows changed."""
-        return self._ingest(forwards, advance_cursor=True)
+        backfill cursor (at least to `cursor_floor`'s created_index / updated_index, the
+        page's rows that were dropped before they got here); returns how many rows changed."""
+        return self._ingest(forwards, advance_cursor=True, cursor_floor=cursor_floor)
 
-    def _ingest(self, forwards: list[dict], advance_cursor: bool) -> int:
+    def _ingest(self, forwards: list[dict], advance_cursor: bool, cursor_floor: dict | None = None) -> int:
         """Upserts forward dicts in one transaction whose commit also updates the flow cache;
         returns how many rows changed."""
         conn = self._conn()
         changes: list = []
         with transaction(conn, commit=lambda: self._flows.commit(conn, changes)):
-            return fw.ingest(conn, forwards, advance_cursor, changes)
+            return fw.ingest(conn, forwards, advance_cursor, changes, cursor_floor)
 
     def forward_index(self) -> tuple[int, int]:
         """Returns (created_index, updated_index): the highest listforwards indexes ingested
