@@ -92,8 +92,13 @@ def backfill_forwards(rpc: NodeRpc, store) -> int:
     changed = [0]
 
     def ingest(page: list[dict], max_index: dict | None = None) -> None:
-        # the cursor moves past rows node/replies.py dropped too: a bad row is not asked for again
-        changed[0] += store.ingest_forwards(page, cursor_floor=max_index)
+        own = {k: max([f[k] for f in page if type(f.get(k)) is int], default=-1)
+               for k in ("created_index", "updated_index")}
+        if max_index and any(v > own[k] for k, v in max_index.items()):
+            # the cursor moves past rows node/replies.py dropped too: a bad row is not asked for again
+            changed[0] += store.ingest_forwards(page, cursor_floor=max_index)
+        else:
+            changed[0] += store.ingest_forwards(page)
     try:
         page_forwards(rpc, "created", created + 1, ingest)
         page_forwards(rpc, "updated", updated + 1, ingest)
