@@ -240,6 +240,8 @@ class Runtime:
         suppressed_by: Counter = Counter()  # held-back fee updates by the gossip rule that held them
         for ev in evaluations:
             d = ev.decision
+            for note in d.notes:  # e.g. a state update out of bounds, refused (issue #12)
+                self.log(f"{d.scid}: {note}", "warn")
             result = self.fees.apply(d, channels.get(d.scid))
             if result.error:
                 counts["rpc_errors"] += 1

@@ -196,6 +196,9 @@ class PreparedPolicy:
                     if v.__class__ is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                         fact[prop] = v
                         continue
+                    if v.__class__ is int and -2 ** 1000 < v < 2 ** 1000:
+                        fact[prop] = float(v)
+                        continue
                     v = as_double(v, name)
                 elif kind == "bool" and v.__class__ is not bool:
                     raise FactError(f"{name} is not a bool ({v!r:.40})")

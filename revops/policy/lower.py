@@ -69,7 +69,10 @@ class Derived:
 
     def compute(self, values: Mapping[str, Any]) -> Any:
         """The value to post; raise one of EVAL_ERRORS / FactError when it cannot be computed."""
-        return posted_value(self.fn(values), f"{self.prop} ({_text(self.node)})")
+        value = self.fn(values)
+        if value.__class__ is float and value - value == 0.0:  # finite: the common case, no call
+            return value
+        return posted_value(value, f"{_text(self.node)}")
 
 
 def posted_value(value: Any, name: str) -> Any:
