@@ -197,7 +197,7 @@ def _constant(node, param_values):
     try:
         value = posted_value(evaluate(node, param_values), _text(node))
     except FactError as err:
-        raise LoweringError(node, str(err)) from None
+        raise LoweringError(node, f"this constant is not usable: {err}") from None
     except EVAL_ERRORS as err:
         raise LoweringError(node, f"cannot compute this constant: {err}") from None
     if isinstance(value, bool):
