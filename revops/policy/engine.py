@@ -43,6 +43,7 @@ CHUNK = 256  # channels decided together: bounds the memory of a cycle, keeps ba
 # survives SQLite and JSON unchanged); a state string holds at most 1,000 characters.
 STATE_NUMBER_LIMIT = 2 ** 53
 STATE_STRING_LIMIT = 1000
+_INT_FAST = 2 ** 52  # ints below this convert to float exactly and fast
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class PreparedPolicy:
                     if v.__class__ is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
                         fact[prop] = v
                         continue
-                    if v.__class__ is int and -2 ** 1000 < v < 2 ** 1000:
+                    if v.__class__ is int and -_INT_FAST < v < _INT_FAST:
                         fact[prop] = float(v)
                         continue
                     v = as_double(v, name)
