@@ -63,6 +63,27 @@ def main() -> None:
         print(f"decisions/s [{label}]: {len(facts) / best:,.0f}  ({best * 1000:.0f} ms for {len(facts)}; "
               f"{changed} set_fee)")
 
+    # The durable-rules worker process (issue #12): time spent in its requests during one fee
+    # cycle (encode, pipe both ways, match in the worker, decode) and its restarts.
+    from revops.policy.rete import shared_worker, worker_restarts
+    worker = shared_worker()
+    spent = [0.0]
+    inner = worker.match
+
+    def timed(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return inner(*a, **kw)
+        finally:
+            spent[0] += time.perf_counter() - t
+    worker.match = timed
+    start = time.perf_counter()
+    prepared.evaluate_many(facts, rebalance=False, keep_values=False, keep_trace=False)
+    total = time.perf_counter() - start
+    worker.match = inner
+    print(f"engine worker (fee cycle): {spent[0] * 1000:.0f} ms of {total * 1000:.0f} ms "
+          f"({spent[0] / total:.0%}) in worker requests; restarts: {worker_restarts()}")
+
     timings = []
     for _ in range(max(5, args.repeat)):
         start = time.perf_counter()

@@ -134,6 +134,21 @@ class _Snapshot:
                                     value=1.0 if rebalance["wallet_reserve_ok"] else 0.0)
 
 
+class _EngineWorkerCollector:
+    """revops_engine_worker_restarts_total: deaths (crash or hang) of the durable-rules worker
+    process, read from revops.policy.rete at scrape time (issue #12)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        from revops.policy.rete import worker_restarts
+        yield CounterMetricFamily("revops_engine_worker_restarts", "Times the durable-rules worker process died "
+                                  "(crash or hang) and was restarted; that batch's decisions were errors.",
+                                  value=worker_restarts())
+
+
 def rebalance_view(summary: dict) -> dict:
     """The rebalancer's cycle summary (revops/act/rebalance.py: jobs with by_state, budget,
     reservations as a list, wallet_reserve, ended jobs with their measured spend) in the
@@ -202,6 +217,7 @@ class Metrics:
                                        "Whether rebalancing can run (sling loaded) (1) or not (0).", registry=r)
         self._snapshot = _Snapshot()
         r.register(self._snapshot)
+        r.register(_EngineWorkerCollector())
         self.server = None
         self.textfile: str | None = None
 

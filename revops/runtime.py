@@ -288,6 +288,8 @@ class Runtime:
              ev.decision.state_updates) for ev in due])))
         for ev, result in checks:
             d = ev.decision
+            for note in d.notes:  # e.g. a state update out of bounds, refused (issue #12)
+                self.log(f"{d.scid}: {note}", "warn")
             if result is None:
                 result = self.fees.send(d)
                 intents.done(intent_ids[id(ev)], result.applied, result.error)

@@ -10,26 +10,40 @@ built while the old one keeps serving. `PreparedPolicy.evaluate` then decides on
      winning stage is clamp-exempt; a guard's veto applies to its own stage and later ones.
   2. post phase: rules in post stages see decision.* and may force or suppress the
      broadcast, update state, or skip rebalancing.
-Actions of a target rule that lost are not applied (it was shadowed). Any evaluation
-error falls back to "hold": no fee change, no state change, the error in the trace.
+Actions of a target rule that lost are not applied (it was shadowed).
+
+Each channel is decided on its own (issue #12): anything that goes wrong while deciding
+one channel — a fact that is not a finite number, NaN or an overflow in an action, even an
+unforeseen exception — is that channel's `error` decision (no fee change, no state change,
+the reason in the decision and the trace); the others are decided as usual. A crash or hang
+of durable-rules (it runs in a worker process, see rete.py) makes that chunk's channels
+`error`. State updates are finite and bounded (STATE_NUMBER_LIMIT, STATE_STRING_LIMIT); one
+that is not is dropped and said in `Decision.notes`, which the runtime logs.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template, with_lets
 from revops.policy.dsl import Ref, walk
-from revops.policy.interp import EvalError, evaluate, explain_false, format_value
-from revops.policy.lower import LoweringError, alias, fold, lower_condition
-from revops.policy.rete import RuleSession
+from revops.policy.encode import FactError, as_double
+from revops.policy.interp import EVAL_ERRORS, EvalError, evaluate, explain_false, format_value
+from revops.policy.lower import Derived, DerivedFacts, LoweredRule, LoweringError, alias, lower_rule
+from revops.policy.rete import ReteError, RuleSession
 
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
 CHUNK = 256  # channels decided together: bounds the memory of a cycle, keeps batches large
+# A state number is a finite double within ±2**53 (every integer up to it is exact, so it
+# survives SQLite and JSON unchanged); a state string holds at most 1,000 characters.
+STATE_NUMBER_LIMIT = 2 ** 53
+STATE_STRING_LIMIT = 1000
+_INT_FAST = 2 ** 52  # ints below this convert to float exactly and fast
 
 
 @dataclass(frozen=True)
@@ -51,14 +65,18 @@ class Decision:
     rebalance: Mapping[str, Any] | None = None  # {"role": "target"|"source", "rule", ...} (rebalance stage)
     state_updates: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    notes: tuple[str, ...] = ()  # what was refused without failing the decision (a state update out of bounds)
 
     def to_json(self) -> dict:
-        return {"action": self.action, "fee_ppm": self.fee_ppm, "old_fee_ppm": self.old_fee_ppm,
-                "stage": self.stage, "rule": self.rule, "broadcast": self.broadcast,
-                "suppressed_by": self.suppressed_by, "forced_by": self.forced_by,
-                "vetoed_by": self.vetoed_by, "skip_rebalance": self.skip_rebalance,
-                "rebalance": None if self.rebalance is None else dict(self.rebalance),
-                "state_updates": dict(self.state_updates), "error": self.error}
+        out = {"action": self.action, "fee_ppm": self.fee_ppm, "old_fee_ppm": self.old_fee_ppm,
+               "stage": self.stage, "rule": self.rule, "broadcast": self.broadcast,
+               "suppressed_by": self.suppressed_by, "forced_by": self.forced_by,
+               "vetoed_by": self.vetoed_by, "skip_rebalance": self.skip_rebalance,
+               "rebalance": None if self.rebalance is None else dict(self.rebalance),
+               "state_updates": dict(self.state_updates), "error": self.error}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,11 +90,14 @@ class Evaluation:
 class _Phase:
     name: str
     rules: list[CompiledRule]
-    conditions: dict[str, Any]  # rule id -> lowered condition, True or False
-    refs: list[tuple[str, str, bool]]  # (dotted name, message property, numeric?) posted to durable-rules
+    lowered: dict[str, LoweredRule]  # rule id -> its durable-rules form
+    refs: list[tuple[str, str, str | None]]  # (dotted name, message property, type) of every fact read
+    derived: list[Derived]  # operands computed in Python per channel (lower.py)
     session: RuleSession | None = None
     # Every action of every rule is a rebalance instruction: the fee cycle can skip the phase.
     rebalance_only: bool = False
+    sub_rules: dict[str, str] = field(default_factory=dict)  # durable-rules rule name -> rule id
+    always: frozenset = frozenset()  # rules whose condition is constantly true
 
 
 
@@ -97,38 +118,49 @@ class PreparedPolicy:
         self._phases += [self._build_phase(st.name, [r for r in compiled.rules if r.stage.name == st.name])
                          for st in stages if st.phase == "post"]
         for phase in self._phases:
-            rules = {rid: c for rid, c in phase.conditions.items() if not isinstance(c, bool)}
-            if rules:  # constant conditions (after folding params) need no engine
-                phase.session = RuleSession(f"revops_{phase.name}", rules)
+            rules = []
+            for rid, lowered in phase.lowered.items():  # constant conditions need no engine
+                for k, (cond, branches) in enumerate(lowered.parts):
+                    name = f"r{len(phase.sub_rules)}"
+                    phase.sub_rules[name] = rid
+                    rules.append((name, cond, branches))
+            if rules:
+                try:
+                    phase.session = RuleSession(f"revops_{phase.name}", rules)
+                except ReteError as err:  # the engine refused, crashed or hung: say where, keep the old policy
+                    first = phase.rules[0]
+                    raise DiagnosticError([Diagnostic(first.file, first.line, 1, "dsl_compile_error",
+                                                      f"durable-rules could not build the {phase.name} rules: {err}")])
 
     # -- preparation -----------------------------------------------------------------------
 
     def _build_phase(self, phase: str, rules: list[CompiledRule]) -> _Phase:
-        conditions: dict[str, Any] = {}
+        lowered: dict[str, LoweredRule] = {}
         names: dict[str, None] = {}
         errors: list[Diagnostic] = []
-        type_of = self._type_of
+        derived = DerivedFacts()
         for rule in rules:
             if rule.when is None:
-                conditions[rule.id] = True
+                lowered[rule.id] = LoweredRule(True, (), ())
                 continue
             try:
-                lowered = lower_condition(fold(rule.when, self.params), type_of)
+                lowered[rule.id] = lower_rule(rule.id, rule.when, self.params, self._type_of, derived)
             except LoweringError as err:
                 line, col = rule.when_text.locate(err.node.span.line, err.node.span.col)
                 errors.append(Diagnostic(rule.when_text.pos.file, line, col, "dsl_compile_error", err.message))
                 continue
-            conditions[rule.id] = lowered
-            if not isinstance(lowered, bool):
-                for node in walk(rule.when):
-                    if isinstance(node, Ref) and node.path[0] != "params":
-                        names[node.name] = None
+            # Every fact a condition reads is checked (and posted) for every channel, by both
+            # matchers alike, even where folding left the condition constant.
+            for node in walk(rule.when):
+                if isinstance(node, Ref) and node.path[0] != "params":
+                    names[node.name] = None
         if errors:
             raise DiagnosticError(errors)
-        refs = [(n, alias(n), self._type_of(n) == "number") for n in names]
+        refs = [(n, alias(n), self._type_of(n)) for n in names]
         rebalance_only = phase != "decide" and bool(rules) and all(
             a.spec.kind == "rebalance" for r in rules for a in r.actions)
-        return _Phase(phase, rules, conditions, refs, rebalance_only=rebalance_only)
+        always = frozenset(rid for rid, low in lowered.items() if low.constant is True)
+        return _Phase(phase, rules, lowered, refs, derived.all, rebalance_only=rebalance_only, always=always)
 
     def _type_of(self, name: str) -> str | None:
         if name.startswith("state."):
@@ -144,27 +176,87 @@ class PreparedPolicy:
 
     def durable_rulesets(self) -> dict[str, dict]:
         """The lowered durable-rules conditions per phase (True/False when constant), for tests."""
-        return {p.name: {rid: c for rid, c in p.conditions.items()} for p in self._phases}
+        return {p.name: {rid: low.condition for rid, low in p.lowered.items()} for p in self._phases}
+
+    def engine_rulesets(self) -> dict[str, int]:
+        """How many durable-rules rulesets each phase is spread over (rete.MAX_BRANCHES each)."""
+        return {p.name: len(p.session.names) if p.session else 0 for p in self._phases}
 
     # -- matching --------------------------------------------------------------------------
 
-    def _match_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> list[set[str]]:
-        """Post one fact per channel to the phase's durable-rules session; matched rule ids per channel."""
-        always = {rid for rid, c in phase.conditions.items() if c is True}
-        if phase.session is None:
-            return [set(always) for _ in items]
-        facts = []
-        for scid, values in items:
-            fact: dict[str, Any] = {"scid": scid}
-            for name, prop, numeric in phase.refs:
+    @staticmethod
+    def _fact(phase: _Phase, key: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The message durable-rules gets for one channel: every fact the phase's conditions
+        read, numbers as finite doubles; raise FactError (that channel's error) otherwise.
+        Both matchers call this, so a bad fact is the same error under either."""
+        fact: dict[str, Any] = {"scid": key}
+        try:
+            for name, prop, kind in phase.refs:
                 v = values[name]
-                fact[prop] = float(v) if numeric else v
-            facts.append(fact)
-        found = phase.session.match(facts)
-        return [found[scid] | always for scid, _ in items]
+                if kind == "number":
+                    if v.__class__ is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+                        fact[prop] = v
+                        continue
+                    if v.__class__ is int and -_INT_FAST < v < _INT_FAST:
+                        fact[prop] = float(v)
+                        continue
+                    v = as_double(v, name)
+                elif kind == "bool" and v.__class__ is not bool:
+                    raise FactError(f"{name} is not a bool ({v!r:.40})")
+                elif kind == "string" and v.__class__ is not str:
+                    raise FactError(f"{name} is not a string ({v!r:.40})")
+                fact[prop] = v
+        except KeyError as err:
+            raise FactError(f"{err.args[0]} has no value") from None
+        return fact
 
     @staticmethod
-    def _match_reference(phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict[str, str]]:
+    def _derive(phase: _Phase, values: Mapping[str, Any], fact: dict[str, Any]) -> dict[str, str]:
+        """Compute the phase's derived facts into the message; {rule id: error} for those that fail."""
+        errors: dict[str, str] = {}
+        for derived in phase.derived:
+            try:
+                fact[derived.prop] = derived.compute(values)
+            except EVAL_ERRORS as err:
+                for rid in derived.rules:
+                    errors.setdefault(rid, _reason(err))
+        return errors
+
+    def _match_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> list[tuple[set[str], dict, str | None]]:
+        """Post one fact per channel to the phase's durable-rules rulesets.
+
+        Returns per channel (matched rule ids, {rule id: error}, the channel's error or None).
+        """
+        results: list = []
+        facts, posted = [], []
+        for i, (_, values) in enumerate(items):
+            try:
+                fact = self._fact(phase, str(i), values)
+            except FactError as err:
+                results.append((set(), {}, str(err)))
+                continue
+            results.append((None, self._derive(phase, values, fact), None))
+            facts.append(fact)
+            posted.append(i)
+        found: dict[str, set[str]] = {}
+        if phase.session is not None and facts:
+            try:
+                found = phase.session.match(facts)
+            except ReteError as err:
+                for i in posted:
+                    results[i] = (set(), {}, f"durable-rules: {err}; fees untouched")
+                return results
+        for i in posted:
+            _, errors, _ = results[i]
+            matched = {phase.sub_rules[name] for name in found.get(str(i), ())} | phase.always
+            results[i] = (matched - errors.keys(), errors, None)
+        return results
+
+    def _match_reference(self, phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict, str | None]:
+        try:
+            self._fact(phase, "", values)
+        except FactError as err:
+            return set(), {}, str(err)
         matched, errors = set(), {}
         for rule in phase.rules:
             if rule.when is None:
@@ -173,13 +265,13 @@ class PreparedPolicy:
             try:
                 if evaluate(rule.when, values):
                     matched.add(rule.id)
-            except EvalError as err:
-                errors[rule.id] = str(err)
-        return matched, errors
+            except EVAL_ERRORS as err:
+                errors[rule.id] = _reason(err)
+        return matched, errors, None
 
-    def _match(self, phase: _Phase, items: list[tuple[str, dict]], matcher: str) -> list[tuple[set[str], dict]]:
+    def _match(self, phase: _Phase, items: list[tuple[str, dict]], matcher: str) -> list[tuple[set[str], dict, str | None]]:
         if matcher == "durable":
-            return [(m, {}) for m in self._match_durable(phase, items)]
+            return self._match_durable(phase, items)
         if matcher == "reference":
             return [self._match_reference(phase, values) for _, values in items]
         raise ValueError(f"unknown matcher {matcher!r}; use one of {MATCHERS}")
@@ -233,14 +325,23 @@ class PreparedPolicy:
         if not rebalance:
             posts = [p for p in posts if not p.rebalance_only]
         results: list[Evaluation | None] = [None] * len(items)
+
+        def fail(i: int, old_fee: int, trace: dict, err) -> None:
+            # One channel's error decision; the others go on (issue #12).
+            reason = err if isinstance(err, str) else _reason(err)
+            results[i] = self._error_evaluation(facts_list[i], old_fee, items[i][1], trace, reason)
+
         pending = []  # (index, outcome, trace, errors) of channels that reach the post phases
-        for i, ((scid, values), (matched, errors)) in enumerate(zip(items, self._match(decide, items, matcher))):
-            old_fee = int(values.get("channel.fee_ppm", 0))
+        for i, ((scid, values), (matched, errors, problem)) in enumerate(zip(items, self._match(decide, items, matcher))):
+            old_fee = _old_fee(values)
             trace: dict[str, dict] = {}
+            if problem is not None:
+                fail(i, old_fee, trace, problem)
+                continue
             try:
                 outcome = self._decide(decide, matched, values, old_fee, trace)
-            except EvalError as err:
-                results[i] = self._error_evaluation(facts_list[i], old_fee, values, trace, str(err))
+            except Exception as err:  # noqa: BLE001 — any failure is this channel's alone
+                fail(i, old_fee, trace, err)
                 continue
             pending.append((i, outcome, trace, errors))
         _sync_peers([(outcome, items[i][1], trace) for i, outcome, trace, _ in pending])
@@ -249,16 +350,19 @@ class PreparedPolicy:
         for post in posts:
             survivors = []
             post_items = [items[i] for i, *_ in pending]
-            for entry, (matched, post_errors) in zip(pending, self._match(post, post_items, matcher)):
+            for entry, (matched, post_errors, problem) in zip(pending, self._match(post, post_items, matcher)):
                 i, outcome, trace, errors = entry
                 values = items[i][1]
+                if problem is not None:
+                    fail(i, outcome["old_fee_ppm"], trace, problem)
+                    continue
                 errors.update(post_errors)
                 try:
                     self._post(post, matched, values, outcome, trace)
-                except EvalError as err:
-                    results[i] = self._error_evaluation(facts_list[i], outcome["old_fee_ppm"], values, trace, str(err))
+                    values.update(_broadcast_values(outcome, values))
+                except Exception as err:  # noqa: BLE001
+                    fail(i, outcome["old_fee_ppm"], trace, err)
                     continue
-                values.update(_broadcast_values(outcome, values))
                 survivors.append(entry)
             pending = survivors
         for i, outcome, trace, errors in pending:
@@ -266,15 +370,17 @@ class PreparedPolicy:
             old_fee = outcome["old_fee_ppm"]
             try:
                 outcome["skip_rebalance"], outcome["rebalance"] = _rebalance_plan(outcome["applied"], values)
-                state_updates = self._state_updates(outcome["applied"], values)
-            except EvalError as err:
-                results[i] = self._error_evaluation(facts, old_fee, values, trace, str(err))
+                state_updates, notes = self._state_updates(outcome["applied"], values)
+                decision = self._finish(facts, outcome, old_fee, state_updates, notes)
+                winner = outcome["winner"]
+                why = render_why(winner.why, values) if winner is not None else None
+                events = tuple(self._trace(values, trace, errors, explain)) if keep_trace else ()
+            except Exception as err:  # noqa: BLE001
+                fail(i, old_fee, trace, err)
                 continue
-            decision = self._finish(facts, outcome, old_fee, state_updates)
-            winner = outcome["winner"]
-            why = render_why(winner.why, values) if winner is not None else None
-            events = tuple(self._trace(values, trace, errors, explain)) if keep_trace else ()
             results[i] = Evaluation(decision, events, values if keep_values else {}, why)
+        if not keep_values:
+            results = [r if not r.values else Evaluation(r.decision, r.trace, {}, r.why) for r in results]
         return results
 
     def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:
@@ -286,7 +392,7 @@ class PreparedPolicy:
         fee = float(old_fee)
         if winner is not None:
             target = next(a for a in winner.actions if a.spec.kind == "target")
-            fee = float(target.value(0, values)) if target.spec.name == "set_fee" else float(old_fee)
+            fee = _finite(target.value(0, values), "set_fee") if target.spec.name == "set_fee" else float(old_fee)
             trace[winner.id] = {"outcome": "won", "effects": [{"action": target.spec.name, "fee_ppm": [old_fee, fee]}]}
         # A clamp-exempt stage's fee is final, and so is hold(): "leave this fee alone".
         exempt = winner is not None and (winner.stage.clamp_exempt or
@@ -311,15 +417,16 @@ class PreparedPolicy:
                     if exempt:
                         outcome = "exempt"
                         continue
-                    arg = float(action.value(0, values))
-                    new = fee * arg if action.spec.name == "multiply" else fee + arg
+                    arg = _finite(action.value(0, values), action.spec.name)
+                    new = _finite(fee * arg if action.spec.name == "multiply" else fee + arg,
+                                  f"the fee after {action.spec.name}")
                     effects.append({"action": action.spec.name, "fee_ppm": [fee, new]})
                     fee = new
                 elif kind == "bound":
                     if exempt:
                         outcome = "exempt"
                         continue
-                    bound = float(action.value(0, values))
+                    bound = _finite(action.value(0, values), action.spec.name)
                     (floors if action.spec.name == "raise_floor" else ceilings).append((bound, rule.id))
                     effects.append({"action": action.spec.name, "ppm": bound})
                 elif kind == "sync":
@@ -377,8 +484,10 @@ class PreparedPolicy:
             trace[rule.id] = {"outcome": "applied", "effects": effects}
             outcome["applied"].append(rule)
 
-    def _state_updates(self, applied: list[CompiledRule], values) -> dict[str, Any]:
+    def _state_updates(self, applied: list[CompiledRule], values) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """(the state that changes, notes on updates refused for being out of bounds)."""
         updates: dict[str, Any] = {}
+        notes: list[str] = []
         for rule in applied:
             for action in rule.actions:
                 if action.spec.kind != "state":
@@ -390,14 +499,16 @@ class PreparedPolicy:
                     updates[name] = False
                 else:
                     value = action.value(1, values)
-                    if isinstance(value, float) and not math.isfinite(value):
-                        raise EvalError(f"set_state({name}) got {value}")
+                    why = _state_out_of_bounds(value)
+                    if why:
+                        notes.append(f"{rule.id}: set_state({name}) refused: {why}; state.{name} kept")
+                        continue
                     updates[name] = value
         # Only what changes: most state (an EMA at rest, a flag already set) stays as it is,
         # and every update is a database write in the fee cycle.
-        return {name: v for name, v in updates.items() if values.get(f"state.{name}") != v}
+        return {name: v for name, v in updates.items() if values.get(f"state.{name}") != v}, tuple(notes)
 
-    def _finish(self, facts, outcome: dict, old_fee: int, state_updates) -> Decision:
+    def _finish(self, facts, outcome: dict, old_fee: int, state_updates, notes: tuple[str, ...] = ()) -> Decision:
         winner = outcome["winner"]
         fee = outcome["fee_ppm"]
         changed = fee != old_fee
@@ -415,14 +526,17 @@ class PreparedPolicy:
             forced_by=outcome["forced_by"] if action == "set_fee" else None,
             vetoed_by=outcome["vetoed_by"] if action == "vetoed" else None,
             skip_rebalance=outcome["skip_rebalance"], rebalance=outcome.get("rebalance"),
-            state_updates=state_updates)
+            state_updates=state_updates, notes=notes)
 
     def _error_evaluation(self, facts, old_fee: int, values, trace, message: str) -> Evaluation:
         decision = Decision(scid=facts.scid, peer_id=facts.peer_id, action="error", fee_ppm=old_fee,
                             old_fee_ppm=old_fee, stage=None, rule=None, broadcast=False,
                             error=f"eval_error: {message}; keeping the current fee")
-        events = self._trace(values, trace, {}, explain=True)
-        return Evaluation(decision, tuple(events), values)
+        try:
+            events = tuple(self._trace(values, trace, {}, explain=True))
+        except Exception:  # noqa: BLE001 — the error decision stands without its trace
+            events = ()
+        return Evaluation(decision, events, values)
 
     # -- trace -----------------------------------------------------------------------------
 
@@ -456,6 +570,54 @@ class PreparedPolicy:
                 continue
             events.append(event)
         return events
+
+
+def _reason(err: BaseException) -> str:
+    """One line saying what went wrong: our own errors as they are, others with their type."""
+    if isinstance(err, (EvalError, FactError)):
+        text = str(err)
+    else:
+        text = f"{type(err).__name__}: {err}"
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _old_fee(values: Mapping[str, Any]) -> int:
+    """The channel's current fee, or 0 when that fact itself is unusable (then it errors anyway)."""
+    v = values.get("channel.fee_ppm", 0)
+    try:
+        return min(MAX_FEE_PPM, max(0, int(v)))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _finite(value: Any, what: str) -> float:
+    """An action's number as a finite float; EvalError naming the action otherwise."""
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        text = repr(value)
+        raise EvalError(f"{what} got {text if len(text) < 40 else text[:37] + '...'}") from None
+    if not math.isfinite(number):
+        raise EvalError(f"{what} got {number}")
+    return number
+
+
+def _state_out_of_bounds(value: Any) -> str | None:
+    """Why a set_state value cannot be kept (None when it can): see STATE_NUMBER_LIMIT."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if len(value) <= STATE_STRING_LIMIT else f"a string of {len(value)} characters (at most {STATE_STRING_LIMIT})"
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return "not a finite number"
+    if not math.isfinite(number):
+        return f"{number} is not a finite number"
+    if abs(number) > STATE_NUMBER_LIMIT:
+        return f"{number:.6g} is beyond ±2^53"
+    return None
 
 
 def _rebalance_plan(applied: list[CompiledRule], values) -> tuple[str | None, dict | None]:
@@ -557,7 +719,7 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
     if template.lets:
         try:
             with_lets(template.lets, values)
-        except (EvalError, ValueError, TypeError):
+        except EVAL_ERRORS:
             pass
     for part in template.parts:
         if isinstance(part, str):
@@ -567,7 +729,7 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
         try:
             value = fn(values)
             out.append(format(value, fmt) if fmt else format_value(value))
-        except (EvalError, ValueError, TypeError):
+        except EVAL_ERRORS:
             out.append("?")
     return "".join(out)
 

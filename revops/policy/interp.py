@@ -18,6 +18,31 @@ class EvalError(Exception):
     """An expression could not be evaluated (division by zero, log of a negative, ...)."""
 
 
+# What evaluating an expression may raise: our own EvalError, and Python's arithmetic on
+# values no check foresaw (float(10**400) overflows). Both matchers catch exactly these.
+EVAL_ERRORS = (EvalError, ArithmeticError, ValueError, TypeError)
+_DOUBLE_MAX = 1.7976931348623157e308
+
+
+def _double(v: Any) -> Any:
+    """A comparison operand as compared: numbers as finite doubles (what durable-rules sees)."""
+    if isinstance(v, (bool, str)):
+        return v
+    try:
+        d = float(v)
+    except OverflowError:
+        raise EvalError(f"{v if abs(v) < 10**30 else 'a number'} is too large to compare") from None
+    if not math.isfinite(d):
+        raise EvalError(f"cannot compare {d}: not a finite number")
+    return d
+
+
+def compare_values(op: str, a: Any, b: Any) -> bool:
+    """`a op b` with the conditions' meaning: numbers are compared as finite doubles
+    (EvalError for NaN, infinity or an integer beyond a double), strings and bools as they are."""
+    return _COMPARE[op](_double(a), _double(b))
+
+
 def _clamp(x: float, lo: float, hi: float) -> float:
     return max(lo, min(hi, x))
 
@@ -50,8 +75,10 @@ def _pow(x: float, y: float) -> float:
 
 # name -> (min args, max args or None for variadic, implementation)
 FUNCTIONS: dict[str, tuple[int, int | None, Callable[..., float]]] = {
-    "min": (1, None, min),
-    "max": (1, None, max),
+    # min/max of one value is that value: almost surely a slip (min(a) for min(a, b)); and
+    # Python's min() of one number raises. Two or more, checked at compile time.
+    "min": (2, None, min),
+    "max": (2, None, max),
     "clamp": (3, 3, _clamp),
     "abs": (1, 1, abs),
     "round": (1, 1, lambda x: float(round(x))),
@@ -86,15 +113,7 @@ def evaluate(node, values: Mapping[str, Any]) -> Any:
     if isinstance(node, Arith):
         a = evaluate(node.left, values)
         b = evaluate(node.right, values)
-        if node.op == "+":
-            return a + b
-        if node.op == "-":
-            return a - b
-        if node.op == "*":
-            return a * b
-        if b == 0:
-            raise EvalError("division by zero")
-        return a / b
+        return _arith(node.op, a, b)
     if isinstance(node, Neg):
         return -evaluate(node.operand, values)
     if isinstance(node, Call):
@@ -105,18 +124,38 @@ def evaluate(node, values: Mapping[str, Any]) -> Any:
         except (OverflowError, ValueError) as err:
             raise EvalError(f"{node.func}: {err}") from None
     if isinstance(node, Compare):
-        return _COMPARE[node.op](evaluate(node.left, values), evaluate(node.right, values))
+        return compare_values(node.op, evaluate(node.left, values), evaluate(node.right, values))
     if isinstance(node, In):
         v = evaluate(node.operand, values)
-        found = any(v == evaluate(i, values) for i in node.items)
-        return found != node.negated
+        # Every item is evaluated (no short cut), like `and`/`or` below.
+        items = [evaluate(i, values) for i in node.items]
+        return any([compare_values("==", v, i) for i in items]) != node.negated
+    # `and`/`or` evaluate every operand: an operand that cannot be evaluated makes the whole
+    # condition an error, whatever the others say (docs/policy.md "Conditions"; the
+    # durable-rules path computes every operand in Python before matching, so it cannot
+    # short-cut either).
     if isinstance(node, And):
-        return all(evaluate(i, values) for i in node.items)
+        return all([evaluate(i, values) for i in node.items])
     if isinstance(node, Or):
-        return any(evaluate(i, values) for i in node.items)
+        return any([evaluate(i, values) for i in node.items])
     if isinstance(node, Not):
         return not evaluate(node.operand, values)
     raise EvalError(f"cannot evaluate {type(node).__name__}")
+
+
+def _arith(op: str, a, b):
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if b == 0:
+            raise EvalError("division by zero")
+        return a / b
+    except OverflowError:
+        raise EvalError(f"'{op}' overflows a double") from None
 
 
 def format_value(v: Any) -> str:
@@ -138,7 +177,7 @@ def _operand_text(node, text: str, values: Mapping[str, Any]) -> str:
         return source
     try:
         return f"{source} {format_value(evaluate(node, values))}"
-    except EvalError as err:
+    except EVAL_ERRORS as err:
         return f"{source} ({err})"
 
 
@@ -151,7 +190,7 @@ def explain_false(node, values: Mapping[str, Any], text: str) -> str | None:
     try:
         if evaluate(node, values):
             return None
-    except EvalError as err:
+    except EVAL_ERRORS as err:
         return f"cannot evaluate: {err}"
     if isinstance(node, And):
         for item in node.items:
@@ -199,19 +238,19 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
         return ref
     if isinstance(node, Arith):
         left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
-        if node.op == "+":
-            return lambda values: left(values) + right(values)
-        if node.op == "-":
-            return lambda values: left(values) - right(values)
-        if node.op == "*":
-            return lambda values: left(values) * right(values)
+        op = node.op
+        # The same operations as _arith; + - * inline (the hot path), their rare
+        # OverflowError (an int too large for a float) turned into EvalError like _arith's.
+        if op == "/":
+            return lambda values: _arith("/", left(values), right(values))
+        plain = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[op]
 
-        def divide(values):
-            a, b = left(values), right(values)
-            if b == 0:
-                raise EvalError("division by zero")
-            return a / b
-        return divide
+        def arith(values):
+            try:
+                return plain(left(values), right(values))
+            except OverflowError:
+                raise EvalError(f"'{op}' overflows a double") from None
+        return arith
     if isinstance(node, Neg):
         operand = compile_expr(node.operand, let_scope)
         return lambda values: -operand(values)
@@ -227,19 +266,23 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
                 raise EvalError(f"{func}: {err}") from None
         return call
     if isinstance(node, Compare):
-        op = _COMPARE[node.op]
+        op = node.op
         left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
-        return lambda values: op(left(values), right(values))
+        return lambda values: compare_values(op, left(values), right(values))
     if isinstance(node, In):
         operand = compile_expr(node.operand, let_scope)
         items = [compile_expr(i, let_scope) for i in node.items]
         negated = node.negated
-        return lambda values: any(operand(values) == i(values) for i in items) != negated
-    if isinstance(node, (And, Or)):
+
+        def member(values):
+            v = operand(values)
+            return any([compare_values("==", v, x) for x in [i(values) for i in items]]) != negated
+        return member
+    if isinstance(node, (And, Or)):  # every operand evaluated, as in evaluate()
         items = [compile_expr(i, let_scope) for i in node.items]
         if isinstance(node, And):
-            return lambda values: all(i(values) for i in items)
-        return lambda values: any(i(values) for i in items)
+            return lambda values: all([i(values) for i in items])
+        return lambda values: any([i(values) for i in items])
     if isinstance(node, Not):
         operand = compile_expr(node.operand, let_scope)
         return lambda values: not operand(values)

@@ -1,28 +1,43 @@
-"""Lower conditions to durable-rules rulesets, after folding the param values in.
+"""Lower conditions to durable-rules rulesets with one meaning: the reference interpreter's.
 
-durable-rules compares one message property against a constant or an arithmetic
-expression of other properties (`{"$gt": {"channel__a": {"$mul": {"$l": {"$m": "b"}, "$r": 2}}}}`).
-So each comparison is rewritten to put a single fact on the left:
-  - params are constants here (a prepared policy is one policy + one set of param values);
-  - constant sub-expressions are folded;
-  - `not` is pushed down to the comparisons (De Morgan), `in [...]` becomes `or` of `==`;
-  - min/max/abs around one side become `and`/`or` of comparisons;
-  - a fact is isolated through + and -, and through * and / by a constant (flipping the
-    operator for a negative one).
-What cannot be written that way (e.g. dividing by a fact, a product of two facts on both
-sides) is a `LoweringError` with the node's position: never a silent fallback.
+durable-rules compares one message property against a constant or another property. So
+each comparison operand of a condition becomes one of:
+  - a constant: an operand without facts (literals, params) is computed now, with the
+    prepared param values, exactly as the reference interpreter would;
+  - a fact, posted as a message property (`channel.fee_ppm` -> `channel__fee_ppm`);
+  - a *derived fact*: any other operand (`channel.local_ratio * channel.capacity_sat`,
+    `max(channel.a, channel.b) / channel.c`, `abs(channel.x - 50)`) is computed in Python
+    for every channel, by the same code the reference interpreter runs, and posted as a
+    property of its own (`d__3`); durable-rules still matches the comparison.
+Computing the operands in Python rather than rewriting them into durable-rules arithmetic
+is what makes the two matchers agree on every value: rewriting `a * 3 > 0.9` as
+`a > 0.3` rounds differently, and durable-rules cannot raise where Python does.
 
-Two measured durable-rules facts shape this: an integer division by zero kills the
-process (SIGFPE), so division by a fact is refused and division by a constant becomes a
-multiplication by its float reciprocal; and `$div` of two ints truncates.
+Errors have one meaning too (docs/policy.md, "Conditions"): a condition is evaluated whole.
+If any operand cannot be computed for a channel (division by zero, log of a negative, a
+value that is not a finite double), the rule does not match for that channel and the trace
+says why, whatever the other operands say. So folding `X or true` to `true` is sound
+here: X's derived facts still run, and their error still unmatches the rule.
+
+Measured durable-rules limits (see rete.py) shape the output: every `$or` alternative is a
+branch, `and` of `or`s multiplies out, and a ruleset must stay under 64 true branches per
+fact and 512 branches in all. A rule wider than `rete.MAX_BRANCHES` is split into
+sub-rules (its alternatives, distributed over `and` as needed) that rete.py spreads over
+rulesets; a rule of more than MAX_RULE_BRANCHES alternatives is a located compile error.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from revops.policy.dsl import And, Arith, Bool, Call, Compare, In, Neg, Not, Num, Or, Ref, Str
-from revops.policy.interp import FUNCTIONS, EvalError
+from revops.policy.dsl import And, Bool, Compare, In, Not, Num, Or, Ref, Str, walk
+from revops.policy.encode import FactError, as_double
+from revops.policy.interp import EVAL_ERRORS, compare_values, compile_expr, evaluate
+from revops.policy.rete import MAX_BRANCHES
+
+MAX_RULE_BRANCHES = 1024  # alternatives of one condition (an `in` list of 1,024 items is one each)
 
 _FLIP_SIDES = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
@@ -43,63 +58,178 @@ def alias(name: str) -> str:
     return name.replace(".", "__")
 
 
-def _const(node) -> bool:
+@dataclass
+class Derived:
+    """An operand computed in Python per channel and posted as property `prop`."""
+
+    prop: str
+    node: Any
+    fn: Callable[[Mapping[str, Any]], Any]
+    rules: list[str] = field(default_factory=list)  # rule ids whose condition uses it
+
+    def compute(self, values: Mapping[str, Any]) -> Any:
+        """The value to post; raise one of EVAL_ERRORS / FactError when it cannot be computed."""
+        value = self.fn(values)
+        if value.__class__ is float and value - value == 0.0:  # finite: the common case, no call
+            return value
+        return posted_value(value, f"{_text(self.node)}")
+
+
+def posted_value(value: Any, name: str) -> Any:
+    """A comparison operand as durable-rules receives it: strings and bools as they are,
+    numbers as finite doubles (FactError otherwise) — what interp.compare_values compares."""
+    if isinstance(value, (bool, str)):
+        return value
+    return as_double(value, name)
+
+
+@dataclass(frozen=True)
+class LoweredRule:
+    """A rule's condition for durable-rules: constant, or sub-rules (condition, branches)."""
+
+    constant: bool | None  # True/False when no fact is left after folding
+    parts: tuple[tuple[dict, int], ...]
+    derived: tuple[str, ...]  # props of the derived facts the condition reads (even folded away)
+
+    @property
+    def condition(self) -> Any:
+        """One durable-rules condition (an `$or` of the sub-rules), or the constant."""
+        if self.constant is not None:
+            return self.constant
+        return self.parts[0][0] if len(self.parts) == 1 else {"$or": [p for p, _ in self.parts]}
+
+
+class DerivedFacts:
+    """The derived facts of one phase, shared by its rules (one computation per channel)."""
+
+    def __init__(self):
+        self.by_key: dict[str, Derived] = {}
+
+    @property
+    def all(self) -> list[Derived]:
+        return list(self.by_key.values())
+
+    def add(self, node, rule_id: str) -> Ref:
+        key = _key(node)
+        derived = self.by_key.get(key)
+        if derived is None:
+            derived = Derived(f"d__{len(self.by_key) + 1}", node, compile_expr(node))
+            self.by_key[key] = derived
+        if rule_id not in derived.rules:
+            derived.rules.append(rule_id)
+        return Ref(node.span, ("d", derived.prop[3:]))
+
+
+def lower_rule(rule_id: str, when, params: Mapping[str, Any], type_of: Callable[[str], str | None],
+               derived: DerivedFacts) -> LoweredRule:
+    """Lower one `when` (params still as Refs) for durable-rules; raise LoweringError, located."""
+    param_values = {f"params.{k}": v for k, v in params.items()}
+    used: list[str] = []
+    node = _operands(when, param_values, type_of, derived, rule_id, used)
+    node = _fold(node)
+    if isinstance(node, Bool):
+        return LoweredRule(node.value, (), tuple(used))
+    lowered = _lower(node, type_of)
+    total = _branches(lowered)
+    if total > MAX_RULE_BRANCHES:
+        raise LoweringError(when, f"this condition has {total} alternatives for durable-rules (each `or` "
+                                  f"alternative and `in` item, multiplied out over `and`); at most "
+                                  f"{MAX_RULE_BRANCHES}: split the rule")
+    return LoweredRule(None, tuple((p, _branches(p)) for p in _split(lowered)), tuple(used))
+
+
+# -- operands: constants, facts, derived facts -------------------------------------------------
+
+def _is_fact(node) -> bool:
+    return isinstance(node, Ref) and node.path[0] != "params"
+
+
+def _has_fact(node) -> bool:
+    return any(_is_fact(n) for n in walk(node))
+
+
+def _operands(node, param_values, type_of, derived: DerivedFacts, rule_id: str, used: list):
+    """The condition with every comparison operand a constant, a fact or a derived fact."""
+    def operand(x):
+        if not _has_fact(x):
+            return _constant(x, param_values)
+        if _is_fact(x):
+            return x
+        _check_constant_parts(x, param_values)
+        ref = derived.add(x, rule_id)
+        prop = alias(ref.name)
+        if prop not in used:
+            used.append(prop)
+        return ref
+
+    def visit(n):
+        if isinstance(n, Bool):
+            return n
+        if isinstance(n, Ref):
+            if n.path[0] == "params":
+                return _constant(n, param_values)
+            return n
+        if isinstance(n, Not):
+            return Not(n.span, visit(n.operand))
+        if isinstance(n, (And, Or)):
+            return type(n)(n.span, tuple(visit(i) for i in n.items))
+        if isinstance(n, Compare):
+            left, right = operand(n.left), operand(n.right)
+            if _literal(left) and _literal(right):
+                return Bool(n.span, compare_values(n.op, left.value, right.value))
+            return Compare(n.span, n.op, left, right)
+        if isinstance(n, In):
+            value = operand(n.operand)
+            items = tuple(operand(i) for i in n.items)
+            if _literal(value) and all(_literal(i) for i in items):
+                return Bool(n.span, any(compare_values("==", value.value, i.value) for i in items) != n.negated)
+            return In(n.span, value, items, n.negated)
+        raise LoweringError(n, "not a condition")
+    return visit(node)
+
+
+def _literal(node) -> bool:
     return isinstance(node, (Num, Str, Bool))
 
 
-def _literal(span, value):
+def _constant(node, param_values):
+    """A fact-free operand's value now, as the reference interpreter computes it."""
+    try:
+        value = posted_value(evaluate(node, param_values), _text(node))
+    except FactError as err:
+        raise LoweringError(node, f"this constant is not usable: {err}") from None
+    except EVAL_ERRORS as err:
+        raise LoweringError(node, f"cannot compute this constant: {err}") from None
     if isinstance(value, bool):
-        return Bool(span, value)
+        return Bool(node.span, value)
     if isinstance(value, str):
-        return Str(span, value)
-    return Num(span, value)
+        return Str(node.span, value)
+    return Num(node.span, value)
 
 
-def fold(node, params: Mapping[str, Any]):
-    """Replace params.* by their values and fold every constant sub-expression."""
-    if isinstance(node, Ref):
-        if node.path[0] == "params":
-            return _literal(node.span, params[node.path[1]])
-        return node
-    if isinstance(node, (Num, Str, Bool)):
-        return node
-    if isinstance(node, Arith):
-        left, right = fold(node.left, params), fold(node.right, params)
-        if node.op == "*" and any(isinstance(x, Num) and x.value == 0 for x in (left, right)):
-            return Num(node.span, 0)  # facts are finite numbers: anything times zero is zero
-        if _const(left) and _const(right):
-            if node.op == "/" and right.value == 0:
-                raise LoweringError(node, "division by zero")
-            return _literal(node.span, _arith(node.op, left.value, right.value))
-        return Arith(node.span, node.op, left, right)
-    if isinstance(node, Neg):
-        operand = fold(node.operand, params)
-        return _literal(node.span, -operand.value) if _const(operand) else Neg(node.span, operand)
-    if isinstance(node, Call):
-        args = tuple(fold(a, params) for a in node.args)
-        if all(_const(a) for a in args):
-            try:
-                return _literal(node.span, FUNCTIONS[node.func][2](*(a.value for a in args)))
-            except (EvalError, ValueError, OverflowError) as err:
-                raise LoweringError(node, f"{node.func}(): {err}") from None
-        return Call(node.span, node.func, args)
-    if isinstance(node, Compare):
-        left, right = fold(node.left, params), fold(node.right, params)
-        if _const(left) and _const(right):
-            from revops.policy.interp import _COMPARE
-            return Bool(node.span, _COMPARE[node.op](left.value, right.value))
-        return Compare(node.span, node.op, left, right)
-    if isinstance(node, In):
-        operand = fold(node.operand, params)
-        items = tuple(fold(i, params) for i in node.items)
-        if _const(operand) and all(_const(i) for i in items):
-            return Bool(node.span, any(operand.value == i.value for i in items) != node.negated)
-        return In(node.span, operand, items, node.negated)
+def _check_constant_parts(node, param_values) -> None:
+    """Refuse now what would fail for every channel: a fact-free part of a derived operand
+    that cannot be computed (log(params.x) with x <= 0), or a division by a constant zero."""
+    from revops.policy.dsl import Arith, children
+    if not _has_fact(node):
+        _constant(node, param_values)
+        return
+    if isinstance(node, Arith) and node.op == "/" and not _has_fact(node.right):
+        if _constant(node.right, param_values).value == 0:
+            raise LoweringError(node, "division by zero (the divisor is 0 with these params)")
+    for child in children(node):
+        _check_constant_parts(child, param_values)
+
+
+def _fold(node):
+    """Fold true/false through and/or/not (sound: errors live in the derived facts)."""
+    if isinstance(node, Not):
+        operand = _fold(node.operand)
+        return Bool(node.span, not operand.value) if isinstance(operand, Bool) else Not(node.span, operand)
     if isinstance(node, (And, Or)):
-        items = [fold(i, params) for i in node.items]
         absorbing = isinstance(node, Or)  # true absorbs an `or`, false absorbs an `and`
         kept = []
-        for item in items:
+        for item in (_fold(i) for i in node.items):
             if isinstance(item, Bool):
                 if item.value == absorbing:
                     return Bool(node.span, absorbing)
@@ -108,24 +238,13 @@ def fold(node, params: Mapping[str, Any]):
         if not kept:
             return Bool(node.span, not absorbing)
         return kept[0] if len(kept) == 1 else type(node)(node.span, tuple(kept))
-    if isinstance(node, Not):
-        operand = fold(node.operand, params)
-        return Bool(node.span, not operand.value) if isinstance(operand, Bool) else Not(node.span, operand)
-    raise LoweringError(node, f"cannot fold {type(node).__name__}")
+    return node
 
 
-def _arith(op: str, a, b):
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return a / b
-
+# -- to durable-rules ---------------------------------------------------------------------------
 
 def negate(node):
-    """The logical negation of a condition, pushed down to its comparisons."""
+    """The logical negation of a condition, pushed down to its comparisons (exact: no NaN here)."""
     if isinstance(node, Compare):
         return Compare(node.span, _NEGATE[node.op], node.left, node.right)
     if isinstance(node, And):
@@ -143,139 +262,104 @@ def negate(node):
     raise LoweringError(node, "cannot negate this expression")
 
 
-def lower_condition(node, type_of: Callable[[str], str | None]) -> dict | bool:
-    """Return a durable-rules condition for a folded expression, or True/False if constant."""
-    if isinstance(node, Bool):
-        return node.value
+def _lower(node, type_of) -> dict:
     if isinstance(node, Ref):
-        if type_of(node.name) != "bool":
+        if node.path[0] != "d" and type_of(node.name) != "bool":
             raise LoweringError(node, f"{node.name} is not a bool; compare it with something")
         return {alias(node.name): True}
     if isinstance(node, Not):
-        return lower_condition(negate(node.operand), type_of)
+        return _lower(negate(node.operand), type_of)
     if isinstance(node, (And, Or)):
         key = "$and" if isinstance(node, And) else "$or"
-        return {key: [_as_dict(lower_condition(i, type_of), i) for i in node.items]}
+        items = []
+        for item in node.items:
+            lowered = _lower(item, type_of)
+            items.extend(lowered[key] if set(lowered) == {key} else [lowered])  # flatten a and (b and c)
+        return {key: items}
     if isinstance(node, In):
         op = "!=" if node.negated else "=="
-        group = And if node.negated else Or
         compares = tuple(Compare(node.span, op, node.operand, item) for item in node.items)
-        if not compares:
-            return node.negated
-        return lower_condition(group(node.span, compares) if len(compares) > 1 else compares[0], type_of)
+        if len(compares) == 1:
+            return _lower(compares[0], type_of)
+        return _lower((And if node.negated else Or)(node.span, compares), type_of)
     if isinstance(node, Compare):
-        return _lower_compare(node, type_of)
+        return _lower_compare(node)
     raise LoweringError(node, "not a condition")
 
 
-def _as_dict(lowered, node) -> dict:
-    # A constant inside and/or was already folded away; this only guards the invariant.
-    if isinstance(lowered, bool):
-        raise LoweringError(node, "constant inside a condition group")
-    return lowered
-
-
-def _lower_compare(node: Compare, type_of) -> dict:
+def _lower_compare(node: Compare) -> dict:
     op, left, right = node.op, node.left, node.right
-    if isinstance(right, Ref) and not isinstance(left, Ref):
+    if _literal(left):
         op, left, right = _FLIP_SIDES[op], right, left
-    if isinstance(left, Call) or isinstance(right, Call):
-        return lower_condition(_expand_call(node), type_of)
-    if not isinstance(left, Ref):
-        left, op, right = _isolate(left, op, right, node)
-    rhs = _rhs(fold(right, {}))  # isolating may leave constant arithmetic on the right
+    if op not in ("==", "!=") and any(isinstance(x, Str) for x in (left, right)):
+        raise LoweringError(node, f"strings are compared with == or != only, not {op!r}")
     name = alias(left.name)
+    rhs = {"$m": alias(right.name)} if isinstance(right, Ref) else right.value
     if op == "==":
         return {name: rhs}
     return {_DURABLE_OP[op]: {name: rhs}}
 
 
-def _has_fact(node) -> bool:
-    from revops.policy.dsl import walk
-    return any(isinstance(n, Ref) for n in walk(node))
+def _branches(cond: dict) -> int:
+    """How many branches durable-rules makes of a condition (measured: or adds, and multiplies)."""
+    if "$or" in cond:
+        return sum(_branches(c) for c in cond["$or"])
+    if "$and" in cond:
+        return math.prod(_branches(c) for c in cond["$and"])
+    return 1
 
 
-def _isolate(left, op: str, right, where):
-    """Rewrite `left op right` so that a single fact stands on the left."""
-    if isinstance(left, Ref):
-        return left, op, right
-    if not _has_fact(left):
-        if not _has_fact(right):
-            raise LoweringError(where, "comparison of two constants should have been folded")
-        return _isolate(right, _FLIP_SIDES[op], left, where)
-    span = left.span
-    if isinstance(left, Neg):
-        return _isolate(left.operand, _FLIP_SIDES[op], Neg(span, right), where)
-    if isinstance(left, Arith):
-        a, b = left.left, left.right
-        if left.op == "+":
-            if _has_fact(a):
-                return _isolate(a, op, Arith(span, "-", right, b), where)
-            return _isolate(b, op, Arith(span, "-", right, a), where)
-        if left.op == "-":
-            if _has_fact(a):
-                return _isolate(a, op, Arith(span, "+", right, b), where)
-            # a - b op r  <=>  b (flipped op) a - r
-            return _isolate(b, _FLIP_SIDES[op], Arith(span, "-", a, right), where)
-        if left.op in ("*", "/"):
-            fact_side, const_side = (a, b) if _has_fact(a) else (b, a)
-            if _has_fact(const_side):
-                raise LoweringError(where, "cannot compile a product or quotient of two facts for durable-rules; "
-                                           "compare one fact against an expression instead")
-            if left.op == "/" and fact_side is b:
-                raise LoweringError(where, "cannot compile division by a fact for durable-rules; "
-                                           "multiply the other side instead")
-            c = const_side.value
-            if c == 0:
-                raise LoweringError(where, "multiplying or dividing a fact by zero")
-            new_op = op if c > 0 else _FLIP_SIDES[op]
-            if left.op == "*":
-                return _isolate(fact_side, new_op, Arith(span, "*", right, Num(span, 1.0 / c)), where)
-            return _isolate(fact_side, new_op, Arith(span, "*", right, Num(span, float(c))), where)
-    raise LoweringError(where, "cannot compile this comparison for durable-rules: put a single fact on one side")
+def _split(cond: dict) -> list[dict]:
+    """Equivalent alternatives, each of at most MAX_BRANCHES branches (their `or` is `cond`)."""
+    if _branches(cond) <= MAX_BRANCHES:
+        return [cond]
+    if "$or" in cond:
+        pieces = [p for c in cond["$or"] for p in _split(c)]
+    else:  # an `and` of `or`s: distribute the widest item over the others
+        items = cond["$and"]
+        j = max(range(len(items)), key=lambda k: _branches(items[k]))
+        pieces = [p for alt in items[j]["$or"] for p in _split({"$and": items[:j] + [alt] + items[j + 1:]})]
+    packed: list[list[dict]] = [[]]
+    width = 0
+    for piece in pieces:
+        b = _branches(piece)
+        if width + b > MAX_BRANCHES and packed[-1]:
+            packed.append([])
+            width = 0
+        packed[-1].append(piece)
+        width += b
+    return [group[0] if len(group) == 1 else {"$or": group} for group in packed]
 
 
-def _expand_call(node: Compare):
-    """min/max/abs around one whole side of a comparison -> and/or of plain comparisons."""
-    op, left, right = node.op, node.left, node.right
-    if not isinstance(left, Call):
-        op, left, right = _FLIP_SIDES[op], right, left
-    if isinstance(right, Call):
-        raise LoweringError(node, "cannot compile a function call on both sides of a comparison")
-    if op in ("==", "!="):
-        raise LoweringError(node, f"cannot compile {left.func}() with '{op}' for durable-rules")
-    span = node.span
-    greater = op in (">", ">=")
-    if left.func in ("min", "max"):
-        parts = tuple(Compare(span, op, arg, right) for arg in left.args)
-        any_of = (left.func == "max") == greater  # max(a,b) > c: either; max(a,b) < c: both
-        return Or(span, parts) if any_of else And(span, parts)
-    if left.func == "abs":
-        x = left.args[0]
-        mirrored = Compare(span, _FLIP_SIDES[op], x, Neg(span, right))
-        return Or(span, (Compare(span, op, x, right), mirrored)) if greater else \
-            And(span, (Compare(span, op, x, right), mirrored))
-    raise LoweringError(node, f"cannot compile {left.func}() of a fact in a condition for durable-rules; "
-                              f"use it in `then`, or compare the fact directly")
-
-
-def _rhs(node) -> Any:
-    """The right-hand side of a durable-rules comparison: a constant or an arithmetic tree."""
+def _key(node) -> str:
+    """A structural key of an expression (positions left out): equal operands share a fact."""
+    name = type(node).__name__
     if isinstance(node, (Num, Str, Bool)):
-        return node.value
+        return f"{name}({node.value!r})"
     if isinstance(node, Ref):
-        return {"$m": alias(node.name)}
-    if isinstance(node, Neg):
-        return {"$mul": {"$l": _rhs(node.operand), "$r": -1.0}}
+        return node.name
+    from revops.policy.dsl import children
+    extra = getattr(node, "op", None) or getattr(node, "func", None) or getattr(node, "negated", "")
+    return f"{name}{extra}(" + ",".join(_key(c) for c in children(node)) + ")"
+
+
+def _text(node) -> str:
+    """The expression written back in the DSL (for messages)."""
+    from revops.policy.dsl import Arith, Call, Neg
+    if isinstance(node, Ref):
+        return node.name
+    if isinstance(node, Bool):
+        return "true" if node.value else "false"
+    if isinstance(node, Str):
+        return repr(node.value)
+    if isinstance(node, Num):
+        return repr(node.value)
     if isinstance(node, Arith):
-        if node.op == "/":
-            if _has_fact(node.right):
-                raise LoweringError(node, "cannot compile division by a fact for durable-rules")
-            if node.right.value == 0:
-                raise LoweringError(node, "division by zero")
-            return {"$mul": {"$l": _rhs(node.left), "$r": 1.0 / node.right.value}}
-        op = {"+": "$add", "-": "$sub", "*": "$mul"}[node.op]
-        return {op: {"$l": _rhs(node.left), "$r": _rhs(node.right)}}
+        return f"({_text(node.left)} {node.op} {_text(node.right)})"
+    if isinstance(node, Neg):
+        return f"-{_text(node.operand)}"
     if isinstance(node, Call):
-        raise LoweringError(node, f"cannot compile {node.func}() inside a comparison for durable-rules")
-    raise LoweringError(node, "cannot compile this expression for durable-rules")
+        return f"{node.func}({', '.join(_text(a) for a in node.args)})"
+    if isinstance(node, Compare):
+        return f"({_text(node.left)} {node.op} {_text(node.right)})"
+    return type(node).__name__.lower()

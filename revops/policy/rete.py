@@ -1,97 +1,251 @@
-"""A synchronous session over durable-rules' Rete engine (`durable_rules_engine`).
+"""durable-rules' Rete engine, run as an untrusted matcher in a supervised worker process.
 
-durable-rules' Python `Host` wraps the same engine but starts two timer threads per Host
-that dispatch pending actions in the background; they race with a caller that asserts and
-deletes sessions itself (we saw `free(): invalid pointer` and segfaults), and they are
-never stopped, so every policy reload would leak two threads. We need none of that: facts
-in, matched rule names out. This class drives the engine directly, on the caller's thread,
-and frees the ruleset when the prepared policy that owns it goes away. It is also about
-ten times faster (measured: bench/policy_eval.py), because no Closure, state update or
-timestamp is built per matched rule.
+Why a process: the C engine has crashed (SIGSEGV, "free(): invalid size") and hung on
+inputs we found only by fuzzing (issue #12). Inside the plugin that kills or freezes the
+node's fee manager. So the engine runs in `rete_worker.py`, a child process that holds
+every ruleset; this module sends it facts over a pipe, one request per phase and chunk.
+When the worker dies or does not answer within `timeout_s`, the request raises
+`EngineFailure` (the caller turns that batch into `error` decisions, fees untouched), the
+worker is killed and counted (`EngineWorker.restarts`, exported as
+revops_engine_worker_restarts_total), and the next request starts a new one and builds
+every live ruleset again.
+
+Why not durable-rules' Python `Host`: it starts two timer threads per Host that race with a
+caller that asserts and deletes sessions itself, and never stops them. We need only facts
+in, matched rule names out.
+
+Measured limits of durable_rules_engine 2.0.28 (tests/policy/test_engine_safety.py keeps the
+measurements honest): more than 64 actions for one fact (true branches of one ruleset: every
+`$or` alternative is its own branch, `and` of `or`s multiplies out) corrupts the heap; more
+than 512 branches in one ruleset hangs `create_ruleset`. `RuleSession` therefore spreads a
+phase's rules over as many rulesets as it takes to keep each at `MAX_BRANCHES` (lower.py
+splits a single rule that is wider than that).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
+import os
+import select
+import subprocess
+import sys
 import threading
+import time
 import weakref
 from typing import Any, Iterable
 
-import durable_rules_engine as engine
+from revops.policy.encode import dumps
+from revops.policy.rete_worker import CATCH_ALL, rule_and_scid as _rule_and_scid  # noqa: F401 (tests)
 
-CATCH_ALL = "__handled"  # matches every fact, so no fact is ever "not handled"
+# At most this many branches per ruleset: with the catch-all, at most 61 actions per fact
+# (64 is the measured limit) and far below the 512 branches that hang ruleset creation.
+MAX_BRANCHES = 60
+TIMEOUT_S = 10.0  # a worker that has not answered by then is taken for hung
 _names = itertools.count(1)
 
 
 class ReteError(RuntimeError):
-    """The engine refused a batch; the caller keeps its last good decisions."""
+    """The engine refused or could not build something; the message says what."""
+
+
+class EngineFailure(ReteError):
+    """The worker died or hung during a request; it has been killed and will be restarted."""
+
+
+class EngineWorker:
+    """A supervised child process running durable-rules; thread-safe, one request at a time."""
+
+    def __init__(self, timeout_s: float = TIMEOUT_S):
+        self.timeout_s = timeout_s
+        self.restarts = 0  # worker deaths (crash or hang) so far; each is followed by a fresh worker
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._buffer = b""
+        self._rulesets: dict[str, str] = {}  # live rulesets: name -> definition, rebuilt after a restart
+        self._built: set[str] = set()  # rulesets the current worker holds
+        self._doomed: list[str] = []  # released rulesets, deleted with the next request
+        self._sids = itertools.count(1)
+
+    # -- rulesets ---------------------------------------------------------------------------
+
+    def create(self, name: str, definition: dict) -> None:
+        """Build a ruleset in the worker; raise ReteError if the engine refuses, crashes or hangs."""
+        text = dumps(definition)
+        with self._lock:
+            self._ensure()
+            self._build(name, text)
+            self._rulesets[name] = text
+
+    def release(self, name: str) -> None:
+        """Forget a ruleset (safe from a finalizer: it only queues the deletion)."""
+        self._doomed.append(name)
+
+    def _build(self, name: str, text: str) -> None:
+        answer = self._request(f"C {name}\n{text}\n")
+        if answer != "ok":
+            raise ReteError(f"durable-rules refused the ruleset: {answer[4:]}")
+        self._built.add(name)
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def match(self, names: list[str], facts: list[dict[str, Any]], batch: int) -> list[tuple[str, str]]:
+        """Assert the facts (each with a unique "scid" first) into every named ruleset, `batch`
+        facts per session; return the (rule, scid) pairs that matched."""
+        import json
+        with self._lock:
+            self._ensure()
+            for name in names:
+                if name not in self._built:  # a fresh worker: build what the caller needs again
+                    self._build(name, self._rulesets[name])
+            sids, lines = [], []
+            for start in range(0, len(facts), batch):
+                sid = f"b{next(self._sids)}"
+                chunk = facts[start:start + batch]
+                for fact in chunk:
+                    fact["sid"] = sid
+                sids.append(sid)
+                lines.append(dumps(chunk))
+            answer = self._request(f"M {','.join(names)} {' '.join(sids)}\n" + "\n".join(lines) + "\n")
+        if answer.startswith("err "):
+            raise ReteError(f"durable-rules refused the batch: {answer[4:]}")
+        return json.loads(answer)
+
+    # -- the process ------------------------------------------------------------------------
+
+    def _ensure(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            if self._proc is not None:  # died between requests
+                self._dead("the durable-rules worker had exited")
+            self._proc = subprocess.Popen([sys.executable, "-m", "revops.policy.rete_worker"], env=_worker_env(),
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._buffer = b""
+            self._built = set()
+        if self._doomed:
+            doomed, self._doomed = self._doomed, []
+            names = [n for n in doomed if self._rulesets.pop(n, None) is not None and n in self._built]
+            self._built.difference_update(names)
+            if names:
+                self._request(f"D {' '.join(names)}\n")
+
+    def _request(self, text: str) -> str:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(text.encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise EngineFailure(self._dead("the durable-rules worker died")) from None
+        deadline = time.monotonic() + self.timeout_s
+        fd = proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+            if not ready:
+                raise EngineFailure(self._dead(f"the durable-rules worker did not answer within {self.timeout_s:g} s"))
+            data = os.read(fd, 1 << 20)
+            if not data:
+                raise EngineFailure(self._dead("the durable-rules worker died"))
+            self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode()
+
+    def _dead(self, what: str) -> str:
+        """Kill and reap the worker, count it; return the reason for the error decisions."""
+        proc, self._proc = self._proc, None
+        self._built = set()
+        self._buffer = b""
+        self.restarts += 1
+        if proc is None:
+            return what
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except (OSError, AttributeError):
+                pass
+        how = f" (signal {-code})" if code is not None and code < 0 else (f" (exit {code})" if code else "")
+        return f"{what}{how}; it has been restarted"
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+                proc.stdin.close()
+                proc.stdout.close()
+
+
+def _worker_env() -> dict[str, str]:
+    # The worker imports this very revops (not whatever else is on the path).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+_shared: tuple[int, EngineWorker] | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_worker() -> EngineWorker:
+    """The process' one engine worker (one per process, like a connection: made on first use,
+    made again in a forked child, which must not share its parent's pipes)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            _shared = (os.getpid(), EngineWorker())
+        return _shared[1]
+
+
+def worker_restarts() -> int:
+    """Deaths (crash or hang) of this process' engine worker so far: the metric's value."""
+    return _shared[1].restarts if _shared is not None and _shared[0] == os.getpid() else 0
 
 
 class RuleSession:
-    """One durable-rules ruleset: `match(facts)` -> the names of the rules each fact matched.
+    """One phase's rules over one or more durable-rules rulesets: `match(facts)` -> matched names.
 
-    `rules` maps a rule name to its durable-rules condition (the `m` part), e.g.
-    `{"congestion": {"$gte": {"channel__htlc_util": 0.8}}}`. Each fact must carry a unique
-    `scid`. Thread-safe: one batch at a time.
+    `rules` is a list of (name, durable-rules condition, branches), e.g.
+    `("r3", {"$gte": {"channel__htlc_util": 0.8}}, 1)`; rules are packed in order into
+    rulesets of at most MAX_BRANCHES branches (lower.py never gives a wider one). Facts must
+    carry a unique "scid" as their first key.
     """
 
     BATCH = 64  # facts per session: keeps each session small; measured fastest here
 
-    def __init__(self, label: str, rules: dict[str, Any]):
-        definition = {name: {"all": [{"m": cond}]} for name, cond in rules.items()}
-        definition[CATCH_ALL] = {"all": [{"m": {"$ex": {"scid": 1}}}]}
-        self.name = f"{label}_{next(_names)}"
-        self._handle = engine.create_ruleset(self.name, json.dumps(definition))
-        self._lock = threading.Lock()
-        self._sids = itertools.count(1)
-        self._finalizer = weakref.finalize(self, engine.delete_ruleset, self._handle)
+    def __init__(self, label: str, rules: Iterable[tuple[str, Any, int]], worker: EngineWorker | None = None):
+        self.worker = worker or shared_worker()
+        packs: list[dict] = [{}]
+        width = 0
+        for name, cond, branches in rules:
+            if branches > MAX_BRANCHES:
+                raise ReteError(f"rule {name} has {branches} branches; at most {MAX_BRANCHES} per ruleset")
+            if width + branches > MAX_BRANCHES and packs[-1]:
+                packs.append({})
+                width = 0
+            packs[-1][name] = {"all": [{"m": cond}]}
+            width += branches
+        self.names: list[str] = []
+        for pack in packs:
+            pack[CATCH_ALL] = {"all": [{"m": {"$ex": {"scid": 1}}}]}
+            name = f"{label}_{next(_names)}"
+            self.worker.create(name, pack)
+            self.names.append(name)
+        weakref.finalize(self, _release, self.worker, tuple(self.names))
 
     def match(self, facts: list[dict[str, Any]]) -> dict[str, set[str]]:
-        # Each fact must start with its "scid" key: _rule_and_scid reads it from the text.
-        """Return {scid: names of matched rules} for every fact (the catch-all left out)."""
+        """Return {scid: names of matched rules} for every fact; raise EngineFailure/ReteError."""
         found: dict[str, set[str]] = {fact["scid"]: set() for fact in facts}
-        with self._lock:
-            for start in range(0, len(facts), self.BATCH):
-                sid = f"b{next(self._sids)}"
-                chunk = facts[start:start + self.BATCH]
-                for fact in chunk:
-                    fact["sid"] = sid
-                try:
-                    for rule, scid in self._run(chunk):
-                        if rule != CATCH_ALL:
-                            found[scid].add(rule)
-                finally:
-                    engine.delete_state(self._handle, sid)
+        for rule, scid in self.worker.match(self.names, facts, self.BATCH):
+            found[scid].add(rule)
         return found
 
-    def _run(self, chunk: list[dict[str, Any]]) -> Iterable[tuple[str, dict]]:
-        result = engine.assert_facts(self._handle, json.dumps(chunk))
-        if result[0] not in (0, 3):  # 1: not handled, 2: already observed
-            raise ReteError(f"durable-rules refused the batch (code {result[0]})")
-        state = result[1]
-        started = engine.start_action_for_state(self._handle, state)
-        pending = started[1] if started else None
-        while pending:
-            yield _rule_and_scid(pending)
-            pending = engine.complete_and_start_action(self._handle, state)
 
-    def close(self) -> None:
-        self._finalizer()
-
-
-_PREFIX = '":{"m":{"scid": "'
-
-
-def _rule_and_scid(action: str) -> tuple[str, str]:
-    """(rule name, scid) of an engine action `{"<rule>":{"m":{"scid": "<scid>", ...}}}`.
-
-    The fact text is our own json.dumps with scid first, so both are found by position;
-    decoding the whole fact for two strings was a third of the matching time.
-    """
-    end = action.find(_PREFIX, 2)
-    if action.startswith('{"') and end > 0:
-        start = end + len(_PREFIX)
-        return action[2:end], action[start:action.index('"', start)]
-    rule, match = next(iter(json.loads(action).items()))  # any other layout: parse it
-    return rule, match["m"]["scid"]
+def _release(worker: EngineWorker, names: tuple[str, ...]) -> None:
+    for name in names:
+        worker.release(name)

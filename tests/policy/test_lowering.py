@@ -105,3 +105,65 @@ def test_tricky_conditions_compile_and_agree(tmp_path):
     durable, reference = matched("durable"), matched("reference")
     assert durable == reference
     assert any(durable) and not all(len(m) == len(conditions) for m in durable)
+
+
+FACTS = ["channel.fee_ppm", "channel.local_ratio", "channel.age_days"]
+
+
+def _fact_side():
+    """Arithmetic between facts (issue #13): products, ratios (division by a fact that may be
+    0), min/max/abs of facts, nested; what the reference interpreter may fail on."""
+    fact = st.sampled_from(FACTS)
+    leaf = st.one_of(fact, CONST, st.just("params.k"))
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", "*", "/"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+        inner.map(lambda x: f"abs({x})")), max_leaves=4)
+
+
+def _fact_condition():
+    compare = st.tuples(_fact_side(), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), _fact_side()).map(" ".join)
+    atoms = st.one_of(compare, st.sampled_from(["true", "false", "channel.active"]))
+    return st.recursive(atoms, lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        inner.map(lambda c: f"not ({c})")), max_leaves=4)
+
+
+FACT_VALUES = st.fixed_dictionaries({
+    "channel__fee_ppm": st.sampled_from([0, 1, 3, 250, 10**6]),
+    "channel__local_ratio": st.sampled_from([0.0, 1e-05, 0.1, 0.3, 1.0]),
+    "channel__age_days": st.sampled_from([0.0, -4.0, 0.1, 1e16, 1e300]),
+    "channel__active": st.booleans(),
+})
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_fact_condition(), st.lists(FACT_VALUES, min_size=1, max_size=5), st.sampled_from([0, 3, -0.5]))
+def test_arithmetic_between_facts_and_its_errors_mean_the_same_under_both_matchers(tmp_path_factory, condition, rows, k):
+    body = f"""
+params:
+  k: {{type: number, default: {k}, doc: k}}
+rules:
+  - id: r
+    stage: safety
+    when: '{condition}'
+    then: hold()
+    why: x
+  - id: base
+    stage: discovery
+    then: set_fee(1)
+    why: base
+"""
+    try:
+        policy = make_policy(tmp_path_factory.mktemp("facts"), body)
+    except DiagnosticError as err:
+        assert all(d.code in ("dsl_compile_error", "dsl_type_error") for d in err.diagnostics), str(err)
+        return
+    chans = [channel(f"{i}x1x0", **row) for i, row in enumerate(rows)]
+
+    def outcome(matcher):
+        return [(e.decision.rule, e.decision.action,
+                 next(t["outcome"] for t in e.trace if t["rule"] == "r"))
+                for e in policy.evaluate_many(chans, matcher=matcher, explain=True)]
+    assert outcome("durable") == outcome("reference"), condition
