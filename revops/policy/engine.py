@@ -24,6 +24,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template, with_lets
 from revops.policy.dsl import Ref, walk
 from revops.policy.interp import EvalError, evaluate, explain_false, format_value
+from revops.policy.limits import MAX_WHY_CHARS
 from revops.policy.lower import LoweringError, alias, fold, lower_condition
 from revops.policy.rete import RuleSession
 
@@ -569,7 +570,8 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
             out.append(format(value, fmt) if fmt else format_value(value))
         except (EvalError, ValueError, TypeError):
             out.append("?")
-    return "".join(out)
+    text = "".join(out)  # capped: the journal keeps every why (issue 12)
+    return text if len(text) <= MAX_WHY_CHARS else text[:MAX_WHY_CHARS - 1] + "…"
 
 
 def resolve_params(compiled: CompiledPolicy, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
