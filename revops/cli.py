@@ -26,32 +26,40 @@ def _print_errors(err: DiagnosticError, fmt: str = "text") -> None:
 
 
 def cmd_check(args) -> int:
-    """The verdict `revenue-reload` would give (load, compile, prepare, the policy's tests/)."""
+    """The verdict `revenue-reload` would give (load, compile, prepare, the policy's tests/),
+    for each folder; exits with the worst code (errors over lint over ok)."""
+    docs, codes = [], []
+    for folder in args.policy or [str(default_policy_dir())]:
+        code, doc = _check_one(folder, args.format)
+        codes.append(code)
+        docs.append(doc)
+    if args.format == "json":
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    return EXIT_ERRORS if EXIT_ERRORS in codes else (EXIT_LINT if EXIT_LINT in codes else EXIT_OK)
+
+
+def _check_one(folder: str, fmt: str) -> tuple[int, dict]:
     from revops.policy.reload import verdict
-    judged = verdict(args.policy)
+    judged = verdict(folder)
+    tests = {"passed": judged.tests_passed, "failed": judged.tests_failed}
     if not judged.ok:
-        if args.format == "json":
-            print(json.dumps({"ok": False, "errors": [d.to_json() for d in judged.errors],
-                              "tests": {"passed": judged.tests_passed, "failed": judged.tests_failed}}, indent=2))
-        else:
+        if fmt != "json":
             _print_errors(DiagnosticError(list(judged.errors)))
-        return EXIT_ERRORS
+        return EXIT_ERRORS, {"policy": folder, "ok": False, "errors": [d.to_json() for d in judged.errors],
+                             "tests": tests}
     compiled = judged.prepared.compiled
     lint = list(judged.lint)
-    tests = {"passed": judged.tests_passed, "failed": judged.tests_failed}
-    if args.format == "json":
-        print(json.dumps({
-            "ok": True, "name": compiled.name, "version": compiled.version,
-            "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
-            "lint": [d.to_json() for d in lint], "tests": tests}, indent=2))
-    else:
+    if fmt != "json":
         for d in lint:
             print(str(d), file=sys.stderr)
         n_files = len(compiled.source.files)
         tested = f", {judged.tests_passed} tests passed" if judged.tests_passed else ""
         print(f"SUCCESS: {compiled.name} {compiled.version}: {len(compiled.rules)} rules in "
               f"{n_files} file{'s' if n_files != 1 else ''}{tested} ({compiled.digest[:19]})")
-    return EXIT_LINT if lint else EXIT_OK
+    return (EXIT_LINT if lint else EXIT_OK), {
+        "policy": folder, "ok": True, "name": compiled.name, "version": compiled.version,
+        "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
+        "lint": [d.to_json() for d in lint], "tests": tests}
 
 
 def explain_json(prepared, evaluations) -> dict:
@@ -254,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "schema, DSL, compile, and the policy's own tests/ cases. Exit 0: reload would accept "
                        "it; 1: it would refuse it (one path:line:col: code: message line per error); "
                        "3: accepted, with lint findings.")
-    p.add_argument("policy", nargs="?", default=default, help="policy folder (default: the shipped default)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("policy", nargs="*", help="policy folders (default: the shipped default)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: one object (a list of them for several folders) on stdout")
     p.add_argument("--run-tests", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.set_defaults(func=cmd_check)
 

@@ -95,7 +95,7 @@ def load_yaml(text: str, file: str):
         _prescan(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
-        line, col, problem = _locate(err)
+        line, col, problem = _locate(err, text)
         raise DiagnosticError.single(file, line, col, "policy_yaml_error", problem) from None
     except yaml.YAMLError as err:
         raise DiagnosticError.single(file, 1, 1, "policy_yaml_error", str(err)) from None
@@ -124,7 +124,7 @@ def _prescan(text: str, file: str) -> None:
             depth -= 1
 
 
-def _locate(err: yaml.MarkedYAMLError) -> tuple[int, int, str]:
+def _locate(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     """Line, column and message of a YAML error, at the line of the mistake (issue 17)."""
     problem = err.problem or str(err)
     if err.context:
@@ -133,9 +133,29 @@ def _locate(err: yaml.MarkedYAMLError) -> tuple[int, int, str]:
     opened = _OPENED_AT_CONTEXT.get(err.context or "")
     if opened and pm is not None and cm is not None and pm.line > cm.line:
         return cm.line + 1, cm.column + 1, f"{opened} (PyYAML stopped at line {pm.line + 1}: {err.problem})"
+    runaway = _runaway_quote(text, pm) if pm is not None else None
+    if runaway is not None:
+        return (runaway.line + 1, runaway.column + 1,
+                f"unclosed quote: this string runs on to line {pm.line + 1}, where PyYAML stopped: {problem}")
     mark = pm or cm
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     return line, col, problem
+
+
+def _runaway_quote(text: str, problem_mark):
+    """The start mark of a quoted string that spans lines and ends where the parser then
+    failed: its closing quote is most likely missing and a later quote closed it."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            if end.index > problem_mark.index:
+                return None
+            if (isinstance(token, yaml.ScalarToken) and token.style in ('"', "'")
+                    and start.line < end.line == problem_mark.line):
+                return start
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _convert(node, file, lines, constructor):
