@@ -228,3 +228,33 @@ def test_check_and_revenue_reload_give_one_verdict(folder, cli_verdicts, reload_
         assert status["policy"]["digest"] == before["digest"]  # the old policy stays
         assert metrics["revops_policy_last_reload_success_timestamp_seconds"] == \
             metrics_before["revops_policy_last_reload_success_timestamp_seconds"]
+
+
+def test_auto_reload_refuses_billion_laughs_fast_and_keeps_the_policy():
+    """A 600-byte file of nested aliases (1.5 GB and 20 s to expand before) is refused at its
+    first anchor by the file watch as by revenue-reload; the plugin keeps answering."""
+    from tests.plugin.conftest import Node
+    workdir = Path(tempfile.mkdtemp(prefix="rvt"))
+    node = Node(workdir, options={"revenue-ops-sim-clock": "0", "revenue-ops-auto-reload": "true",
+                                  "revenue-ops-metrics-listen": "127.0.0.1:0"})
+    ld = node.start()
+    try:
+        digest = node.call("revenue-status")["policy"]["digest"]
+        before = _scrape(node)
+        laughs = (FIXTURES / "bad" / "billion_laughs" / "policy.yaml").read_text()
+        anchors = laughs[laughs.index("a: &a"):laughs.index("rules:")]
+        params = node.policy_dir / "params.yaml"
+        nested = "".join(f"  {line}\n" for line in anchors.strip().splitlines())  # under one key
+        params.write_text(params.read_text().replace("params:\n", f"lols:\n{nested}params:\n", 1))
+        ld.wait_for_log(r"policy reload failed \(file change\)", timeout_s=20)
+        ld.wait_for_log(r"params.yaml:\d+:\d+: policy_yaml_error: YAML anchors and aliases", timeout_s=5)
+        status = node.call("revenue-status")
+        assert status["last_reload"]["ok"] is False and status["policy"]["digest"] == digest
+        after = _scrape(node)
+        assert after["revops_policy_last_reload_successful"] == 0
+        attempts = after["revops_policy_reload_duration_seconds_count"] - before["revops_policy_reload_duration_seconds_count"]
+        spent_s = after["revops_policy_reload_duration_seconds_sum"] - before["revops_policy_reload_duration_seconds_sum"]
+        assert attempts == 1 and spent_s < 1.0
+    finally:
+        node.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
