@@ -197,6 +197,7 @@ class Generator:
         text = files["policy.yaml"]
         lines = text.split("\n")
         for _ in range(rng.randint(1, 3)):
+            lines = lines or [""]  # a truncation may have left nothing
             op = rng.randrange(12)
             i = rng.randrange(len(lines))
             if op == 0:
