@@ -26,36 +26,40 @@ def _print_errors(err: DiagnosticError, fmt: str = "text") -> None:
 
 
 def cmd_check(args) -> int:
-    from revops.policy.reload import build
-    from revops.policy.testing import run_policy_tests
-    try:
-        prepared = build(args.policy)
-    except DiagnosticError as err:
-        _print_errors(err, args.format)
-        return EXIT_ERRORS
-    compiled = prepared.compiled
-    lint = list(compiled.source.lint)
-    report = run_policy_tests(prepared) if args.run_tests else None
+    """The verdict `revenue-reload` would give (load, compile, prepare, the policy's tests/),
+    for each folder; exits with the worst code (errors over lint over ok)."""
+    docs, codes = [], []
+    for folder in args.policy or [str(default_policy_dir())]:
+        code, doc = _check_one(folder, args.format)
+        codes.append(code)
+        docs.append(doc)
     if args.format == "json":
-        print(json.dumps({
-            "ok": report is None or report.ok, "name": compiled.name, "version": compiled.version,
-            "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
-            "lint": [d.to_json() for d in lint],
-            "tests": None if report is None else {"passed": report.passed, "failed": report.failed}}, indent=2))
-    else:
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    return EXIT_ERRORS if EXIT_ERRORS in codes else (EXIT_LINT if EXIT_LINT in codes else EXIT_OK)
+
+
+def _check_one(folder: str, fmt: str) -> tuple[int, dict]:
+    from revops.policy.reload import verdict
+    judged = verdict(folder)
+    tests = {"passed": judged.tests_passed, "failed": judged.tests_failed}
+    if not judged.ok:
+        if fmt != "json":
+            _print_errors(DiagnosticError(list(judged.errors)))
+        return EXIT_ERRORS, {"policy": folder, "ok": False, "errors": [d.to_json() for d in judged.errors],
+                             "tests": tests}
+    compiled = judged.prepared.compiled
+    lint = list(judged.lint)
+    if fmt != "json":
         for d in lint:
             print(str(d), file=sys.stderr)
-        if report is not None and not report.ok:
-            from revops.policy.testing import format_report
-            print(format_report(report), file=sys.stderr)
-        else:
-            n_files = len(compiled.source.files)
-            print(f"SUCCESS: {compiled.name} {compiled.version}: {len(compiled.rules)} rules in "
-                  f"{n_files} file{'s' if n_files != 1 else ''} ({compiled.digest[:19]})")
-    if report is not None and not report.ok:
-        return EXIT_ERRORS
-    return EXIT_LINT if lint else EXIT_OK
-
+        n_files = len(compiled.source.files)
+        tested = f", {judged.tests_passed} tests passed" if judged.tests_passed else ""
+        print(f"SUCCESS: {compiled.name} {compiled.version}: {len(compiled.rules)} rules in "
+              f"{n_files} file{'s' if n_files != 1 else ''}{tested} ({compiled.digest[:19]})")
+    return (EXIT_LINT if lint else EXIT_OK), {
+        "policy": folder, "ok": True, "name": compiled.name, "version": compiled.version,
+        "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
+        "lint": [d.to_json() for d in lint], "tests": tests}
 
 
 def explain_json(prepared, evaluations) -> dict:
@@ -201,26 +205,31 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_report(args) -> int:
+    import tempfile
     from revops.policy.reload import build
-    from revops.report import data as report_data
-    from revops.report.html import render as render_report
-    from revops.store import Store
     try:
         params = build(args.policy).params
     except DiagnosticError as err:
         _print_errors(err)
         return EXIT_ERRORS
-    db = Path(args.db) if args.db else None
-    if db is None:
-        import tempfile
+    if args.db:
+        return _report(args, Path(args.db), params)
+    with tempfile.TemporaryDirectory(prefix="rvrep") as scratch:  # removed whatever happens (issue 12)
         from revops.sim.driver import simulate
-        db = Path(tempfile.mkdtemp(prefix="rvrep")) / "revops.sqlite3"
+        db = Path(scratch) / "revops.sqlite3"
         try:
             simulate(args.scenario, args.policy, days=args.days, seed=args.seed, db_path=db)
         except Exception as err:
             print(f"report: simulate {args.scenario}: {err}", file=sys.stderr)
             return EXIT_ERRORS
-    elif not db.exists():
+        return _report(args, db, params)
+
+
+def _report(args, db: Path, params) -> int:
+    from revops.report import data as report_data
+    from revops.report.html import render as render_report
+    from revops.store import Store
+    if not db.exists():
         print(f"report: no database at {db}", file=sys.stderr)
         return EXIT_ERRORS
     try:
@@ -247,10 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     default = str(default_policy_dir())
 
-    p = sub.add_parser("check", help="validate a policy folder exactly as revenue-reload does")
-    p.add_argument("policy", nargs="?", default=default, help="policy folder (default: the shipped default)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--run-tests", action="store_true", help="also run the policy's tests/ cases")
+    p = sub.add_parser("check", help="give the verdict revenue-reload would give: load, compile and run the "
+                       "policy's tests/ cases (the same function)",
+                       description="Validate a policy folder with the function revenue-reload runs: YAML, "
+                       "schema, DSL, compile, and the policy's own tests/ cases. Exit 0: reload would accept "
+                       "it; 1: it would refuse it (one path:line:col: code: message line per error); "
+                       "3: accepted, with lint findings.")
+    p.add_argument("policy", nargs="*", help="policy folders (default: the shipped default)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: one object (a list of them for several folders) on stdout")
+    p.add_argument("--run-tests", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("explain", help="show, per channel, every rule considered and what would be done")

@@ -21,6 +21,7 @@ from revops.policy.actions import ACTIONS, POST_PHASE_KINDS, ActionSpec
 from revops.policy.dsl import (Action, And, Arith, Bool, Call, Compare, DslSyntaxError, In, Neg, Not, Num,
                                Or, Ref, Str, parse_actions, parse_condition)
 from revops.policy.interp import BOOL_ARGUMENT, FUNCTIONS, compile_expr
+from revops.policy.limits import MAX_FORMAT_WIDTH
 from revops.policy.model import DslText, PolicySource, Stage
 
 # Facts about the decision itself, readable only by rules in post stages.
@@ -304,6 +305,14 @@ def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"bad format spec {fmt!r}"))
             ok = False
             continue
+        # {x:10000000} would journal 10 MB per decision (issue 12): width and precision are capped.
+        if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", fmt)):
+            line, col = text.locate(1, m.start(2) + 1)
+            ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error",
+                                         f"format spec {fmt[:20]!r}: width and precision are limited to "
+                                         f"{MAX_FORMAT_WIDTH}"))
+            ok = False
+            continue
         parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1)), None))  # closure: see _template_closures
     parts.append(text.text[last:])
     stray = [i for i, ch in enumerate(_PLACEHOLDER.sub("", text.text)) if ch in "{}"]
@@ -346,10 +355,15 @@ def _check_names(expr, text: DslText, phase: str, ctx: _Ctx) -> None:
                           f"unknown function {node.func!r} (functions: {', '.join(sorted(FUNCTIONS))})")
             else:
                 lo, hi, _ = fn
+                lo = max(lo, _MIN_ARGS.get(node.func, 0))
                 if len(node.args) < lo or (hi is not None and len(node.args) > hi):
                     want = f"{lo}" if hi == lo else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
                     ctx.error(text, node, "dsl_type_error",
                               f"{node.func}() takes {want} argument(s), got {len(node.args)}")
+
+
+# min(x) and max(x) compare nothing (Python's max(5) raises): they take two or more (issue 12).
+_MIN_ARGS = {"min": 2, "max": 2}
 
 
 def _suggest(name: str, ctx: _Ctx) -> str:

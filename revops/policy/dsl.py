@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Union
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from revops.policy.limits import MAX_EXPRESSION_DEPTH, MAX_NUMBER_CHARS, number_problem
 from revops.resources import grammar_path
 
 
@@ -132,8 +133,11 @@ def _tok_span(tok: Token) -> Span:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    """Turns the lark tree into AST nodes; methods are named after grammar rules."""
+class _ToAst(Transformer_NonRecursive):
+    """Turns the lark tree into AST nodes; methods are named after grammar rules.
+
+    Non-recursive: a 1,000-deep `not not ...` or `a and a and ...` must become a located
+    error, not a RecursionError (issue 12)."""
 
     def start_condition(self, meta, children):
         return children[0]
@@ -180,8 +184,15 @@ class _ToAst(Transformer):
         return Neg(_span(meta), operand)
 
     def number(self, meta, children):
-        text = str(children[0]).replace("_", "")
+        token = children[0]
+        text = str(token).replace("_", "")
+        if len(text) > MAX_NUMBER_CHARS:
+            raise DslSyntaxError(token.line, token.column,
+                                 f"number literal of {len(text):,} characters; at most {MAX_NUMBER_CHARS} are allowed")
         value = float(text) if any(c in text for c in ".eE") else int(text)
+        problem = number_problem(value)
+        if problem:
+            raise DslSyntaxError(token.line, token.column, f"number literal {text}: {problem}")
         return Num(_span(meta), value)
 
     def string(self, meta, children):
@@ -258,7 +269,27 @@ def _parse(text: str, which: int, examples: dict):
         if isinstance(err, UnexpectedEOF) or (line < 1 or col < 1):
             line, col = _end_position(text)
         raise DslSyntaxError(line, col, _describe(err, text, parser, examples)) from None
-    return _ToAst().transform(tree)
+    try:
+        ast = _ToAst().transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, DslSyntaxError):
+            raise err.orig_exc from None
+        raise
+    _check_depth(ast)
+    return ast
+
+
+def _check_depth(ast) -> None:
+    """Refuse an expression nested deeper than MAX_EXPRESSION_DEPTH (counted without recursion,
+    so that every later pass, which recurses, stays far from Python's stack limit)."""
+    roots = ast if isinstance(ast, list) else [ast]
+    todo = [(node, 1) for node in roots]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise DslSyntaxError(node.span.line, node.span.col,
+                                 f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels")
+        todo.extend((child, depth + 1) for child in children(node))
 
 
 def _end_position(text: str) -> tuple[int, int]:

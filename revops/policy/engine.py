@@ -35,6 +35,7 @@ from revops.policy.encode import FactError, as_double
 from revops.policy.interp import EVAL_ERRORS, EvalError, evaluate, explain_false, format_value
 from revops.policy.lower import Derived, DerivedFacts, LoweredRule, LoweringError, alias, lower_rule
 from revops.policy.rete import ReteError, RuleSession
+from revops.policy.limits import MAX_WHY_CHARS
 
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
@@ -731,7 +732,8 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
             out.append(format(value, fmt) if fmt else format_value(value))
         except EVAL_ERRORS:
             out.append("?")
-    return "".join(out)
+    text = "".join(out)  # capped: the journal keeps every why (issue 12)
+    return text if len(text) <= MAX_WHY_CHARS else text[:MAX_WHY_CHARS - 1] + "…"
 
 
 def resolve_params(compiled: CompiledPolicy, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

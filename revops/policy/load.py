@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.policy.limits import MAX_EXPRESSION_CHARS, MAX_FILES, MAX_INCLUDE_CHARS, number_problem
 from revops.policy.model import (API_VERSION, PARAM_TYPES, PHASES, STATE_TYPES, DslText, ParamSpec,
                                  PolicySource, RuleSource, Stage, StateSpec)
 from revops.policy.yamlsrc import Pos, YList, YMap, load_yaml
@@ -145,7 +146,11 @@ def _digest(files: list[tuple[str, str]]) -> str:
 def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tuple[Path, ...],
                include_pos: Pos | None = None) -> None:
     """Read `file` and, depth first, what it includes. Detects loops and missing files."""
-    resolved = file.resolve()
+    try:
+        resolved = file.resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop, a name the OS refuses
+        c.error(include_pos or Pos(str(file), 1, 1), f"cannot read {file}: {err}")
+        return
     display = _display(file, root_dir)
     if resolved in chain:
         loop = " -> ".join(os.path.relpath(p, root_dir.resolve()) for p in (*chain, resolved))
@@ -154,12 +159,17 @@ def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tu
     rel = os.path.relpath(resolved, root_dir.resolve())
     if any(rel == seen for seen, _ in files):
         return  # included twice (diamond): read once
-    if not file.is_file():
+    try:
+        exists = file.is_file()
+    except (OSError, ValueError) as err:  # a name too long for the file system, ...
+        c.error(include_pos or Pos(display, 1, 1), f"cannot read {display}: {err}")
+        return
+    if not exists:
         c.error(include_pos or Pos(display, 1, 1), f"missing file: {display}")
         return
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, ValueError) as err:
         c.error(include_pos or Pos(display, 1, 1), f"cannot read {display}: {err}")
         return
     files.append((rel, text))
@@ -189,7 +199,26 @@ def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tu
         if not isinstance(rel, str):
             c.error(includes.pos(i), "include entries must be file paths (strings)")
             continue
+        problem = _include_problem(rel)
+        if problem:
+            c.error(includes.pos(i), problem)
+            continue
+        if len(files) >= MAX_FILES:
+            c.error(includes.pos(i), f"too many files: a policy may include at most {MAX_FILES}")
+            return
         _read_tree(file.parent / rel, root_dir, c, docs, files, (*chain, resolved), includes.pos(i))
+
+
+def _include_problem(rel: str) -> str | None:
+    """Why an include entry is not a usable relative path, or None (issue 12: NUL bytes and
+    5,000-character names used to escape as exceptions)."""
+    if len(rel) > MAX_INCLUDE_CHARS:
+        return f"include path is {len(rel):,} characters; at most {MAX_INCLUDE_CHARS} are allowed"
+    if not rel or any(ord(ch) < 32 or ord(ch) == 127 for ch in rel):
+        return "include path is empty or holds a control character (NUL, newline, ...)"
+    if os.path.isabs(rel) or rel.startswith("~"):
+        return f"include path {rel!r} must be relative to the file that includes it"
+    return None
 
 
 def _display(file: Path, root_dir: Path) -> str:
@@ -294,8 +323,8 @@ def _param(name: str, spec: Any, section: YMap, params: dict, c: _Collector) -> 
     if head is None:
         return
     ptype, doc = head
-    lo = c.typed(spec, "min", (int, float), f"params.{name}")
-    hi = c.typed(spec, "max", (int, float), f"params.{name}")
+    lo = _number(c, spec, "min", f"params.{name}")
+    hi = _number(c, spec, "max", f"params.{name}")
     values = spec.get("values")
     if values is not None and (not isinstance(values, list) or not all(isinstance(v, str) for v in values)):
         c.error(spec.pos("values"), f"params.{name}.values must be a list of strings")
@@ -316,6 +345,21 @@ def _param(name: str, spec: Any, section: YMap, params: dict, c: _Collector) -> 
     params[name] = ParamSpec(**{**p.__dict__, "default": default})
 
 
+def _number(c: _Collector, spec: YMap, key: str, what: str) -> int | float | None:
+    """A typed number that is finite and within the limits, or None (after an error)."""
+    value = c.typed(spec, key, (int, float), what)
+    if value is not None and number_problem(value):
+        c.error(spec.pos(key), f"{what}.{key}: {number_problem(value)}")
+        return None
+    return value
+
+
+def _short(value: Any) -> str:
+    """repr() for messages, cut: a 400-digit default is quoted, not echoed whole."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10 ** 40 else f"<{len(str(abs(value)))}-digit number>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _state(name: str, spec: Any, section: YMap, state: dict, c: _Collector) -> None:
     pos = section.pos(name)
     head = _declaration(name, spec, section, state, "state", STATE_KEYS, STATE_TYPES, c)
@@ -325,7 +369,10 @@ def _state(name: str, spec: Any, section: YMap, state: dict, c: _Collector) -> N
     default = spec.get("default", {"bool": False, "number": 0, "string": ""}[stype])
     expected = {"bool": (bool,), "number": (int, float), "string": (str,)}[stype]
     if not isinstance(default, expected) or (stype == "number" and isinstance(default, bool)):
-        c.error(spec.pos("default"), f"state.{name}.default must be a {stype}, got {default!r}")
+        c.error(spec.pos("default"), f"state.{name}.default must be a {stype}, got {_short(default)}")
+        return
+    if number_problem(default):
+        c.error(spec.pos("default"), f"state.{name}.default: {number_problem(default)}")
         return
     state[name] = StateSpec(name=name, type=stype, default=default, doc=doc, pos=pos)
 
@@ -339,6 +386,9 @@ def _dsl(m: YMap, key: str, what: str, c: _Collector) -> DslText | None:
     if not isinstance(value, str):
         c.error(m.pos(key), f"{what}.{key} must be a string, got {_type_name(type(value))}")
         return None
+    if len(value) > MAX_EXPRESSION_CHARS:
+        c.error(m.pos(key), f"{what}.{key} is {len(value):,} characters; at most {MAX_EXPRESSION_CHARS:,} are allowed")
+        return None
     return DslText(value, m.pos(key))
 
 
@@ -351,6 +401,9 @@ def _rule(raw: Any, pos: Pos, order: int, c: _Collector) -> RuleSource | None:
     what = f"rule {rid!r}" if rid else "rule"
     stage = c.require(raw, "stage", str, what)
     priority = c.typed(raw, "priority", int, what)
+    if priority is not None and abs(priority) > 1_000_000:
+        c.error(raw.pos("priority"), f"{what}.priority must be between -1,000,000 and 1,000,000")
+        priority = None
     if "then" not in raw:
         c.error(raw.at, f"{what} is missing required key 'then'")
     if "why" not in raw:
@@ -363,7 +416,10 @@ def _rule(raw: Any, pos: Pos, order: int, c: _Collector) -> RuleSource | None:
     raw_then = raw.get("then")
     if isinstance(raw_then, YList):
         for i, item in enumerate(raw_then):
-            if isinstance(item, str):
+            if isinstance(item, str) and len(item) > MAX_EXPRESSION_CHARS:
+                c.error(raw_then.pos(i), f"{what}.then item is {len(item):,} characters; at most "
+                        f"{MAX_EXPRESSION_CHARS:,} are allowed")
+            elif isinstance(item, str):
                 then.append(DslText(item, raw_then.pos(i)))
             else:
                 c.error(raw_then.pos(i), f"{what}.then items must be action strings")
@@ -397,8 +453,9 @@ def _lets(raw: YMap, what: str, c: _Collector) -> tuple[tuple[str, DslText], ...
             return None
         if isinstance(expr, (int, float)) and not isinstance(expr, bool):
             expr = str(expr)
-        if not isinstance(expr, str):
-            c.error(section.pos(name), f"{what}.let.{name} must be an expression (a string)")
+        if not isinstance(expr, str) or len(expr) > MAX_EXPRESSION_CHARS:
+            c.error(section.pos(name), f"{what}.let.{name} must be an expression (a string of at most "
+                    f"{MAX_EXPRESSION_CHARS:,} characters)")
             return None
         lets.append((name, DslText(expr, section.pos(name))))
     return tuple(lets)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revops.policy.limits import number_problem
 from revops.policy.yamlsrc import Pos
 
 API_VERSION = "revops/v1"
@@ -46,8 +46,11 @@ class ParamSpec:
                     value = float(value.replace("_", "")) if self.type == "number" else int(value.replace("_", ""))
                 except ValueError:
                     return None, f"expected {want}, got {value!r}"
-            if not isinstance(value, (int, float)) or not math.isfinite(value):  # NaN and inf are not fees
+            if not isinstance(value, (int, float)):
                 return None, f"expected {want}, got {value!r}"
+            too_big = number_problem(value)  # NaN, inf and 400-digit ints are not fees (issue 12)
+            if too_big:
+                return None, f"expected {want}: {too_big}"
             if self.type == "int":
                 if isinstance(value, float) and not value.is_integer():
                     return None, f"expected an int, got {value!r}"

@@ -4,12 +4,17 @@ Every trigger (`revenue-reload`, the file watch, a param override) goes through
 `PolicyHolder.reload()` or `PolicyHolder.set_overrides()`, so the outcome is recorded in
 one place (`last_reload`). A failed reload leaves `current` untouched; evaluations in
 flight keep the PreparedPolicy object they started with (it is immutable).
+
+`verdict()` is the one judgement on a policy folder: `revops check` prints it and
+`PolicyHolder.reload()` acts on it, so the two always agree (issue 13). It never raises:
+whatever goes wrong is a located diagnostic (issue 12).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -52,9 +57,17 @@ def build(path: str | Path, overrides: Mapping[str, Any] | None = None,
 def build_and_test(path: str | Path, overrides: Mapping[str, Any] | None = None,
                    fact_types: Mapping[str, str] | None = None) -> PreparedPolicy:
     """`build`, then run the policy's own tests/ cases: a policy that fails them is not activated."""
-    from revops.policy.testing import run_policy_tests, test_files
     prepared = build(path, overrides, fact_types)
+    run_tests(prepared)
+    return prepared
+
+
+def run_tests(prepared: PreparedPolicy):
+    """Run the policy's tests/ cases; return the TestReport (None without tests) or raise
+    DiagnosticError with one located line per failed case."""
+    from revops.policy.testing import run_policy_tests, test_files
     files = test_files(prepared.compiled.source.root)
+    report = None
     if files:
         report = run_policy_tests(prepared, files)
         if not report.ok:
@@ -66,7 +79,60 @@ def build_and_test(path: str | Path, overrides: Mapping[str, Any] | None = None,
                     diagnostics.append(Diagnostic(case.file, case.line, 1, "policy_test_failure",
                                                   f"{case.note}: {first}{more}"))
             raise DiagnosticError(diagnostics)
-    return prepared
+    return report
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `revops check` prints and `revenue-reload` acts on."""
+
+    prepared: PreparedPolicy | None  # None when the policy is refused
+    errors: tuple[Diagnostic, ...] = ()
+    tests_passed: int = 0
+    tests_failed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.prepared is not None and not self.errors
+
+    @property
+    def lint(self) -> tuple[Diagnostic, ...]:
+        return self.prepared.compiled.source.lint if self.prepared else ()
+
+
+INTERNAL = "policy_internal_error"
+
+
+def verdict(path: str | Path, overrides: Mapping[str, Any] | None = None,
+            fact_types: Mapping[str, str] | None = None) -> Verdict:
+    """Load, compile, prepare and test the policy at `path`. Never raises: an unexpected
+    exception becomes a `policy_internal_error` diagnostic at the root file (a bug to report;
+    `bench/fuzz.py` counts them as tracebacks)."""
+    try:
+        prepared = build(path, overrides, fact_types)
+        report = run_tests(prepared)
+    except DiagnosticError as err:
+        failed = sum(1 for d in err.diagnostics if d.code == "policy_test_failure")
+        return Verdict(None, tuple(err.diagnostics), tests_failed=failed)
+    except Exception as err:  # noqa: BLE001 -- the backstop: a reload never throws (issue 12)
+        return Verdict(None, (internal_diagnostic(path, err),))
+    if report is None:
+        return Verdict(prepared)
+    return Verdict(prepared, tests_passed=report.passed, tests_failed=report.failed)
+
+
+def internal_diagnostic(path: str | Path, err: BaseException) -> Diagnostic:
+    """An unexpected exception as one located line: where in revops it happened, and why."""
+    root = Path(path)
+    try:
+        root = root / "policy.yaml" if root.is_dir() else root
+    except (OSError, ValueError):
+        pass
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    message = str(err).replace("\n", " ")
+    message = message if len(message) <= 200 else message[:197] + "..."
+    return Diagnostic(str(root), 1, 1, INTERNAL, f"{type(err).__name__}{where}: {message}")
 
 
 def rule_changes(old: CompiledPolicy | None, new: CompiledPolicy) -> dict[str, list[str]]:
@@ -103,20 +169,21 @@ class PolicyHolder:
         with self._lock:
             start = time.perf_counter()
             old = self.current
+            judged = verdict(self.path, self._overrides, self.fact_types)
+            if not judged.ok:
+                return self._record(ReloadResult(False, time.time(), time.perf_counter() - start, judged.errors))
+            prepared = judged.prepared
             try:
-                prepared = build_and_test(self.path, self._overrides, self.fact_types)
-            except DiagnosticError as err:
+                _, problems = resolve_params(prepared.compiled, self._overrides)
+                changes = rule_changes(old.compiled if old else None, prepared.compiled)
+            except Exception as err:  # noqa: BLE001 -- never throw, never swap half-judged
                 return self._record(ReloadResult(False, time.time(), time.perf_counter() - start,
-                                                 tuple(err.diagnostics)))
-            except OSError as err:
-                diag = Diagnostic(str(self.path), 1, 1, "policy_yaml_error", f"cannot read policy: {err}")
-                return self._record(ReloadResult(False, time.time(), time.perf_counter() - start, (diag,)))
-            _, problems = resolve_params(prepared.compiled, self._overrides)
+                                                 (internal_diagnostic(self.path, err),)))
             self.current = prepared  # the swap: one reference assignment
             compiled = prepared.compiled
             return self._record(ReloadResult(
                 True, time.time(), time.perf_counter() - start, (), compiled.name, compiled.version,
-                compiled.digest, rule_changes(old.compiled if old else None, compiled), tuple(problems)))
+                compiled.digest, changes, tuple(problems)))
 
     def set_overrides(self, overrides: Mapping[str, Any]) -> PreparedPolicy:
         """Re-prepare the active policy with new param overrides and swap it in.

@@ -4,6 +4,11 @@ PyYAML's composer gives nodes with marks; we turn them into plain dicts/lists/sc
 keeping each value's position beside it (`YMap.pos(key)`, `YList.pos(i)`), the way
 Prometheus' rulefmt keeps yaml.Node marks. Duplicate keys are errors (PyYAML silently
 keeps the last one).
+
+Before composing, one pass over PyYAML's event stream (iterative, so it cannot overflow the
+stack) refuses what a policy never needs and an attacker would use (issue 12): anchors and
+aliases (the "billion laughs" and `&r [*r]` recursion) and nesting deeper than
+MAX_YAML_DEPTH. Files above MAX_FILE_BYTES are refused before they are parsed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,15 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from revops.diagnostics import DiagnosticError
+from revops.policy.limits import MAX_FILE_BYTES, MAX_YAML_DEPTH
+
+# PyYAML reports an unclosed quote or bracket where it gave up, often the line after the
+# mistake or the end of the file; its context mark is where the scalar or collection opened.
+_OPENED_AT_CONTEXT = {
+    "while scanning a quoted scalar": "unclosed quote: this string is never closed",
+    "while parsing a flow sequence": "unclosed '[': this list is never closed with ']'",
+    "while parsing a flow mapping": "unclosed '{': this mapping is never closed with '}'",
+}
 
 
 @dataclass(frozen=True)
@@ -73,14 +87,15 @@ def _pos(node, file: str, lines: list[str]) -> Pos:
 
 def load_yaml(text: str, file: str):
     """Return the document as YMap/YList/scalars, or raise DiagnosticError(policy_yaml_error)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise DiagnosticError.single(file, 1, 1, "policy_yaml_error",
+                                     f"file is {len(text):,} characters; a policy file may hold at most "
+                                     f"{MAX_FILE_BYTES:,}")
     try:
+        _prescan(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = err.problem or str(err)
-        if err.context:
-            problem = f"{problem} ({err.context})"
+        line, col, problem = _locate(err, text)
         raise DiagnosticError.single(file, line, col, "policy_yaml_error", problem) from None
     except yaml.YAMLError as err:
         raise DiagnosticError.single(file, 1, 1, "policy_yaml_error", str(err)) from None
@@ -89,6 +104,58 @@ def load_yaml(text: str, file: str):
     lines = text.split("\n")
     constructor = yaml.SafeLoader("")  # only used to resolve scalar tags to Python values
     return _convert(node, file, lines, constructor)
+
+
+def _prescan(text: str, file: str) -> None:
+    """Refuse anchors, aliases and deep nesting, reading events one at a time (no recursion)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise DiagnosticError.single(
+                file, mark.line + 1, mark.column + 1, "policy_yaml_error",
+                "YAML anchors and aliases (&name, *name) are not allowed in a policy; write the value out")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise DiagnosticError.single(file, mark.line + 1, mark.column + 1, "policy_yaml_error",
+                                             f"nested deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _locate(err: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """Line, column and message of a YAML error, at the line of the mistake (issue 17)."""
+    problem = err.problem or str(err)
+    if err.context:
+        problem = f"{problem} ({err.context})"
+    pm, cm = err.problem_mark, err.context_mark
+    opened = _OPENED_AT_CONTEXT.get(err.context or "")
+    if opened and pm is not None and cm is not None and pm.line > cm.line:
+        return cm.line + 1, cm.column + 1, f"{opened} (PyYAML stopped at line {pm.line + 1}: {err.problem})"
+    runaway = _runaway_quote(text, pm) if pm is not None else None
+    if runaway is not None:
+        return (runaway.line + 1, runaway.column + 1,
+                f"unclosed quote: this string runs on to line {pm.line + 1}, where PyYAML stopped: {problem}")
+    mark = pm or cm
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return line, col, problem
+
+
+def _runaway_quote(text: str, problem_mark):
+    """The start mark of a quoted string that spans lines and ends where the parser then
+    failed: its closing quote is most likely missing and a later quote closed it."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            if end.index > problem_mark.index:
+                return None
+            if (isinstance(token, yaml.ScalarToken) and token.style in ('"', "'")
+                    and start.line < end.line == problem_mark.line):
+                return start
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _convert(node, file, lines, constructor):
@@ -118,3 +185,7 @@ def _convert(node, file, lines, constructor):
     except yaml.constructor.ConstructorError as err:
         pos = _pos(node, file, lines)
         raise DiagnosticError.single(file, pos.line, pos.col, "policy_yaml_error", str(err.problem)) from None
+    except (ValueError, OverflowError) as err:  # e.g. an integer over Python's 4,300-digit limit
+        pos = _pos(node, file, lines)
+        raise DiagnosticError.single(file, pos.line, pos.col, "policy_yaml_error",
+                                     f"cannot read value: {str(err).split(';')[0]}") from None

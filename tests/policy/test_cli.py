@@ -81,3 +81,38 @@ def test_test_command_passes_default_and_prints_a_diff_on_failure(tmp_path):
     run = revops("test", str(folder))
     assert run.returncode == 1
     assert "FAIL" in run.stdout and "860000x12x0.fee_ppm: want 961, got 960" in run.stdout
+
+
+def test_report_scenario_leaves_no_temporary_folders(tmp_path):
+    """`revops report --scenario` simulates into a scratch folder and removes it, on success
+    and when the simulation fails (issue 12)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+    out = tmp_path / "report.html"
+    for scenario, code in (("hub", 0), ("no-such-scenario", 1)):
+        run = subprocess.run([sys.executable, "-m", "revops.cli", "report", "--scenario", scenario,
+                              "--days", "0.2", "-o", str(out)], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == code, run.stderr
+        assert list(scratch.iterdir()) == [], scenario
+    assert out.stat().st_size > 0
+
+
+def test_check_runs_the_policy_tests_like_reload(tmp_path):
+    """check's verdict includes the policy's tests/ (issue 13): a failing case refuses the folder."""
+    folder = tmp_path / "p"
+    shutil.copytree(default_policy_dir(), folder)
+    run = revops("check", str(folder))
+    assert run.returncode == 0 and re.search(r", \d+ tests passed ", run.stdout), run.stdout
+    cases = folder / "tests" / "alpha_sequence.yaml"
+    cases.write_text(cases.read_text().replace("fee_ppm: 960", "fee_ppm: 961", 1))
+    run = revops("check", str(folder))
+    assert run.returncode == 1 and run.stdout == ""
+    assert re.search(r"alpha_sequence.yaml:\d+:1: policy_test_failure: .*want 961, got 960", run.stderr), run.stderr
+    doc = json.loads(revops("check", str(folder), "--format", "json").stdout)
+    assert doc["ok"] is False and doc["tests"]["failed"] == 1
+
+
+def test_check_help_says_it_runs_what_reload_runs():
+    run = revops("check", "--help")
+    assert "revenue-reload" in run.stdout and "tests/" in run.stdout
