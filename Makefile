@@ -38,17 +38,29 @@ test: $(STAMP) system-deps $(LNBITS_STAMP)
 
 # System programs the observability tests use: Debian's prometheus (prometheus, promtool) and
 # chromium (the report renders in it). Installed only when missing (apt-get, as root); without
-# them those tests fail in CI (CI=true) and are skipped elsewhere.
+# them those tests fail in CI (CI=true) and are skipped elsewhere. The tests start their own
+# prometheus on a free port, so the server Debian's package enables and starts is disabled and
+# stopped again: nothing is left enabled or running (issue 17). SYSTEM_PKGS and APT_FLAGS
+# override what is installed (e.g. `make system-deps SYSTEM_PKGS=prometheus APT_FLAGS=--reinstall`).
+SYSTEM_PKGS ?= $(strip $(shell command -v prometheus >/dev/null && command -v promtool >/dev/null || echo prometheus) \
+	$(shell command -v chromium >/dev/null || echo chromium))
+APT_FLAGS ?=
+
 system-deps:
-	@pkgs=""; \
-	command -v prometheus >/dev/null && command -v promtool >/dev/null || pkgs="prometheus"; \
-	command -v chromium >/dev/null || pkgs="$$pkgs chromium"; \
+	@pkgs="$(SYSTEM_PKGS)"; \
 	if [ -n "$$pkgs" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi; \
 		if command -v apt-get >/dev/null && [ "$$sudo" != none ]; then \
 			echo "installing: $$pkgs"; \
 			$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
-				--no-install-recommends $$pkgs; \
+				--no-install-recommends $(APT_FLAGS) $$pkgs || exit 1; \
+			case " $$pkgs " in *" prometheus "*) \
+				if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus.service; then \
+					$$sudo systemctl stop prometheus.service; fi; \
+				if command -v systemctl >/dev/null; then $$sudo systemctl disable --quiet prometheus.service; \
+				else $$sudo update-rc.d prometheus disable >/dev/null; fi; \
+				echo "disabled Debian's prometheus.service (the tests run their own)";; \
+			esac; \
 		else \
 			echo "warning: cannot install $$pkgs (needs apt-get as root); the Prometheus and report tests need them"; \
 		fi; \

@@ -170,8 +170,12 @@ def cmd_test(args) -> int:
 def cmd_simulate(args) -> int:
     from revops.policy.reload import build
     from revops.sim.driver import render, simulate
-    from revops.sim.scenario import load_scenario
+    from revops.sim.scenario import load_scenario, resolve, scenario_names
     policies = [args.policy, *(args.compare or [])]
+    if not resolve(args.scenario).exists():
+        print(f"simulate: no scenario {args.scenario!r}; bundled scenarios: {', '.join(scenario_names())} "
+              "(or give a scenario YAML file)", file=sys.stderr)
+        return EXIT_ERRORS
     try:
         load_scenario(args.scenario)
         for policy in policies:
@@ -186,6 +190,10 @@ def cmd_simulate(args) -> int:
             if show:
                 bar = "#" * int(done * 30)
                 print(f"\r{name:<20} [{bar:<30}] {done:4.0%}", end="", file=sys.stderr, flush=True)
+        progress(0.0)  # the bar shows while the plugin starts, not only once days pass
+        if not show and not args.json:  # no terminal: one line per policy, never a silent minute
+            print(f"simulating {Path(policy).name} on {args.scenario} for {args.days:g} days ...",
+                  file=sys.stderr, flush=True)
         try:
             reports.append(simulate(args.scenario, policy, days=args.days, seed=args.seed, progress=progress,
                                     fair_baselines=args.fair_baselines))
@@ -283,8 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="hub", help="a scenario name (hub, sink-drain, zombies, mempool-shock, "
                    "htlc-flood, flappy-peers, large) or a scenario YAML file")
     p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
-    p.add_argument("--compare", nargs="+", metavar="DIR", help="more policies to run on the same seed")
-    p.add_argument("--days", type=float, default=30)
+    p.add_argument("--compare", nargs="+", action="extend", metavar="DIR",
+                   help="more policies to run on the same seed (--compare A B or --compare A --compare B)")
+    p.add_argument("--days", type=float, default=30, help="simulated days to run (default: %(default)g)")
     p.add_argument("--seed", type=int, default=None, help="market seed (default: the scenario's)")
     p.add_argument("--fair-baselines", action="store_true",
                    help="anchor the baselines' fees on the scenario's typical competitor fee (docs/results.md)")

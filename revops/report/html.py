@@ -12,7 +12,7 @@ from revops.report.data import ReportData
 _CSS = """body{font-family:sans-serif;margin:24px auto;max-width:960px;color:#222}
 h1{font-size:22px}h2{font-size:16px;margin-top:28px}.kpi{display:flex;gap:14px;flex-wrap:wrap}
 .kpi div{background:#f3f6fa;border-radius:6px;padding:10px 14px}.kpi b{display:block;font-size:20px}
-p.note{color:#666;font-size:12px}"""
+p.note{color:#666;font-size:12px}p.nothing{color:#555;font-style:italic}"""
 
 
 def _sat(msat) -> str:
@@ -27,6 +27,8 @@ def render(data: ReportData, title: str = "revops report") -> str:
     kpis = [("routing income", _sat(t["routing_income_msat"])), ("rebalance spend", _sat(t["rebalance_spend_msat"])),
             ("fee updates sent", f"{t['fee_updates']:,}"), ("decisions", f"{t['decisions']:,}"),
             ("fee cycles", f"{t['cycles']:,}"), ("channels", f"{t['channels']:,}")]
+    period = (data.start_s, data.end_s)  # every time axis spans the same period with the same ticks
+    span = f"from {when(data.start_s)} to {when(data.end_s)}"
     revenue = {"routing income (sat)": [(b, v / 1000) for b, v in data.income_msat]}
     if data.spend_msat is not None:
         revenue["rebalance spend (sat)"] = [(b, v / 1000) for b, v in data.spend_msat]
@@ -38,11 +40,13 @@ def render(data: ReportData, title: str = "revops report") -> str:
         f"{html.escape(', '.join(data.policies) or 'none')}</p>",
         '<div class="kpi">' + "".join(f"<div>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in kpis) + "</div>",
         "<h2>Fee per channel over time</h2>",
-        svg.line_chart("Fee per channel over time", data.fee_series, "fee (ppm)"),
+        svg.line_chart("Fee per channel over time", data.fee_series, "fee (ppm)", x_range=period,
+                       nothing=f"No channel had a fee on record {span}."),
         f'<p class="note">The fee on chain after each cycle, for the {len(data.fee_series)} channels that earned '
         f"most (and whose fee moved).</p>",
         f"<h2>Revenue and spend per {unit}</h2>",
-        svg.bar_chart("Revenue and spend", revenue, "sat", data.bucket_s),
+        svg.bar_chart("Revenue and spend", revenue, "sat", data.bucket_s, x_range=period,
+                      nothing=f"No routing income and no rebalance spend {span}."),
     ]
     if data.spend_msat is None:
         parts.append('<p class="note">No rebalancer records in this database: rebalance spend unknown.</p>')
@@ -50,15 +54,18 @@ def render(data: ReportData, title: str = "revops report") -> str:
     bucket_budget = None if daily_budget is None else daily_budget * data.bucket_s / 86400
     parts += [f"<h2>Budget burn: fee updates (gossip) per {unit}</h2>",
               svg.bar_chart("Budget burn", {"fee updates sent": data.fee_updates}, "updates", data.bucket_s,
-                            limit=bucket_budget, limit_label=f"node budget per {unit}")]
+                            limit=bucket_budget, limit_label=f"node budget per {unit}", x_range=period,
+                            nothing=f"No fee update was sent {span}.")]
     if data.spend_msat is not None:
         burn, total = [], 0
         for b, v in data.spend_msat:
             total += v
             burn.append((b, total / 1000))
         parts += ["<h2>Budget burn: cumulative rebalance spend</h2>",
-                  svg.line_chart("Cumulative rebalance spend", {"spend (sat)": burn}, "sat", step=False)]
+                  svg.line_chart("Cumulative rebalance spend", {"spend (sat)": burn}, "sat", step=False,
+                                 x_range=period, nothing=f"Nothing was rebalanced {span}: 0 sat spent.")]
     parts += ["<h2>Decisions by rule</h2>",
-              svg.hbar_chart("Decisions by rule", data.decisions_by_rule, "decisions (stacked by outcome)"),
+              svg.hbar_chart("Decisions by rule", data.decisions_by_rule, "decisions (stacked by outcome)",
+                             nothing=f"No decisions {span}."),
               "</body></html>"]
     return "\n".join(parts)

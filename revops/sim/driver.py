@@ -222,10 +222,49 @@ def render(reports: list[SimReport], verbose: bool = False) -> str:
         out.append(f"{label:<28}" + "".join(f"{fmt(r):>{width + 2}}" for r in reports))
     for name, r in zip(names, reports):
         shown = [c for c in r.channels if verbose or c["fee_updates"] or c["fee_ppm_start"] != c["fee_ppm_end"]]
-        out += ["", f"{name}: channels ({len(shown)} of {len(r.channels)} shown; -v for all)",
+        out += ["", _table_heading(name, len(shown), len(r.channels)), TABLE_LEGEND,
                 f"  {'scid':<16}{'local':>7}{'fee':>14}{'updates':>9}{'fwd out':>9}{'failed':>8}{'earned sat':>12}"]
         for c in shown:
-            fee = f"{c['fee_ppm_start']} ➜ {c['fee_ppm_end']}"
+            fee = f"{_ppm(c['fee_ppm_start'])} ➜ {_ppm(c['fee_ppm_end'])}"
             out.append(f"  {c['scid']:<16}{c['local_ratio']:>7.0%}{fee:>14}{c['fee_updates']:>9}"
                        f"{c['forwards_out']:>9}{c['failed_out']:>8}{c['fees_earned_msat'] / 1000:>12,.0f}")
-    return "\n".join(out)
+        listed = sum(c["fee_updates"] for c in r.channels)  # hidden rows have none
+        if listed != r.fee_updates:
+            n = r.fee_updates - listed
+            out.append(f"  + {n:,} fee update{'s' if n != 1 else ''} on channels closed during the run (not listed): "
+                       f"{r.fee_updates:,} in all, as in the summary")
+    return "\n".join(out + ["", verdict(reports, names)])
+
+
+TABLE_LEGEND = ("  local: our share of the channel's balance at the end; fee: ppm at the start ➜ at the end "
+                "(- if the channel\n  did not exist then); updates: fee updates sent; fwd out / failed: forwards "
+                "out of the channel settled / failed;\n  earned sat: routing fees it earned")
+
+
+def _table_heading(name: str, shown: int, total: int) -> str:
+    if shown == total:
+        return f"{name}: all {total} channels open at the end"
+    return f"{name}: the {shown} of {total} channels whose fee changed (-v for all)"
+
+
+def _ppm(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def verdict(reports: list[SimReport], names: list[str]) -> str:
+    """One line: each policy's net profit against the first policy's, in sat and %."""
+    first = reports[0]
+    base_sat = round(first.net_profit_msat / 1000)  # whole sats, as the summary shows them
+    if len(reports) == 1:
+        return f"verdict: {names[0]} made a net profit of {base_sat:,.0f} sat in {_days(first.days)}"
+    parts = []
+    for name, r in zip(names[1:], reports[1:]):
+        diff = round(r.net_profit_msat / 1000) - base_sat
+        pct = f" ({diff / abs(base_sat):+.1%})" if base_sat else ""
+        parts.append(f"{name} {diff:+,.0f} sat{pct}")
+    return (f"verdict: net profit against {names[0]} ({base_sat:,.0f} sat in {_days(first.days)}): "
+            + ", ".join(parts))
+
+
+def _days(days: float) -> str:
+    return f"{days:g} day{'' if days == 1 else 's'}"

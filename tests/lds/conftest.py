@@ -18,7 +18,11 @@ class Vault:
         self.server = server
         self.operator = server.account("operator")
         server.credit(self.operator["id"], 5_000_000)
-        server.request("POST", "/vault/api/v1/setup", {"tiers": TIERS}, key=self.operator["adminkey"])
+        # the LNbits admin enables the extension for their account, then binds the vault to the
+        # operator wallet they chose
+        server.request("PUT", "/api/v1/extension/vault/enable", bearer=server.token)
+        server.request("POST", "/vault/api/v1/setup", {"operator_wallet": self.operator["id"], "tiers": TIERS},
+                       bearer=server.token)
 
     def investor(self, name: str, sats: int) -> dict:
         wallet = self.server.account(name)

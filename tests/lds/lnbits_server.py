@@ -44,12 +44,21 @@ class HttpError(Exception):
 
 
 class LnbitsServer:
-    def __init__(self):
-        self.tmp = Path(tempfile.mkdtemp(prefix="lnbits-"))
+    def __init__(self, tmp: Path | None = None):
+        self.owns_tmp = tmp is None
+        self.tmp = Path(tempfile.mkdtemp(prefix="lnbits-")) if tmp is None else tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.token: str | None = None
+
+    def another_worker(self) -> "LnbitsServer":
+        """A second LNbits process on this server's database and data folder (as with several
+        workers behind one proxy), on its own port. Its stop() leaves the data alone."""
+        worker = LnbitsServer(tmp=self.tmp)
+        worker.token = self.token
+        worker._spawn(f"lnbits-{worker.port}.log")
+        return worker
 
     def start(self, timeout_s: float = 60) -> "LnbitsServer":
         package = lnbits_package()
@@ -60,6 +69,15 @@ class LnbitsServer:
         (run / "lnbits").symlink_to(package)  # LNbits mounts static/ and templates/ relative to the cwd
         shutil.copytree(EXTENSION, data / "ext" / "extensions" / "vault",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        self._spawn("lnbits.log", timeout_s)
+        self.token = self.request("PUT", "/api/v1/auth/first_install",
+                                  {"username": "admin", "password": "secret1234",
+                                   "password_repeat": "secret1234"})["access_token"]
+        return self
+
+    def _spawn(self, log_name: str, timeout_s: float = 60) -> None:
+        run, data = self.tmp / "run", self.tmp / "data"
+        self.log_name = log_name
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.tmp),
                "LNBITS_DATA_FOLDER": str(data), "LNBITS_EXTENSIONS_PATH": str(data / "ext"),
                "LNBITS_BACKEND_WALLET_CLASS": "FakeWallet", "LNBITS_EXTENSIONS_MANIFESTS": "[]",
@@ -68,7 +86,7 @@ class LnbitsServer:
                # Offline: every invoice and payment would otherwise try (and fail) to fetch a BTC
                # price for the wallet's fiat currency: 0.75 s per invoice+pay instead of 0.1 s.
                "LNBITS_PRICE_AGGREGATOR_ENABLED": "false", "LNBITS_EXCHANGE_RATE_PROVIDERS": "[]"}
-        self.log = open(self.tmp / "lnbits.log", "wb")
+        self.log = open(self.tmp / log_name, "wb")
         self.proc = subprocess.Popen([str(VENV / "bin" / "uvicorn"), "lnbits.__main__:app", "--host", "127.0.0.1",
                                       "--port", str(self.port)], cwd=run, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -86,13 +104,9 @@ class LnbitsServer:
                     self.stop()
                     raise RuntimeError("LNbits did not answer in time:\n" + self.log_tail())
                 time.sleep(0.2)
-        self.token = self.request("PUT", "/api/v1/auth/first_install",
-                                  {"username": "admin", "password": "secret1234",
-                                   "password_repeat": "secret1234"})["access_token"]
-        return self
 
     def log_tail(self) -> str:
-        return (self.tmp / "lnbits.log").read_text(errors="replace")[-3000:]
+        return (self.tmp / self.log_name).read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -103,7 +117,8 @@ class LnbitsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.owns_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- HTTP ---------------------------------------------------------------------------------
 

@@ -109,7 +109,10 @@ def test_bad_input_gets_a_clear_error_and_moves_no_money(vault, lnbits):
          "only the operator"),
         ("POST", "/vault/api/v1/solvency", {"physical_msat": 1, "liabilities_msat": -1, "max_ratio": 0.85}, op,
          400, "cannot be negative"),
-        ("POST", "/vault/api/v1/setup", {"tiers": {"flex": 0}}, erin["adminkey"], 403, "another operator"),
+        ("PUT", "/vault/api/v1/tiers", {"tiers": {"flex": 0}}, erin["adminkey"], 403, "only the operator"),
+        ("POST", "/vault/api/v1/operator/transfer", {"to_wallet": erin["id"]}, erin["adminkey"], 403,
+         "only the operator"),
+        ("POST", "/vault/api/v1/operator/accept", None, erin["adminkey"], 403, "no operator transfer"),
     ]
     for method, path, body, key, status, fragment in cases:
         with pytest.raises(HttpError) as err:
@@ -135,3 +138,45 @@ def test_a_period_key_pays_each_wallet_once_whatever_is_asked_later(vault, lnbit
                        {**body, "lines": [{"wallet_id": fay["id"], "amount_msat": 9_000}]}, key=op)
     assert conflict.value.status == 409 and "already records 7000 msat" in conflict.value.detail
     assert vault.balance_msat(fay) == 4_007_000
+
+
+def test_the_operator_is_the_wallet_the_admin_bound_and_moves_only_by_an_authenticated_transfer(vault, lnbits):
+    op = vault.operator
+    heir, stranger = lnbits.account("heir"), lnbits.account("stranger")
+    # setup is the LNbits admin's, and only once: a wallet key cannot claim the vault, nor can a second setup
+    with pytest.raises(HttpError) as claim:
+        lnbits.request("POST", "/vault/api/v1/setup", {"operator_wallet": stranger["id"], "tiers": {"flex": 0}},
+                       key=stranger["adminkey"])
+    assert claim.value.status == 401
+    with pytest.raises(HttpError) as again:
+        lnbits.request("POST", "/vault/api/v1/setup", {"operator_wallet": stranger["id"], "tiers": {"flex": 0}},
+                       bearer=lnbits.token)
+    assert again.value.status == 409 and f"operator wallet {op['id']}" in again.value.detail
+    try:
+        # a transfer needs both keys: the operator proposes, the named wallet accepts
+        with pytest.raises(HttpError) as early:
+            lnbits.request("POST", "/vault/api/v1/operator/accept", key=heir["adminkey"])
+        assert early.value.status == 403
+        lnbits.request("POST", "/vault/api/v1/operator/transfer", {"to_wallet": heir["id"]}, key=op["adminkey"])
+        with pytest.raises(HttpError) as wrong:
+            lnbits.request("POST", "/vault/api/v1/operator/accept", key=stranger["adminkey"])
+        assert wrong.value.status == 403
+        with pytest.raises(HttpError) as inkey:
+            lnbits.request("POST", "/vault/api/v1/operator/accept", key=heir["inkey"])
+        assert inkey.value.status in (401, 403)
+        moved = lnbits.request("POST", "/vault/api/v1/operator/accept", key=heir["adminkey"])
+        assert moved == {"operator_wallet": heir["id"], "previous": op["id"]}
+        with pytest.raises(HttpError) as old:
+            vault.book()
+        assert old.value.status == 403 and "only the operator" in old.value.detail
+        book = lnbits.request("GET", "/vault/api/v1/book", key=heir["adminkey"])
+        assert [(x["from_wallet"], x["to_wallet"], x["how"]) for x in book["operator_log"]][-1] == \
+            (op["id"], heir["id"], "transfer accepted")
+        # the admin can move the role back when an operator key is lost; a wallet key cannot
+        with pytest.raises(HttpError) as not_admin:
+            lnbits.request("PUT", "/vault/api/v1/operator", {"operator_wallet": stranger["id"]},
+                           key=heir["adminkey"])
+        assert not_admin.value.status == 401
+    finally:
+        lnbits.request("PUT", "/vault/api/v1/operator", {"operator_wallet": op["id"]}, bearer=lnbits.token)
+    assert vault.book()["operator_log"][-1]["how"].startswith("reassigned by LNbits admin")

@@ -1,12 +1,13 @@
 """REST API of the vault. Investors use their own wallet's keys; the operator uses the admin key
-of the wallet that set the vault up. Refusals are 4xx with a one-line `detail`."""
+of the wallet the LNbits admin bound at setup (or that later accepted a transfer). Refusals are
+4xx with a one-line `detail`."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from lnbits.core.models import WalletTypeInfo
-from lnbits.decorators import require_admin_key, require_invoice_key
+from lnbits.core.models import Account, WalletTypeInfo
+from lnbits.decorators import check_admin, require_admin_key, require_invoice_key
 
 from . import services
 from .services import VaultError
@@ -39,10 +40,33 @@ async def _operator(key: WalletTypeInfo) -> str:
 
 
 @vault_api_router.post("/api/v1/setup")
-async def api_setup(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
-    """First call claims the vault for this wallet (the operator); later calls update the tiers."""
-    body = await _body(request)
-    return await _run(services.setup(key.wallet.id, body.get("tiers")))
+async def api_setup(request: Request, admin: Account = Depends(check_admin)):
+    """The LNbits admin (bearer token) binds the vault to the operator wallet they choose; once."""
+    return await _run(services.setup(admin.id, await _body(request)))
+
+
+@vault_api_router.put("/api/v1/tiers")
+async def api_set_tiers(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    await _operator(key)
+    return await _run(services.update_tiers((await _body(request)).get("tiers")))
+
+
+@vault_api_router.post("/api/v1/operator/transfer")
+async def api_operator_transfer(request: Request, key: WalletTypeInfo = Depends(require_admin_key)):
+    """The operator proposes a new operator wallet; that wallet must accept with its own admin key."""
+    operator = await _operator(key)
+    return await _run(services.propose_operator(operator, await _body(request)))
+
+
+@vault_api_router.post("/api/v1/operator/accept")
+async def api_operator_accept(key: WalletTypeInfo = Depends(require_admin_key)):
+    return await _run(services.accept_operator(key.wallet.id))
+
+
+@vault_api_router.put("/api/v1/operator")
+async def api_operator_reassign(request: Request, admin: Account = Depends(check_admin)):
+    """Recovery: the LNbits admin moves the role when the operator's key is lost."""
+    return await _run(services.reassign_operator(admin.id, await _body(request)))
 
 
 @vault_api_router.get("/api/v1/tiers")
