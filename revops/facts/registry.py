@@ -167,6 +167,8 @@ _ROWS: list[tuple[str, str, str, str]] = [
      "seconds since revops last applied a fee change here (315360000 = 10 years when never)"),
     # --- peer
     ("peer.id", "string", "", "the peer's node id (pubkey hex)"),
+    ("peer.alias", "string", "",
+     "the alias the peer announced in gossip (listnodes); \"\" before its node_announcement"),
     ("peer.connected", "bool", "", "the peer is connected now"),
     ("peer.num_channels", "number", "count",
      "our open channels (CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE) with this peer"),
@@ -212,6 +214,9 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("node.fees_earned_7d_msat", "number", "msat", "routing fees earned over 7d (all channels)"),
     ("node.now_s", "number", "s",
      "the evaluation time, unix seconds (the snapshot's captured_at; the clock, live)"),
+    ("node.hour_utc", "number", "h", "hour of the day of node.now_s in UTC, 0..23"),
+    ("node.weekday", "string", "",
+     "day of the week of node.now_s in UTC: mon, tue, wed, thu, fri, sat or sun"),
     ("node.fee_updates_24h", "number", "count",
      "fee changes revops applied over all channels in the last 24h"),
     # --- market
