@@ -199,6 +199,11 @@ def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days
             "volume_out_msat": row["volume_out_msat"], "fees_earned_msat": row["fees_earned_msat"]})
 
 
+def _ppm(value) -> str:
+    """A fee for people: `-` for a channel that had none (opened or gone during the run)."""
+    return "-" if value is None else str(value)
+
+
 def render(reports: list[SimReport], verbose: bool = False) -> str:
     """Side-by-side figures per policy, then each policy's per-channel table."""
     rows = [("net profit (sat)", lambda r: f"{r.net_profit_msat / 1000:,.0f}"),
@@ -225,7 +230,7 @@ def render(reports: list[SimReport], verbose: bool = False) -> str:
         out += ["", f"{name}: channels ({len(shown)} of {len(r.channels)} shown; -v for all)",
                 f"  {'scid':<16}{'local':>7}{'fee':>14}{'updates':>9}{'fwd out':>9}{'failed':>8}{'earned sat':>12}"]
         for c in shown:
-            fee = f"{c['fee_ppm_start']} ➜ {c['fee_ppm_end']}"
+            fee = f"{_ppm(c['fee_ppm_start'])} ➜ {_ppm(c['fee_ppm_end'])}"
             out.append(f"  {c['scid']:<16}{c['local_ratio']:>7.0%}{fee:>14}{c['fee_updates']:>9}"
                        f"{c['forwards_out']:>9}{c['failed_out']:>8}{c['fees_earned_msat'] / 1000:>12,.0f}")
     return "\n".join(out)
