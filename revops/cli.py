@@ -61,9 +61,12 @@ def cmd_check(args) -> int:
 def explain_json(prepared, evaluations) -> dict:
     """The JSON of `revops explain --json` (and of the plugin's revenue-explain)."""
     compiled = prepared.compiled
+    groups = compiled.source.groups.groups if compiled.source.groups else ()
+    matched = {k[7:] for e in evaluations for k, v in e.values.items() if k.startswith("groups.") and v}
     return {
         "policy": {"name": compiled.name, "version": compiled.version, "api_version": compiled.source.api_version,
-                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides},
+                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides,
+                   "groups_matching_nothing": [g.name for g in groups if g.name not in matched]},
         "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
                       "rebalance": rebalance_explain(prepared, e), "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
                                                         if not k.startswith(("params.", "decision.", "let.", "override."))},
@@ -128,6 +131,8 @@ def render_explain(doc: dict, mode: str = "full") -> str:
     """Human output: per channel `old ➜ new`, the reason, and the rules considered."""
     p = doc["policy"]
     out = [f"policy {p['name']} {p['version']} ({p['digest'][:19]})"]
+    out += [f"lint: group {name!r} (groups.yaml) matches no channel here"
+            for name in p.get("groups_matching_nothing") or ()]
     keep = _MODES[mode]
     for ch in doc["channels"]:
         d = ch["decision"]

@@ -102,7 +102,7 @@ def glob_pattern(text: str) -> re.Pattern | None:
                 return None
             negate = body[0] in ("!", "^")
             body = body[1:] if negate else body
-            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
             i = end
         else:
             out.append(re.escape(ch))
