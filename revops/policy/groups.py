@@ -146,8 +146,9 @@ class _Reader:
         for i, item in enumerate(value):
             if isinstance(item, str):
                 out.append((item, value.pos(i)))
-            else:
-                self.error(value.pos(i), f"{what}.{key} entries must be strings, got {item!r}")
+            else:  # e.g. a node id of digits only, which YAML reads as a number
+                self.error(value.pos(i), f"{what}.{key} entries must be strings, got {item!r} "
+                           "(put node ids and scids in quotes if YAML reads them as numbers)")
         return out
 
     def group(self, name: str, body: Any, at: Pos, value_pos: Pos) -> Group | None:
@@ -206,7 +207,7 @@ class _Reader:
         target = raw[scope]
         tpos = raw.pos(scope)
         if not isinstance(target, str):
-            self.error(tpos, f"override {scope} must be a string, got {target!r}")
+            self.error(tpos, f"override {scope} must be a string, got {target!r} (quote it if YAML reads it as a number)")
             return None
         if scope == "group" and target not in groups:
             known = ", ".join(groups) or "none defined"
