@@ -285,6 +285,11 @@ def _sim_json(report) -> dict:
     return {"policy": doc.pop("policy"), **{k: v for k, v in doc.items() if k not in ("scenario", "days", "seed")}}
 
 
+def _cmd_import(args) -> int:
+    from revops.importers.command import cmd_import
+    return cmd_import(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description="Revenue operations for Core Lightning: "
                                      "check, explain, test and simulate fee and rebalancing policies.")
@@ -329,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=default, help="policy to simulate, and whose gossip budget is drawn")
     p.add_argument("-o", "--output", default="revops-report.html")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import", help="turn another tool's fee config into a policy folder (charge-lnd)")
+    p.add_argument("tool", choices=("charge-lnd",), help="the tool whose config FILE is")
+    p.add_argument("file", help="the config file (charge-lnd: its INI file)")
+    p.add_argument("-o", "--output", help="the policy folder to write (default: <FILE stem>-policy)")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
     p.add_argument("policy", nargs="?", default=default)
