@@ -65,12 +65,18 @@ def _check_one(folder: str, fmt: str) -> tuple[int, dict]:
 def explain_json(prepared, evaluations) -> dict:
     """The JSON of `revops explain --json` (and of the plugin's revenue-explain)."""
     compiled = prepared.compiled
+    groups = compiled.source.groups.groups if compiled.source.groups else ()
+    matched = {k[7:] for e in evaluations for k, v in e.values.items() if k.startswith("groups.") and v}
     return {
         "policy": {"name": compiled.name, "version": compiled.version, "api_version": compiled.source.api_version,
-                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides},
+                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides,
+                   "groups_matching_nothing": [g.name for g in groups if g.name not in matched]},
         "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
                       "rebalance": rebalance_explain(prepared, e), "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
-                                                        if not k.startswith(("params.", "decision.", "let."))}}
+                                                        if not k.startswith(("params.", "decision.", "let.", "override."))},
+                      # which groups.yaml / revenue-config override gave a param its value (issue 13)
+                      "overrides": {k[9:]: {"value": e.values.get("params." + k[9:]), "from": v}
+                                    for k, v in e.values.items() if k.startswith("override.")}}
                      for e in evaluations],
     }
 
@@ -96,15 +102,47 @@ def render_rebalance(r: dict) -> str:
     return f"neither{', no positive move' if plan else ''}{budget}"
 
 
+def _ppm(value) -> str:
+    """A fee or param for people: `-` when there is none (never `None`), ints without `.0`."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _deciding_bound(trace: list[dict], fee_ppm: int) -> str | None:
+    """`bound: the floor of <rule> (file:line) raised the fee 120 ➜ 800 ppm` when a floor or
+    ceiling clamped the fee, and what changed it after that (peer sync) if anything did."""
+    clamps = [(event, effect) for event in trace for effect in event.get("effects") or ()
+              if effect.get("action") in ("clamp_floor", "clamp_ceiling")]
+    if not clamps:
+        return None
+    # Floors are applied first, then ceilings: the last clamp had the last word.
+    event, effect = sorted(clamps, key=lambda c: c[1]["action"] == "clamp_ceiling")[-1]
+    old, new = effect["fee_ppm"]
+    kind, verb = ("floor", "raised") if effect["action"] == "clamp_floor" else ("ceiling", "lowered")
+    line = (f"bound: the {kind} of {event['rule']} ({event['at']}) {verb} the fee "
+            f"{_ppm(round(old, 1))} ➜ {_ppm(new)} ppm")
+    if round(new) != fee_ppm:
+        line += f"; then peer sync set {fee_ppm} ppm" if any(
+            e.get("action") == "sync_peer" for ev in trace for e in ev.get("effects") or ()) \
+            else f"; the decision is {fee_ppm} ppm"
+    return line
+
+
 def render_explain(doc: dict, mode: str = "full") -> str:
     """Human output: per channel `old ➜ new`, the reason, and the rules considered."""
     p = doc["policy"]
     out = [f"policy {p['name']} {p['version']} ({p['digest'][:19]})"]
+    out += [f"lint: group {name!r} (groups.yaml) matches no channel here"
+            for name in p.get("groups_matching_nothing") or ()]
     keep = _MODES[mode]
     for ch in doc["channels"]:
         d = ch["decision"]
         where = f"{d['stage']}/{d['rule']}" if d["rule"] else "no rule won"
-        arrow = f"{d['old_fee_ppm']} ➜ {d['fee_ppm']} ppm" if d["fee_ppm"] != d["old_fee_ppm"] else f"{d['fee_ppm']} ppm"
+        arrow = (f"{_ppm(d['old_fee_ppm'])} ➜ {_ppm(d['fee_ppm'])} ppm" if d["fee_ppm"] != d["old_fee_ppm"]
+                 else f"{_ppm(d['fee_ppm'])} ppm")
         extra = "".join(f"  {k}={d[k]}" for k in ("suppressed_by", "forced_by", "vetoed_by", "skip_rebalance", "error")
                         if d.get(k))
         out.append("")
@@ -112,8 +150,14 @@ def render_explain(doc: dict, mode: str = "full") -> str:
         f = ch.get("facts") or {}
         if "channel.profit_class" in f:
             out.append(f"  class {f['channel.profit_class']} / {f['channel.flow_class']}, "
-                       f"30-day ROI {f['channel.roi_30d']:.0%}, peer reputation {f['peer.reputation']:.2f}, "
+                       f"return on capital {f['channel.capital_return_annual']:.1%}/year "
+                       f"(30-day return on cost {f['channel.return_on_cost_30d']:.0%}), peer reputation {f['peer.reputation']:.2f}, "
                        f"uptime {f['peer.uptime_ratio_7d']:.0%}")
+        for name, o in (ch.get("overrides") or {}).items():
+            out.append(f"  param {name} = {_ppm(o['value'])} from {o['from']}")
+        bound = _deciding_bound(ch["trace"], d["fee_ppm"])
+        if bound:
+            out.append(f"  {bound}")
         if ch.get("rebalance"):
             out.append(f"  rebalance: {render_rebalance(ch['rebalance'])}")
         for event in ch["trace"]:
@@ -258,6 +302,11 @@ def _sim_json(report) -> dict:
     return {"policy": doc.pop("policy"), **{k: v for k, v in doc.items() if k not in ("scenario", "days", "seed")}}
 
 
+def _cmd_import(args) -> int:
+    from revops.importers.command import cmd_import
+    return cmd_import(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revops", description="Revenue operations for Core Lightning: "
                                      "check, explain, test and simulate fee and rebalancing policies.")
@@ -309,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default=default, help="policy to simulate, and whose gossip budget is drawn")
     p.add_argument("-o", "--output", default="revops-report.html")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import", help="turn another tool's fee config into a policy folder (charge-lnd)")
+    p.add_argument("tool", choices=("charge-lnd",), help="the tool whose config FILE is")
+    p.add_argument("file", help="the config file (charge-lnd: its INI file)")
+    p.add_argument("-o", "--output", help="the policy folder to write (default: <FILE stem>-policy)")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
     p.add_argument("policy", nargs="?", default=default)

@@ -32,6 +32,7 @@ from revops.node.capture import (Dependencies, backfill_forwards, capture_node, 
 from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
+from revops.policy.overrides import is_scoped, scoped_problem
 from revops.policy.reload import PolicyHolder, ReloadResult
 from revops.policy.watch import PolicyWatcher
 
@@ -432,18 +433,23 @@ class Runtime:
     # -- runtime config ----------------------------------------------------------------------
 
     def config(self, key: str | None = None, value: Any = None) -> dict:
-        """List, get, set (key value) or reset (`reset [key]`) param overrides."""
+        """List, get, set (key value) or reset (`reset [key]`) param overrides; a key
+        `channel:<scid>:<param>` or `peer:<node id>:<param>` is a per-channel or per-peer
+        override (policy/overrides.py), `pin_fee_ppm` as param pins the fee."""
         policy = self.holder.current
         params = policy.compiled.source.params
         stored = self.store.get_overrides()
         if key is None:
             return {"params": [self._param_view(name, policy, stored) for name in params],
-                    "stale_overrides": {k: v for k, v in stored.items() if k not in params}}
+                    "scoped_overrides": {k: v for k, v in stored.items() if is_scoped(k)},
+                    "stale_overrides": {k: v for k, v in stored.items() if k not in params and not is_scoped(k)}}
+        if is_scoped(key) or (key == "reset" and is_scoped(value)):
+            return self._scoped_config(key, value, stored)
         if key == "reset":
             removed = self.store.reset_override(value) if value is not None else self.store.reset_override(None)
             if value is not None and not removed:
                 raise RequestError(f"{value!r} has no override")
-            self.holder.set_overrides({k: v for k, v in self.store.get_overrides().items() if k in params})
+            self.holder.set_overrides(self._usable_overrides(policy.compiled))
             return {"reset": removed}
         if key not in params:
             raise RequestError(f"unknown param {key!r}; see `lightning-cli revenue-config` for the list")
@@ -452,7 +458,7 @@ class Runtime:
         coerced, why = params[key].check(value)
         if why:
             raise RequestError(f"{key}: {why}")
-        wanted = {k: v for k, v in stored.items() if k in params}
+        wanted = self._usable_overrides(policy.compiled)
         wanted[key] = coerced
         try:
             prepare(policy.compiled, wanted)  # the new snapshot must build before anything is written
@@ -463,6 +469,37 @@ class Runtime:
             raise RequestError(f"{key}: the database stored {written!r} instead of {coerced!r}; not applied")
         self.holder.set_overrides(wanted)
         return self._param_view(key, self.holder.current, self.store.get_overrides())
+
+    def _usable_overrides(self, compiled) -> dict[str, Any]:
+        """The stored overrides this policy can use: known params and valid scoped ones."""
+        return {k: v for k, v in self.store.get_overrides().items()
+                if k in compiled.source.params or (is_scoped(k) and scoped_problem(compiled, k, v)[0] is None)}
+
+    def _scoped_config(self, key: str, value: Any, stored: dict) -> dict:
+        """Get, set or reset one per-channel or per-peer override, persisted like the others."""
+        compiled = self.holder.current.compiled
+        if key == "reset":
+            removed = self.store.reset_override(value)
+            if not removed:
+                raise RequestError(f"{value!r} has no override")
+            self.holder.set_overrides(self._usable_overrides(compiled))
+            return {"reset": removed}
+        if value is None:
+            return {"name": key, "value": stored.get(key), "overridden": key in stored}
+        why, coerced = scoped_problem(compiled, key, value)
+        if why:
+            raise RequestError(why)
+        wanted = self._usable_overrides(compiled)
+        wanted[key] = coerced
+        try:
+            prepare(compiled, wanted)  # the new snapshot must build before anything is written
+        except DiagnosticError as err:
+            raise RequestError(f"{key}={coerced!r} would break the policy: {err}") from None
+        written = self.store.set_override(key, coerced, self.clock.now())
+        if written != coerced:
+            raise RequestError(f"{key}: the database stored {written!r} instead of {coerced!r}; not applied")
+        self.holder.set_overrides(wanted)
+        return {"name": key, "value": written, "overridden": True}
 
     @staticmethod
     def _param_view(name: str, policy, stored: dict) -> dict:

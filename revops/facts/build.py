@@ -285,6 +285,25 @@ def _in_fees_from_forwards(forwards: list, now_s: float) -> dict[str, dict[str, 
     return pairs
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def clock_facts(now_s: float) -> dict[str, Any]:
+    """node.hour_utc and node.weekday of the evaluation time (the simulated clock in simulations)."""
+    day, second_of_day = divmod(int(math.floor(now_s)), 86400)
+    # 1970-01-01 was a Thursday (index 3 of WEEKDAYS).
+    return {"node.hour_utc": second_of_day // 3600, "node.weekday": WEEKDAYS[(day + 3) % 7]}
+
+
+def peer_aliases(listnodes: Any) -> dict[str, str]:
+    """nodeid -> alias from a listnodes response (nodes without a node_announcement have none)."""
+    out: dict[str, str] = {}
+    for n in _list(_dict(listnodes).get("nodes")):
+        if _is_map(n) and isinstance(n.get("nodeid"), str) and isinstance(n.get("alias"), str):
+            out[n["nodeid"]] = n["alias"]
+    return out
+
+
 def build_facts(rpc: Mapping[str, Any], now_s: float,
                 flows: Mapping[str, ChannelFlow] | None = None,
                 history: History | None = None,
@@ -293,7 +312,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
-    feerates, listfunds, listpeers; missing ones count as empty). `flows` are per-scid forward
+    feerates, listfunds, listpeers, listnodes; missing ones count as empty). `flows` are per-scid forward
     aggregates (e.g. from the plugin's store); when None they are computed from
     rpc["listforwards"]["forwards"] as of `now_s`. `history` is what the store remembers
     (peer uptime, applied fee changes, feerate samples); None means nothing is known and the
@@ -313,6 +332,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         flows = flows_from_forwards(forwards, now_s)
     in_fees_1d = history.in_fees_1d if history.in_fees_1d is not None else _in_fees_from_forwards(forwards, now_s)
 
+    aliases = peer_aliases(rpc.get("listnodes"))
     connected_peers: dict[str, bool] = {}
     for p in _list(_dict(rpc.get("listpeers")).get("peers")):
         if isinstance(p, Mapping) and isinstance(p.get("id"), str):
@@ -390,6 +410,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         "node.fees_earned_1d_msat": node_fees_1d,
         "node.fees_earned_7d_msat": node_fees_7d,
         "node.now_s": now_s,
+        **clock_facts(now_s),
         "node.fee_updates_24h": history.node_fee_updates_24h,
     }
     common.update(market_facts(_dict(rpc.get("feerates")), history, now_s))
@@ -401,6 +422,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
             p.in_1d, (p.in_settled_7d, p.in_failed_7d), p.in_30d))
         peer_facts[pid] = {
             "peer.id": pid,
+            "peer.alias": aliases.get(pid, ""),
             "peer.connected": p.connected,
             "peer.num_channels": p.n_open,
             "peer.num_active_channels": p.n_active,

@@ -4,7 +4,7 @@ The original plugin had these classes too, but two of its formulas could not be 
 (ZOMBIE needed diagnostic rebalances nothing ever made; flow classes needed half the
 capacity to move per day). Here every class is a plain function of facts that the simulator
 reaches, and docs/facts.md gives each formula. The thresholds are the roadmap's values;
-a policy that wants others compares the underlying numbers (`channel.roi_30d`,
+a policy that wants others compares the underlying numbers (`channel.return_on_cost_30d`,
 `channel.flow_ratio_7d`, ...) itself.
 
 Pure: no I/O.
@@ -25,8 +25,8 @@ UNKNOWN_PEER_REPUTATION = 0.5
 
 #: Profitability: the open cost is spread over a year of the channel's life.
 OPEN_COST_AMORTISE_DAYS = 365.0
-PROFITABLE_ROI = 0.10      # ROI above this is PROFITABLE
-UNDERWATER_ROI = -0.10     # ROI below this is UNDERWATER
+PROFITABLE_ROI = 0.10      # return on cost above this is PROFITABLE
+UNDERWATER_ROI = -0.10     # return on cost below this is UNDERWATER
 STAGNANT_DAYS = 7.0        # no settled forward in or out for this long (and at least this old)
 
 #: Flow classes: net flow share over 7 d, and the turnover below which balance decides.
@@ -81,9 +81,16 @@ def profitability(v: Mapping[str, Any]) -> dict[str, Any]:
         "channel.contribution_30d_msat": contribution,
         "channel.open_cost_estimate_sat": open_cost_msat // 1000,
         "channel.net_profit_30d_msat": round(net),
-        "channel.roi_30d": roi,
+        "channel.return_on_cost_30d": roi,
+        "channel.capital_return_annual": capital_return_annual(net, v["channel.local_msat"]),
         "channel.marginal_roi_30d": marginal,
     }
+
+
+def capital_return_annual(net_30d_msat: float, local_msat: float) -> float:
+    """Net profit over 30 days per unit of our capital in the channel (its local balance now),
+    annualised (x 365/30): what an operator means by ROI. 0 with no local balance."""
+    return net_30d_msat / local_msat * 365.0 / 30.0 if local_msat > 0 else 0.0
 
 
 def is_stagnant(v: Mapping[str, Any]) -> bool:
@@ -99,9 +106,9 @@ def profit_class(v: Mapping[str, Any], zombie_confirmed: bool) -> str:
     before it was offered for free."""
     if is_stagnant(v):
         return "ZOMBIE" if zombie_confirmed else "STAGNANT"
-    if v["channel.roi_30d"] > PROFITABLE_ROI:
+    if v["channel.return_on_cost_30d"] > PROFITABLE_ROI:
         return "PROFITABLE"
-    if v["channel.roi_30d"] < UNDERWATER_ROI:
+    if v["channel.return_on_cost_30d"] < UNDERWATER_ROI:
         return "UNDERWATER"
     return "BREAK_EVEN"
 

@@ -30,6 +30,14 @@ NEVER_S = 315_360_000
 BLOCK_S = 600
 
 
+#: Facts that were renamed: old name -> (new name, why), for the compiler's error message.
+RENAMED: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "channel.roi_30d": ("channel.return_on_cost_30d",
+                        "it is profit per unit of cost, not a return on capital; that is "
+                        "channel.capital_return_annual (issue 13)"),
+})
+
+
 @dataclass(frozen=True)
 class FactSpec:
     """One fact a policy may reference: dotted name, value type, unit and a one-line doc."""
@@ -145,7 +153,10 @@ _ROWS: list[tuple[str, str, str, str]] = [
      "market.open_cost_sat when we opened the channel, else 0 (today's price of the open)"),
     ("channel.net_profit_30d_msat", "number", "msat",
      "contribution_30d_msat - rebalance_cost_30d_msat - open cost x 30/365"),
-    ("channel.roi_30d", "number", "ratio",
+    ("channel.capital_return_annual", "number", "ratio",
+     "return on capital, annualised: net_profit_30d / our local balance x 365/30 (0 with none); "
+     "what an operator calls ROI"),
+    ("channel.return_on_cost_30d", "number", "ratio",
      "net_profit_30d / (rebalance cost + open cost x 30/365); with no cost 1.0 if it "
      "contributed, else 0.0"),
     ("channel.marginal_roi_30d", "number", "ratio",
@@ -154,7 +165,7 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.profit_class", "string", "",
      "ZOMBIE | STAGNANT | PROFITABLE | UNDERWATER | BREAK_EVEN, first match: stagnant = no "
      "settled forward in or out for 7 days (and 7 days old), ZOMBIE = stagnant after a failed "
-     "0 ppm probe (state zombie); roi_30d > 0.10 PROFITABLE, < -0.10 UNDERWATER"),
+     "0 ppm probe (state zombie); return_on_cost_30d > 0.10 PROFITABLE, < -0.10 UNDERWATER"),
     ("channel.flow_class", "string", "",
      "SOURCE (net outflow: flow_ratio_7d >= 0.5) | SINK (<= -0.5) | BALANCED; with turnover_7d "
      "< 0.001 local_ratio < 0.3 is SOURCE and > 0.7 SINK"),
@@ -167,6 +178,8 @@ _ROWS: list[tuple[str, str, str, str]] = [
      "seconds since revops last applied a fee change here (315360000 = 10 years when never)"),
     # --- peer
     ("peer.id", "string", "", "the peer's node id (pubkey hex)"),
+    ("peer.alias", "string", "",
+     "the alias the peer announced in gossip (listnodes); \"\" before its node_announcement"),
     ("peer.connected", "bool", "", "the peer is connected now"),
     ("peer.num_channels", "number", "count",
      "our open channels (CHANNELD_NORMAL or CHANNELD_AWAITING_SPLICE) with this peer"),
@@ -212,6 +225,9 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("node.fees_earned_7d_msat", "number", "msat", "routing fees earned over 7d (all channels)"),
     ("node.now_s", "number", "s",
      "the evaluation time, unix seconds (the snapshot's captured_at; the clock, live)"),
+    ("node.hour_utc", "number", "h", "hour of the day of node.now_s in UTC, 0..23"),
+    ("node.weekday", "string", "",
+     "day of the week of node.now_s in UTC: mon, tue, wed, thu, fri, sat or sun"),
     ("node.fee_updates_24h", "number", "count",
      "fee changes revops applied over all channels in the last 24h"),
     # --- market

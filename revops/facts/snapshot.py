@@ -36,7 +36,7 @@ FORMAT = "revops-snapshot/1"
 CODE = "snapshot_error"
 REQUIRED_RPC = ("getinfo", "listpeerchannels", "listforwards", "feerates", "listfunds",
                 "listpeers")
-OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels")
+OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels", "listnodes")
 TOP_KEYS = ("format", "captured_at", "rpc", "state", "history", "rebalance")
 HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d")
 MAX_ERRORS = 50

@@ -1,7 +1,7 @@
 """Read the live node: the RPC responses the facts need, the plugins present, forwards to backfill.
 
 A fee cycle makes a constant number of reads (getinfo, listpeerchannels, feerates,
-listfunds, listpeers) whatever the channel count; forwards come from the store, which
+listfunds, listpeers, listnodes) whatever the channel count; forwards come from the store, which
 notifications and `backfill_forwards` keep complete.
 """
 
@@ -48,8 +48,22 @@ def detect_dependencies(rpc: NodeRpc) -> Dependencies:
 
 
 def capture_node(rpc: NodeRpc) -> dict[str, Any]:
-    """The RPC responses of NODE_READS, keyed by method; raises NodeRpcError if any fails."""
-    return {method: rpc.call(method, params) for method, params in NODE_READS}
+    """The RPC responses of NODE_READS, keyed by method, plus our peers' gossip (listnodes);
+    raises NodeRpcError if any of NODE_READS fails."""
+    out = {method: rpc.call(method, params) for method, params in NODE_READS}
+    out["listnodes"] = peer_nodes(rpc, out["listpeerchannels"])
+    return out
+
+
+def peer_nodes(rpc: NodeRpc, listpeerchannels: dict) -> dict[str, Any]:
+    """listnodes, kept to our peers' entries (peer.alias). Best effort: gossip is a nicety,
+    so a failing listnodes gives no aliases rather than no fee cycle."""
+    peers = {c.get("peer_id") for c in listpeerchannels.get("channels", []) if isinstance(c, dict)}
+    try:
+        nodes = rpc.call("listnodes", {}).get("nodes", [])
+    except NodeRpcError:
+        return {"nodes": []}
+    return {"nodes": [n for n in nodes if isinstance(n, dict) and n.get("nodeid") in peers]}
 
 
 def page_forwards(rpc: NodeRpc, index: str, start: int, on_page: Callable[[list[dict], dict], None]) -> int:

@@ -38,7 +38,7 @@ DECISION_FACTS: dict[str, str] = {
     "decision.suppressed": "bool",      # an earlier post stage held the change back (and none forced it)
 }
 
-NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision", "let")
+NAMESPACES = ("channel", "peer", "node", "market", "params", "state", "decision", "let", "groups", "pin")
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,8 @@ def compile_policy(source: PolicySource, fact_types: Mapping[str, str] | None = 
     if fact_types is None:
         from revops.facts.registry import FACTS
         fact_types = {name: spec.type for name, spec in FACTS.items()}
+    if source.groups is not None:  # groups.<name> and pin.* (groups.yaml, policy/groups.py)
+        fact_types = {**fact_types, **source.groups.fact_types()}
     ctx = _Ctx(source, fact_types)
     timings: dict[str, float] = {}
     rules = []
@@ -346,7 +348,8 @@ def _check_names(expr, text: DslText, phase: str, ctx: _Ctx) -> None:
                 ctx.error(text, node, "policy_conflict_error",
                           f"{name} is only known after the fee is decided: use it in a post stage")
             elif ctx.type_of_name(name, phase) is None:
-                kind = {"params": "param", "state": "state variable", "decision": "decision fact"}.get(ns, "fact")
+                kind = {"params": "param", "state": "state variable", "decision": "decision fact",
+                        "groups": "group"}.get(ns, "fact")
                 ctx.error(text, node, "dsl_name_error", f"unknown {kind} {name!r}{_suggest(name, ctx)}")
         elif isinstance(node, Call):
             fn = FUNCTIONS.get(node.func)
@@ -368,6 +371,10 @@ _MIN_ARGS = {"min": 2, "max": 2}
 
 def _suggest(name: str, ctx: _Ctx) -> str:
     import difflib
+    from revops.facts.registry import RENAMED
+    if name in RENAMED:
+        new, why = RENAMED[name]
+        return f": renamed {new!r} ({why})"
     ns = name.split(".", 1)[0]
     if ns == "params":
         pool = [f"params.{p}" for p in ctx.source.params]
@@ -376,6 +383,9 @@ def _suggest(name: str, ctx: _Ctx) -> str:
     else:
         pool = [n for n in ctx.fact_types if n.startswith(ns + ".")]
     close = difflib.get_close_matches(name, pool, n=1)
+    if ns == "groups" and not close:  # issue 13: say where groups come from
+        known = ", ".join(n[7:] for n in pool) or "none"
+        return f" (groups are named in the policy folder's groups.yaml; defined: {known})"
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -110,6 +110,7 @@ class PreparedPolicy:
         self.compiled = compiled
         self.params = dict(params)
         self.overrides = dict(overrides)
+        self.layers = None  # overrides.Layers: groups.yaml facts and per-channel params (issue 13)
         self._param_values = {f"params.{k}": v for k, v in params.items()}
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
         # The decide phase, then one phase per post stage, in order: a later post stage sees
@@ -309,8 +310,14 @@ class PreparedPolicy:
         `rebalance=False` skips post stages that hold only rebalance instructions (the fee
         cycle does not act on them; the rebalance cycle, explain and tests do).
         """
-        states = states or {}
-        facts_list = list(channel_facts)
+        kw = dict(matcher=matcher, explain=explain, keep_values=keep_values, keep_trace=keep_trace,
+                  rebalance=rebalance)
+        if self.layers is not None:  # channels with other params are decided by their own policy
+            return self.layers.evaluate_many(list(channel_facts), states or {}, **kw)
+        return self._evaluate_all(list(channel_facts), states or {}, **kw)
+
+    def _evaluate_all(self, facts_list: list, states, *, matcher: str, explain: bool, keep_values: bool,
+                      keep_trace: bool, rebalance: bool) -> list[Evaluation]:
         results: list[Evaluation] = [None] * len(facts_list)  # type: ignore[list-item]
         for chunk in _peer_chunks(facts_list):
             done = self._evaluate_chunk([facts_list[i] for i in chunk], states, matcher, explain,
@@ -738,9 +745,15 @@ def render_why(template: Template, values: Mapping[str, Any]) -> str:
 
 def resolve_params(compiled: CompiledPolicy, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Defaults with valid overrides layered on; returns (params, problems with overrides)."""
+    from revops.policy.overrides import is_scoped, scoped_problem
     params = {name: spec.default for name, spec in compiled.source.params.items()}
     problems = []
     for name, value in overrides.items():
+        if is_scoped(name):  # channel:<scid>:<param> / peer:<id>:<param> (policy/overrides.py)
+            why, _ = scoped_problem(compiled, name, value)
+            if why:
+                problems.append(f"override {why}")
+            continue
         spec = compiled.source.params.get(name)
         if spec is None:
             problems.append(f"override of {name!r} ignored: the policy has no such param")
@@ -759,5 +772,8 @@ def prepare(compiled: CompiledPolicy, overrides: Mapping[str, Any] | None = None
     Invalid overrides are dropped (see `resolve_params` to list them); a condition that
     cannot be lowered with these values raises DiagnosticError(dsl_compile_error).
     """
-    params, _ = resolve_params(compiled, overrides or {})
-    return PreparedPolicy(compiled, params, {k: params[k] for k in (overrides or {}) if k in params})
+    from revops.policy.overrides import attach, split_scoped
+    flat, scoped = split_scoped(overrides or {})
+    params, _ = resolve_params(compiled, flat)
+    base = PreparedPolicy(compiled, params, {k: params[k] for k in flat if k in params})
+    return attach(base, scoped)  # groups.yaml and per-peer/per-channel params, if any

@@ -130,10 +130,11 @@ def load_policy(path: str | Path) -> PolicySource:
     _lint_unincluded(root_dir, files, c)
     if c.errors:
         raise DiagnosticError(c.errors)
-    return PolicySource(
+    from revops.policy.groups import attach_groups  # groups.yaml: groups, overrides, pins (issue 13)
+    return attach_groups(PolicySource(
         name=name, version=str(version), api_version=api_version, description=description,
         root=root_dir, stages=tuple(stages), params=params, state=state, rules=tuple(rules),
-        files=tuple(files), digest=_digest(files), lint=tuple(sorted(c.lint)))
+        files=tuple(files), digest=_digest(files), lint=tuple(sorted(c.lint))))
 
 
 def _digest(files: list[tuple[str, str]]) -> str:

@@ -145,3 +145,4 @@ class PolicySource:
     files: tuple[tuple[str, str], ...]  # (path relative to root, content) in load order
     digest: str
     lint: tuple = field(default=())  # Diagnostics that are warnings only (exit 3 in check)
+    groups: Any = None  # revops.policy.groups.GroupsConfig when the folder has a groups.yaml

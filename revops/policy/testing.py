@@ -1,5 +1,6 @@
 """Policy test cases: YAML files in `<policy>/tests/`, run by `revops test` and by reload.
 
+    params: {congestion_multiplier: 2.0}  # optional: params every case of the file assumes
     cases:
       - note: a congested channel is priced up
         snapshot: snapshot.json          # revops-snapshot/1, relative to this file
@@ -10,6 +11,12 @@
           "880001x1234x0": {action: set_fee, fee_ppm: 500, rule: congestion-surcharge}
         want_trace:
           "880001x1234x0": [{rule: congestion-surcharge, outcome: won}]
+
+Pinned params (the file's `params:` block, then the case's) replace the policy's values,
+including runtime overrides, so an operator who changes a param within its range in
+params.yaml or with revenue-config does not break the shipped tests, while a change of a
+rule's logic still fails them with the diff (issue 13). A pinned param that the policy no
+longer declares, or whose value is now out of range, is a failure of the case.
 
 Every case runs under both matchers (durable-rules and the reference interpreter); a
 difference between them is a failure too, so compiling never silently changes meaning.
@@ -26,6 +33,7 @@ from revops.policy.engine import MATCHERS, PreparedPolicy, prepare
 from revops.policy.yamlsrc import YList, YMap, load_yaml
 
 CASE_KEYS = {"note", "snapshot", "params", "state", "facts", "now", "want", "want_trace"}
+FILE_KEYS = {"cases", "params"}
 
 
 @dataclass
@@ -71,6 +79,7 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
     files = test_files(prepared.compiled.source.root) if files is None else files
     results: list[CaseResult] = []
     errors: list[Diagnostic] = []
+    cache: dict = {}  # pinned params -> prepared policy: most cases of a file share their pins
     for file in files:
         try:
             doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
@@ -80,6 +89,14 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
         cases = doc.get("cases") if isinstance(doc, YMap) else None
         if not isinstance(cases, YList):
             errors.append(Diagnostic(str(file), 1, 1, "policy_test_error", "a test file needs a list under `cases`"))
+            continue
+        unknown = [k for k in doc if k not in FILE_KEYS]
+        file_params = doc.get("params") or {}
+        if unknown or not isinstance(file_params, dict):
+            at = doc.key_pos[unknown[0]] if unknown else doc.pos("params")
+            why = f"unknown key {unknown[0]!r} (a test file holds cases and params)" if unknown \
+                else "params must be a mapping of param name -> value"
+            errors.append(Diagnostic(at.file, at.line, at.col, "policy_test_error", why))
             continue
         for i, case in enumerate(cases):
             pos = cases.pos(i)
@@ -106,9 +123,14 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                                 history=snapshot.history, states=states, rebalance=snapshot.rebalance)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
-            overrides = {**prepared.overrides, **(case.get("params") or {})}
+            pinned = {**file_params, **(case.get("params") or {})}
+            problems = _pin_problems(prepared, pinned)
+            if problems:
+                result.failures.extend(problems)
+                results.append(result)
+                continue
             try:
-                case_policy = prepare(prepared.compiled, overrides) if case.get("params") else prepared
+                case_policy = _with_pins(prepared, pinned, cache)
             except DiagnosticError as err:
                 result.failures.append(str(err))
                 results.append(result)
@@ -116,6 +138,31 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
             _check_case(case, facts, states, case_policy, result)
             results.append(result)
     return TestReport(results, errors)
+
+
+def _pin_problems(prepared: PreparedPolicy, pinned: dict) -> list[str]:
+    """Why the pinned params cannot be used: unknown to the policy or out of its range."""
+    problems = []
+    declared = prepared.compiled.source.params
+    for name, value in pinned.items():
+        spec = declared.get(name)
+        if spec is None:
+            problems.append(f"pinned param {name!r}: the policy has no such param")
+            continue
+        _, why = spec.check(value)
+        if why:
+            problems.append(f"pinned param {name!r}: {why}")
+    return problems
+
+
+def _with_pins(prepared: PreparedPolicy, pinned: dict, cache: dict) -> PreparedPolicy:
+    """The policy with the pinned params over its own values (runtime overrides included)."""
+    if not pinned:
+        return prepared
+    key = tuple(sorted((k, json.dumps(v)) for k, v in pinned.items()))
+    if key not in cache:
+        cache[key] = prepare(prepared.compiled, {**prepared.overrides, **pinned})
+    return cache[key]
 
 
 def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult) -> None:

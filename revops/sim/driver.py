@@ -199,6 +199,11 @@ def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days
             "volume_out_msat": row["volume_out_msat"], "fees_earned_msat": row["fees_earned_msat"]})
 
 
+def _ppm(value) -> str:
+    """A fee for people: `-` for a channel that had none (opened or gone during the run)."""
+    return "-" if value is None else str(value)
+
+
 def render(reports: list[SimReport], verbose: bool = False) -> str:
     """Side-by-side figures per policy, then each policy's per-channel table."""
     rows = [("net profit (sat)", lambda r: f"{r.net_profit_msat / 1000:,.0f}"),

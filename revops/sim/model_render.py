@@ -163,6 +163,21 @@ def peer_json(node: "Node", peer) -> dict:
     return d
 
 
+def node_json(node: "Node") -> dict:
+    """Return our own listnodes entry (as our node_announcement gives it)."""
+    cfg = node.config
+    return {"nodeid": cfg.node_id, "last_timestamp": int(node.now_s), "alias": cfg.alias[:32],
+            "color": cfg.color, "features": "88898882a8a59a1",
+            "addresses": [{"type": "ipv4", "address": cfg.address, "port": cfg.port}]}
+
+
+def gossip_node_json(node: "Node", peer) -> dict:
+    """Return a peer's listnodes entry: announced when its first channel with us was opened."""
+    return {"nodeid": peer.node_id, "last_timestamp": int(node.now_s), "alias": peer.alias[:32],
+            "color": peer.node_id[2:8], "features": peer.features,
+            "addresses": [{"type": "ipv4", "address": peer.address, "port": peer.port}]}
+
+
 def funds_json(node: "Node", spent: bool) -> dict:
     """Return the listfunds result."""
     outputs = []

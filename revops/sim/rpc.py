@@ -28,7 +28,7 @@ USAGE = {
     "listforwards": "[status] [in_channel] [out_channel] [index] [start] [limit]",
     "setchannel": "id [feebase] [feeppm] [htlcmin] [htlcmax] [enforcedelay] [ignorefeelimits]",
     "feerates": "style", "listfunds": "[spent]", "listpeers": "[id] [level]",
-    "listclosedchannels": "[id]", "listconfigs": "[config]",
+    "listclosedchannels": "[id]", "listconfigs": "[config]", "listnodes": "[id]",
     "bkpr-listincome": "[consolidate_fees] [start_time] [end_time]",
     "bkpr-listaccountevents": "[account] [payment_id]",
     "bkpr-channelsapy": "[start_time] [end_time]",
@@ -58,6 +58,7 @@ class SimRpc:
             "listpeers": self.listpeers,
             "listclosedchannels": self.listclosedchannels,
             "listconfigs": self.listconfigs,
+            "listnodes": self.listnodes,
         }
         if node.bookkeeper is not None:
             bk = node.bookkeeper
@@ -121,6 +122,14 @@ class SimRpc:
             for d in peers:
                 d["log"] = []
         return {"peers": peers}
+
+    def listnodes(self, params: Any) -> dict:
+        """Gossip as the simulated node knows it: itself and every peer (each announced)."""
+        p = bind(params, [("id", False)])
+        node_id = node_id_param("id", p["id"]) if "id" in p else None
+        nodes = [render.node_json(self.node)] + [render.gossip_node_json(self.node, peer)
+                                                 for peer in self.node.peers.values()]
+        return {"nodes": [n for n in nodes if node_id is None or n["nodeid"] == node_id]}
 
     def listclosedchannels(self, params: Any) -> dict:
         p = bind(params, [("id", False)])

@@ -62,15 +62,15 @@ def test_profitability_and_profit_classes():
     assert f[A]["channel.open_cost_estimate_sat"] == open_cost_sat and f[C]["channel.open_cost_estimate_sat"] == 0
     cost = open_cost_sat * 1000 * 30 / 365
     assert f[A]["channel.contribution_30d_msat"] == 100_000
-    assert f[A]["channel.roi_30d"] == pytest.approx((100_000 - cost) / cost)
+    assert f[A]["channel.return_on_cost_30d"] == pytest.approx((100_000 - cost) / cost)
     assert f[A]["channel.profit_class"] == "STAGNANT"          # nothing for 20 days
-    assert f[C]["channel.roi_30d"] == 0.0                        # no cost, no contribution
+    assert f[C]["channel.return_on_cost_30d"] == 0.0                        # no cost, no contribution
     # fresh routing makes A earn far more than its share of the open cost
     f = build(chans, fwds + [fwd(B, A, "settled", NOW - H, 10**8, 5_000_000)])
     assert f[A]["channel.profit_class"] == "PROFITABLE" and f[A]["channel.marginal_roi_30d"] == 1.0
     # a little routing against the amortised open cost: UNDERWATER
     f = build(chans, [fwd(B, A, "settled", NOW - H, 10**6, 1_000)])
-    assert f[A]["channel.profit_class"] == "UNDERWATER" and f[A]["channel.roi_30d"] < -0.1
+    assert f[A]["channel.profit_class"] == "UNDERWATER" and f[A]["channel.return_on_cost_30d"] < -0.1
 
 
 def test_rebalance_cost_counts_against_profit():

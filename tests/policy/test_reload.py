@@ -92,6 +92,12 @@ def test_reload_runs_the_policy_tests_and_refuses_a_policy_that_fails_them(tmp_p
                                                  "    doc: a congested channel charges at least this",
                                                  "default: 900\n    min: 0\n    max: 100000\n    unit: ppm\n"
                                                  "    doc: a congested channel charges at least this"))
+    # Issue 13: the shipped tests pin the params they assume, so a param edit within its
+    # range reloads; a change of a rule's logic is what they refuse, with the diff.
+    assert holder.reload().ok
+    fees = folder / "fees.yaml"
+    fees.write_text(fees.read_text().replace("max(channel.fee_ppm * params.congestion_multiplier,",
+                                             "max(channel.fee_ppm * params.congestion_multiplier * 1.125,"))
     result = holder.reload()
     assert not result.ok
     assert result.errors[0].code == "policy_test_failure"

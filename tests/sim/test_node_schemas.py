@@ -20,7 +20,7 @@ from revops.sim.scenario import parse_scenario
 from tests.cln_schema import SCHEMA_DIR, _load, check
 
 RPC_SCHEMAS = ["getinfo", "listpeerchannels", "listforwards", "setchannel", "feerates",
-               "listfunds", "listpeers", "listclosedchannels", "listconfigs",
+               "listfunds", "listpeers", "listclosedchannels", "listconfigs", "listnodes",
                "bkpr-listincome", "bkpr-listaccountevents", "bkpr-channelsapy"]
 TOPICS = ["forward_event", "connect", "disconnect", "channel_opened", "channel_state_changed",
           "block_added", "coin_movement", "balance_snapshot"]
@@ -165,6 +165,11 @@ def test_rpc_responses_match_schemas(run):
     check("listfunds", rpc("listfunds"))
     check("listfunds", rpc("listfunds", {"spent": True}))
     check("listpeers", rpc("listpeers"))
+    nodes = rpc("listnodes")
+    check("listnodes", nodes)
+    aliases = {n["nodeid"]: n["alias"] for n in nodes["nodes"]}
+    assert all(aliases[p.node_id] == p.alias for p in node.peers.values())
+    check("listnodes", rpc("listnodes", {"id": next(iter(node.peers))}))
     closed = rpc("listclosedchannels")
     check("listclosedchannels", closed)
     assert closed["closedchannels"], "no channel was forgotten"

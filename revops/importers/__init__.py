@@ -1,0 +1,1 @@
+"""Importers: other tools' fee configs as revops policy folders (`revops import ...`)."""
