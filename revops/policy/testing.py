@@ -63,13 +63,26 @@ def test_files(policy_dir: Path) -> list[Path]:
     return sorted(tests.glob("*.yaml")) if tests.is_dir() else []
 
 
-def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
-    """Run every case of the policy's test files against `prepared` (its params are the base)."""
+@dataclass
+class LoadedCase:
+    """One test case with its inputs built: the facts and states its decisions are made from."""
+
+    case: YMap
+    result: CaseResult  # a fresh copy is checked per run (see `fresh_result`)
+    facts: list
+    states: dict
+    params: dict  # the case's own param overrides
+
+    def fresh_result(self) -> CaseResult:
+        return CaseResult(self.result.file, self.result.line, self.result.note, list(self.result.failures))
+
+
+def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
+    """Read every case of the test files and build its facts once (cases that cannot load carry a failure)."""
     from revops.facts.build import build_facts
     from revops.facts.snapshot import load_snapshot
 
-    files = test_files(prepared.compiled.source.root) if files is None else files
-    results: list[CaseResult] = []
+    loaded: list[LoadedCase] = []
     errors: list[Diagnostic] = []
     for file in files:
         try:
@@ -96,7 +109,7 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                 snapshot = load_snapshot(file.parent / case["snapshot"])
             except DiagnosticError as err:
                 result.failures.append(str(err))
-                results.append(result)
+                loaded.append(LoadedCase(case, result, [], {}, {}))
                 continue
             # A case's state patches the snapshot's, channel by channel, as its facts do.
             states = {scid: dict(st) for scid, st in snapshot.state.items()}
@@ -106,29 +119,47 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                                 history=snapshot.history, states=states, rebalance=snapshot.rebalance)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
-            overrides = {**prepared.overrides, **(case.get("params") or {})}
-            try:
-                case_policy = prepare(prepared.compiled, overrides) if case.get("params") else prepared
-            except DiagnosticError as err:
-                result.failures.append(str(err))
-                results.append(result)
-                continue
-            _check_case(case, facts, states, case_policy, result)
-            results.append(result)
-    return TestReport(results, errors)
+            loaded.append(LoadedCase(case, result, facts, states, dict(case.get("params") or {})))
+    return loaded, errors
 
 
-def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult) -> None:
-    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=True)}
-                  for m in MATCHERS}
-    reference = by_matcher["reference"]
-    for scid, evaluation in by_matcher["durable"].items():
-        other = reference[scid]
+def run_case(loaded: LoadedCase, prepared: PreparedPolicy, matchers=MATCHERS) -> CaseResult:
+    """Check one loaded case against `prepared` (with the case's param overrides layered on)."""
+    result = loaded.fresh_result()
+    if result.failures:
+        return result
+    overrides = {**prepared.overrides, **loaded.params}
+    try:
+        case_policy = prepare(prepared.compiled, overrides) if loaded.params else prepared
+    except DiagnosticError as err:
+        result.failures.append(str(err))
+        return result
+    _check_case(loaded.case, loaded.facts, loaded.states, case_policy, result, matchers)
+    return result
+
+
+def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
+    """Run every case of the policy's test files against `prepared` (its params are the base)."""
+    files = test_files(prepared.compiled.source.root) if files is None else files
+    loaded, errors = load_cases(files)
+    return TestReport([run_case(case, prepared) for case in loaded], errors)
+
+
+def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult, matchers=MATCHERS) -> None:
+    explain = bool(case.get("want_trace"))
+    if len(matchers) == 1:  # mutation runs: only the channels the case looks at, and their peers' others
+        wanted = set(case.get("want") or {}) | set(case.get("want_trace") or {})
+        peers = {f.peer_id for f in facts if f.scid in wanted}
+        facts = [f for f in facts if f.peer_id in peers]
+    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=explain)}
+                  for m in matchers}
+    for scid, evaluation in by_matcher[matchers[0]].items():
+        other = by_matcher[matchers[-1]][scid]
         if evaluation.decision != other.decision:
             result.failures.append(f"{scid}: durable-rules and the reference interpreter disagree:\n"
                                    f"      durable:   {json.dumps(evaluation.decision.to_json())}\n"
                                    f"      reference: {json.dumps(other.decision.to_json())}")
-    decisions = by_matcher["durable"]
+    decisions = by_matcher[matchers[0]]
     for scid, want in (case.get("want") or {}).items():
         if scid not in decisions:
             result.failures.append(f"{scid}: no such channel in the snapshot")
