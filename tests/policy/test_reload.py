@@ -77,15 +77,12 @@ def test_reload_runs_the_policy_tests_and_refuses_a_policy_that_fails_them(tmp_p
     shutil.copytree(default_policy_dir(), folder)
     holder = PolicyHolder(folder)
     assert holder.reload().ok
-    params = folder / "params.yaml"
-    params.write_text(params.read_text().replace("default: 500\n    min: 0\n    max: 100000\n    unit: ppm\n"
-                                                 "    doc: a congested channel charges at least this",
-                                                 "default: 900\n    min: 0\n    max: 100000\n    unit: ppm\n"
-                                                 "    doc: a congested channel charges at least this"))
+    premiums = folder / "premiums.yaml"
+    premiums.write_text(premiums.read_text().replace("default: 1.2\n", "default: 1.5\n", 1))
     result = holder.reload()
     assert not result.ok
     assert result.errors[0].code == "policy_test_failure"
-    assert "fee_ppm: want 960, got 1080" in result.errors[0].message
+    assert "fee_ppm: want 488, got 610" in result.errors[0].message
 
 
 def test_concurrent_evaluations_during_reloads_see_whole_snapshots(tmp_path):
