@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run the real plugin on a simulated node and report money earned")
     p.add_argument("--scenario", default="hub", help="a scenario name (hub, sink-drain, zombies, mempool-shock, "
-                   "htlc-flood, flappy-peers, large) or a scenario YAML file")
+                   "htlc-flood, flappy-peers, large, self-loops) or a scenario YAML file")
     p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
     p.add_argument("--compare", nargs="+", metavar="DIR", help="more policies to run on the same seed")
     p.add_argument("--days", type=float, default=30)
