@@ -206,9 +206,30 @@ def cmd_test(args) -> int:
     if not files:
         print(f"{args.policy}: no test files in {Path(args.policy) / 'tests'}", file=sys.stderr)
         return EXIT_ERRORS
+    if args.mutate:
+        return _mutate(prepared, files, args)
     report = run_policy_tests(prepared, files)
     print(format_report(report, args.verbose))
     return EXIT_OK if report.ok else EXIT_ERRORS
+
+
+def _mutate(prepared, files, args) -> int:
+    """`revops test --mutate`: exit 1 on an engine crash or a kill ratio under --min-kill."""
+    from revops.policy.mutate import NoTestsError, format_mutation_report, report_json, run_mutants
+    show = sys.stderr.isatty() and not args.json
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            print(f"\rmutants {done}/{total}", end="", file=sys.stderr, flush=True)
+    try:
+        report = run_mutants(prepared, files, args.matcher, progress)
+    except NoTestsError as err:
+        print(f"{args.policy}: {err}", file=sys.stderr)
+        return EXIT_ERRORS
+    if show:
+        print(file=sys.stderr)
+    print(json.dumps(report_json(report), indent=2) if args.json else format_mutation_report(report, args.policy))
+    return EXIT_ERRORS if report.count("crash") or report.kill_ratio < args.min_kill else EXIT_OK
 
 
 def cmd_simulate(args) -> int:
@@ -338,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run the real plugin on a simulated node and report money earned")
     p.add_argument("--scenario", default="hub", help="a scenario name (hub, sink-drain, zombies, mempool-shock, "
-                   "htlc-flood, flappy-peers, large) or a scenario YAML file")
+                   "htlc-flood, flappy-peers, large, self-loops) or a scenario YAML file")
     p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
     p.add_argument("--compare", nargs="+", action="extend", metavar="DIR",
                    help="more policies to run on the same seed (--compare A B or --compare A --compare B)")
@@ -368,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="run the policy's test cases (tests/*.yaml in the policy folder)")
     p.add_argument("policy", nargs="?", default=default)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--mutate", action="store_true", help="mutation testing: break one rule at a time and "
+                   "list the mutants the tests do not notice (docs/mutation.md)")
+    p.add_argument("--matcher", choices=("reference", "durable"), default="reference",
+                   help="with --mutate: the matcher the mutants run under (default: the reference interpreter)")
+    p.add_argument("--min-kill", type=float, default=0.0, metavar="RATIO",
+                   help="with --mutate: exit 1 when fewer than this share of the mutants are killed")
+    p.add_argument("--json", action="store_true", help="with --mutate: machine-readable output")
     p.set_defaults(func=cmd_test)
     return parser
 

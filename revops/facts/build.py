@@ -271,17 +271,18 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     return v
 
 
-def _in_fees_from_forwards(forwards: list, now_s: float) -> dict[str, dict[str, int]]:
-    """out_scid -> {in_scid: fee_msat} of the settled forwards of the last 24 h."""
+def _in_fees_from_forwards(forwards: list, now_s: float, window_s: float = 86_400,
+                           field: str = "fee_msat") -> dict[str, dict[str, int]]:
+    """out_scid -> {in_scid: sum of `field`} of the settled forwards of the last window (24 h)."""
     pairs: dict[str, dict[str, int]] = {}
     for f in forwards:
         if not _is_map(f) or f.get("status") != "settled":
             continue
         out, inc = f.get("out_channel"), f.get("in_channel")
         t = f.get("resolved_time") or f.get("received_time") or 0
-        if isinstance(out, str) and isinstance(inc, str) and now_s - 86_400 < t <= now_s:
+        if isinstance(out, str) and isinstance(inc, str) and now_s - window_s < t <= now_s:
             ins = pairs.setdefault(out, {})
-            ins[inc] = ins.get(inc, 0) + _int(f.get("fee_msat"))
+            ins[inc] = ins.get(inc, 0) + _int(f.get(field))
     return pairs
 
 
@@ -302,6 +303,20 @@ def peer_aliases(listnodes: Any) -> dict[str, str]:
         if _is_map(n) and isinstance(n.get("nodeid"), str) and isinstance(n.get("alias"), str):
             out[n["nodeid"]] = n["alias"]
     return out
+
+
+def _loop_facts(v: dict, ins: Mapping[str, int], peer_id: str, peer_of: Mapping[str, str]) -> None:
+    """Self-loops vs one-way streets (roadmap v1.4): the channel's 7-day outflow that came in
+    through the same peer, plus what revops' own rebalances put back into it (the 30-day
+    amount scaled to 7 days), is a loop; the rest is its genuine one-way outflow."""
+    same_peer = sum(msat for scid, msat in ins.items() if peer_of.get(scid) == peer_id)
+    out7, in7 = v["channel.out_volume_7d_msat"], v["channel.in_volume_7d_msat"]
+    loop = min(out7, same_peer + v.get("channel.rebalanced_30d_msat", 0) * 7 // 30)
+    oneway = out7 - loop
+    v["channel.loop_out_volume_7d_msat"] = loop
+    v["channel.loop_ratio_7d"] = loop / out7 if out7 > 0 else 0.0
+    v["channel.oneway_out_volume_7d_msat"] = oneway
+    v["channel.oneway_flow_ratio_7d"] = (oneway - in7) / (oneway + in7) if oneway + in7 > 0 else 0.0
 
 
 def build_facts(rpc: Mapping[str, Any], now_s: float,
@@ -331,6 +346,8 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     if flows is None:
         flows = flows_from_forwards(forwards, now_s)
     in_fees_1d = history.in_fees_1d if history.in_fees_1d is not None else _in_fees_from_forwards(forwards, now_s)
+    in_volume_7d = history.in_volume_7d if history.in_volume_7d is not None else \
+        _in_fees_from_forwards(_list(_dict(rpc.get("listforwards")).get("forwards")), now_s, 7 * 86_400, "out_msat")
 
     aliases = peer_aliases(rpc.get("listnodes"))
     connected_peers: dict[str, bool] = {}
@@ -445,6 +462,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         v.update(common)
         v["channel.rep_weighted_fees_1d_msat"] = classes.weighted_fees(
             in_fees_1d.get(scid, {}), peer_of, reputation)
+        _loop_facts(v, in_volume_7d.get(scid, {}), peer_id, peer_of)
         v.update(classes.profitability(v))
         v["channel.profit_class"] = classes.profit_class(v, (states.get(scid) or {}).get("zombie") is True)
         v["channel.flow_class"] = classes.flow_class(v)

@@ -71,6 +71,9 @@ class History:
     # reputation-weighted revenue; None when the store did not say (then they come from
     # the snapshot's listforwards).
     in_fees_1d: Mapping[str, Mapping[str, int]] | None = None
+    # Volume forwarded over the last 7 d by (outgoing scid -> incoming scid -> out_msat), to
+    # tell self-loops (in and out through one peer) from one-way streets; None as above.
+    in_volume_7d: Mapping[str, Mapping[str, int]] | None = None
 
 
 EMPTY_HISTORY = History()
@@ -143,6 +146,8 @@ def history_to_json(h: History) -> dict:
         "feerates": [{"at_s": s.at_s, "opening_perkw": s.opening_perkw} for s in h.feerates],
         **({} if h.in_fees_1d is None else
            {"in_fees_1d": {out: dict(ins) for out, ins in h.in_fees_1d.items()}}),
+        **({} if h.in_volume_7d is None else
+           {"in_volume_7d": {out: dict(ins) for out, ins in h.in_volume_7d.items()}}),
     }
 
 
@@ -165,4 +170,6 @@ def history_from_json(doc: Mapping[str, Any]) -> History:
                                for s in doc.get("feerates") or ()), key=lambda s: s.at_s)),
         in_fees_1d=(None if doc.get("in_fees_1d") is None else MappingProxyType(
             {out: MappingProxyType(dict(ins)) for out, ins in doc["in_fees_1d"].items()})),
+        in_volume_7d=(None if doc.get("in_volume_7d") is None else MappingProxyType(
+            {out: MappingProxyType(dict(ins)) for out, ins in doc["in_volume_7d"].items()})),
     )

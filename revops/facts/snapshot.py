@@ -38,7 +38,7 @@ REQUIRED_RPC = ("getinfo", "listpeerchannels", "listforwards", "feerates", "list
                 "listpeers")
 OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels", "listnodes")
 TOP_KEYS = ("format", "captured_at", "rpc", "state", "history", "rebalance")
-HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d")
+HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d", "in_volume_7d")
 MAX_ERRORS = 50
 
 FORWARD_STATUSES = frozenset({"offered", "settled", "local_failed", "failed"})
@@ -273,12 +273,13 @@ class _Checker:
                 self.keys_known(smp, ("at_s", "opening_perkw"), sp)
                 self.bounded(smp, "at_s", "number", sp, 0)
                 self.bounded(smp, "opening_perkw", "integer", sp, 0)
-        pairs = self.member(h, "in_fees_1d", "object", H, required=False)
-        for out, ins in (pairs or {}).items():
-            op = H + ("in_fees_1d", out)
-            if self.typed(ins, "object", op):
-                for in_scid in ins:
-                    self.bounded(ins, in_scid, "integer", op, 0)
+        for key in ("in_fees_1d", "in_volume_7d"):
+            pairs = self.member(h, key, "object", H, required=False)
+            for out, ins in (pairs or {}).items():
+                op = H + (key, out)
+                if self.typed(ins, "object", op):
+                    for in_scid in ins:
+                        self.bounded(ins, in_scid, "integer", op, 0)
 
     def check_rpc(self, rpc: dict) -> None:
         """Records problems of the rpc object: required methods and the fields facts read."""

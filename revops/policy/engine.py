@@ -684,22 +684,49 @@ def _peer_chunks(facts_list: list) -> list[list[int]]:
 
 
 def _sync_peers(decided: list[tuple[dict, dict, dict]]) -> None:
-    """Peer-level fee syncing: the channels of one peer whose sync_peer rule applied all take
-    the highest fee among them (a sender would otherwise pick the cheapest channel and
-    drain it: the original's "Anchor & Drain"). Emergency fees never take part."""
-    groups: dict[str, list[tuple[dict, dict]]] = {}
+    """Peer-level fee syncing on a baseline with floors (the roadmap's "Baseline/Floor
+    architecture rather than Leader Override", High-02; docs/policy.md "Peer sync").
+
+    The channels of one peer whose sync_peer rule applied share one baseline: the
+    capacity-weighted median of their decided fees (the lowest fee at which at least half of
+    the synced capacity is priced). Each then charges max(baseline, its own floor), never more
+    than its own ceiling. Emergency fees never take part. With the leader override they all
+    took the highest fee, so whoever pushed one small channel's fee up (drain it and the
+    balance curve prices it high) set the price of the peer's whole capacity."""
+    groups: dict[str, list[tuple[dict, dict, dict]]] = {}
     for outcome, values, trace in decided:
         if outcome.get("sync_rule") is not None:
-            groups.setdefault(values.get("peer.id", ""), []).append((outcome, trace))
+            groups.setdefault(values.get("peer.id", ""), []).append((outcome, values, trace))
     for members in groups.values():
         if len(members) < 2:
             continue
-        price = max(outcome["fee_ppm"] for outcome, _ in members)
-        for outcome, trace in members:
+        weighted = sorted((outcome["fee_ppm"], max(1.0, float(values.get("channel.capacity_sat") or 0)))
+                          for outcome, values, _ in members)
+        half, seen, baseline = sum(w for _, w in weighted) / 2, 0.0, weighted[-1][0]
+        for fee, weight in weighted:
+            seen += weight
+            if seen >= half:
+                baseline = fee
+                break
+        for outcome, _, trace in members:
+            floor, ceiling = _bounds(trace)
+            price = min(MAX_FEE_PPM, max(0, int(math.floor(min(max(baseline, floor), ceiling) + 0.5))))
             rid = outcome["sync_rule"].id
             trace[rid].setdefault("effects", []).append(
-                {"action": "sync_peer", "fee_ppm": [outcome["fee_ppm"], price]})
+                {"action": "sync_peer", "baseline_ppm": baseline, "fee_ppm": [outcome["fee_ppm"], price]})
             outcome["fee_ppm"] = price
+
+
+def _bounds(trace: dict) -> tuple[float, float]:
+    """The highest floor and lowest ceiling that applied to one channel, from its trace."""
+    floor, ceiling = 0.0, float(MAX_FEE_PPM)
+    for entry in trace.values():
+        for effect in entry.get("effects", ()):
+            if effect.get("action") == "raise_floor":
+                floor = max(floor, effect["ppm"])
+            elif effect.get("action") == "lower_ceiling":
+                ceiling = min(ceiling, effect["ppm"])
+    return floor, ceiling
 
 
 def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:

@@ -71,32 +71,45 @@ def test_files(policy_dir: Path) -> list[Path]:
     return sorted(tests.glob("*.yaml")) if tests.is_dir() else []
 
 
-def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
-    """Run every case of the policy's test files against `prepared` (its params are the base)."""
+@dataclass
+class LoadedCase:
+    """One test case with its inputs built: the facts and states its decisions are made from."""
+
+    case: YMap
+    result: CaseResult  # a fresh copy is checked per run (see `fresh_result`)
+    facts: list
+    states: dict
+    params: dict  # the params it pins: its file's, then its own
+
+    def fresh_result(self) -> CaseResult:
+        return CaseResult(self.result.file, self.result.line, self.result.note, list(self.result.failures))
+
+
+def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
+    """Read every case of the test files and build its facts once (cases that cannot load carry a failure)."""
     from revops.facts.build import build_facts
     from revops.facts.snapshot import load_snapshot
 
-    files = test_files(prepared.compiled.source.root) if files is None else files
-    results: list[CaseResult] = []
+    loaded: list[LoadedCase] = []
     errors: list[Diagnostic] = []
-    cache: dict = {}  # pinned params -> prepared policy: most cases of a file share their pins
     for file in files:
         try:
             doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
         except DiagnosticError as err:
             errors.extend(err.diagnostics)
             continue
-        cases = doc.get("cases") if isinstance(doc, YMap) else None
-        if not isinstance(cases, YList):
-            errors.append(Diagnostic(str(file), 1, 1, "policy_test_error", "a test file needs a list under `cases`"))
-            continue
-        unknown = [k for k in doc if k not in FILE_KEYS]
-        file_params = doc.get("params") or {}
+        is_map = isinstance(doc, YMap)
+        unknown = [k for k in doc if k not in FILE_KEYS] if is_map else []
+        file_params = (doc.get("params") or {}) if is_map else {}
         if unknown or not isinstance(file_params, dict):
             at = doc.key_pos[unknown[0]] if unknown else doc.pos("params")
             why = f"unknown key {unknown[0]!r} (a test file holds cases and params)" if unknown \
                 else "params must be a mapping of param name -> value"
             errors.append(Diagnostic(at.file, at.line, at.col, "policy_test_error", why))
+            continue
+        cases = doc.get("cases") if isinstance(doc, YMap) else None
+        if not isinstance(cases, YList):
+            errors.append(Diagnostic(str(file), 1, 1, "policy_test_error", "a test file needs a list under `cases`"))
             continue
         for i, case in enumerate(cases):
             pos = cases.pos(i)
@@ -113,7 +126,7 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                 snapshot = load_snapshot(file.parent / case["snapshot"])
             except DiagnosticError as err:
                 result.failures.append(str(err))
-                results.append(result)
+                loaded.append(LoadedCase(case, result, [], {}, {}))
                 continue
             # A case's state patches the snapshot's, channel by channel, as its facts do.
             states = {scid: dict(st) for scid, st in snapshot.state.items()}
@@ -123,59 +136,52 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
                                 history=snapshot.history, states=states, rebalance=snapshot.rebalance)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
-            pinned = {**file_params, **(case.get("params") or {})}
-            problems = _pin_problems(prepared, pinned)
-            if problems:
-                result.failures.extend(problems)
-                results.append(result)
-                continue
-            try:
-                case_policy = _with_pins(prepared, pinned, cache)
-            except DiagnosticError as err:
-                result.failures.append(str(err))
-                results.append(result)
-                continue
-            _check_case(case, facts, states, case_policy, result)
-            results.append(result)
-    return TestReport(results, errors)
+            loaded.append(LoadedCase(case, result, facts, states, {**file_params, **(case.get("params") or {})}))
+    return loaded, errors
 
 
-def _pin_problems(prepared: PreparedPolicy, pinned: dict) -> list[str]:
-    """Why the pinned params cannot be used: unknown to the policy or out of its range."""
-    problems = []
-    declared = prepared.compiled.source.params
-    for name, value in pinned.items():
-        spec = declared.get(name)
-        if spec is None:
-            problems.append(f"pinned param {name!r}: the policy has no such param")
-            continue
-        _, why = spec.check(value)
-        if why:
-            problems.append(f"pinned param {name!r}: {why}")
-    return problems
+def run_case(loaded: LoadedCase, prepared: PreparedPolicy, matchers=MATCHERS, cache: dict | None = None) -> CaseResult:
+    """Check one loaded case against `prepared` with the case's pinned params layered on
+    (`cache` shares the pinned policies between the cases of one run)."""
+    result = loaded.fresh_result()
+    if result.failures:
+        return result
+    problems = _pin_problems(prepared, loaded.params)
+    if problems:
+        result.failures.extend(problems)
+        return result
+    try:
+        case_policy = _with_pins(prepared, loaded.params, {} if cache is None else cache)
+    except DiagnosticError as err:
+        result.failures.append(str(err))
+        return result
+    _check_case(loaded.case, loaded.facts, loaded.states, case_policy, result, matchers)
+    return result
 
 
-def _with_pins(prepared: PreparedPolicy, pinned: dict, cache: dict) -> PreparedPolicy:
-    """The policy with the pinned params over its own values (runtime overrides included)."""
-    if not pinned:
-        return prepared
-    key = tuple(sorted((k, json.dumps(v)) for k, v in pinned.items()))
-    if key not in cache:
-        cache[key] = prepare(prepared.compiled, {**prepared.overrides, **pinned})
-    return cache[key]
+def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
+    """Run every case of the policy's test files against `prepared` (its params are the base)."""
+    files = test_files(prepared.compiled.source.root) if files is None else files
+    loaded, errors = load_cases(files)
+    cache: dict = {}  # pinned params -> prepared policy: most cases of a file share their pins
+    return TestReport([run_case(case, prepared, cache=cache) for case in loaded], errors)
 
 
-def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult) -> None:
-    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=True)}
-                  for m in MATCHERS}
-    reference = by_matcher["reference"]
-    for scid, evaluation in by_matcher["durable"].items():
-        other = reference[scid]
+def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult, matchers=MATCHERS) -> None:
+    explain = bool(case.get("want_trace"))
+    if len(matchers) == 1:  # mutation runs: only the channels the case looks at, and their peers' others
+        wanted = set(case.get("want") or {}) | set(case.get("want_trace") or {})
+        peers = {f.peer_id for f in facts if f.scid in wanted}
+        facts = [f for f in facts if f.peer_id in peers]
+    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=explain)}
+                  for m in matchers}
+    for scid, evaluation in by_matcher[matchers[0]].items():
+        other = by_matcher[matchers[-1]][scid]
         if evaluation.decision != other.decision:
             result.failures.append(f"{scid}: durable-rules and the reference interpreter disagree:\n"
                                    f"      durable:   {json.dumps(evaluation.decision.to_json())}\n"
                                    f"      reference: {json.dumps(other.decision.to_json())}")
-    decisions = by_matcher["durable"]
+    decisions = by_matcher[matchers[0]]
     for scid, want in (case.get("want") or {}).items():
         if scid not in decisions:
             result.failures.append(f"{scid}: no such channel in the snapshot")
@@ -212,3 +218,28 @@ def format_report(report: TestReport, verbose: bool = False) -> str:
     lines.append(f"PASS: {report.passed}/{len(report.results)}" + (f"   FAIL: {report.failed}" if report.failed else "")
                  + (f"   ERROR: {len(report.errors)}" if report.errors else ""))
     return "\n".join(lines)
+
+
+def _pin_problems(prepared: PreparedPolicy, pinned: dict) -> list[str]:
+    """Why the pinned params cannot be used: unknown to the policy or out of its range."""
+    problems = []
+    declared = prepared.compiled.source.params
+    for name, value in pinned.items():
+        spec = declared.get(name)
+        if spec is None:
+            problems.append(f"pinned param {name!r}: the policy has no such param")
+            continue
+        _, why = spec.check(value)
+        if why:
+            problems.append(f"pinned param {name!r}: {why}")
+    return problems
+
+
+def _with_pins(prepared: PreparedPolicy, pinned: dict, cache: dict) -> PreparedPolicy:
+    """The policy with the pinned params over its own values (runtime overrides included)."""
+    if not pinned:
+        return prepared
+    key = tuple(sorted((k, json.dumps(v)) for k, v in pinned.items()))
+    if key not in cache:
+        cache[key] = prepare(prepared.compiled, {**prepared.overrides, **pinned})
+    return cache[key]

@@ -79,6 +79,10 @@ class Market:
         self._flood: list[Channel] = []
         self._flood_cum: list[float] = []
         self.flood_rate: dict[int, tuple[float, float]] = {}   # idx -> (per_s, hold_s)
+        # peer node_id -> share of the payments out through the peer's first channel that
+        # entered through another of its channels: the peer's own circular traffic through us
+        # (it refills its side of that channel), a self-loop that looks like a one-way street
+        self.loop_share: dict[str, float] = {}
         self.closed_scids: list[str] = []
         self.dirty = True
         self._mu = math.log(params.amount_median_sat * 1000)
@@ -131,6 +135,7 @@ class Market:
     def attempt(self, now: float, kind: int) -> None:
         """Process one arriving payment (kind 0) or dust HTLC (kind 1) at `now`."""
         rng = self.rng
+        looped = False
         if kind == 1:
             in_ch = self._pick(self._flood, self._flood_cum)
             out_ch = self._pick(self._out, self._out_cum)
@@ -140,7 +145,13 @@ class Market:
             in_ch = self._pick(self._in, self._in_cum)
             amount = int(math.exp(rng.gauss(self._mu, self.p.amount_sigma)))
             amount = min(max(amount, 1000), self.p.max_amount_sat * 1000)
-        if in_ch is out_ch or in_ch.peer is out_ch.peer or not in_ch.peer.connected:
+            share = self.loop_share.get(out_ch.peer.node_id) if self.loop_share else None
+            if share and out_ch is out_ch.peer.channels[0] and rng.random() < share:
+                siblings = [c for c in out_ch.peer.channels[1:] if c.state == NORMAL]
+                if siblings:
+                    in_ch = siblings[int(rng.random() * len(siblings))]
+                    looped = True
+        if in_ch is out_ch or (in_ch.peer is out_ch.peer and not looped) or not in_ch.peer.connected:
             return          # a peer cannot loop through itself; an offline peer sends nothing
         if kind == 0:
             if self.closed_scids and rng.random() < self.p.unknown_channel_fraction:

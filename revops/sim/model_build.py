@@ -112,6 +112,8 @@ def _apply_group(node: Node, ch: Channel, peer: Peer, g: Mapping[str, Any],
     ch.demand_out = 0.0 if g["dead"] else _draw(rng, g["demand_out"])
     ch.demand_in = 0.0 if g["dead"] else _draw(rng, g["demand_in"])
     ch.their_max_accepted_htlcs = g["max_accepted_htlcs"]
+    if g.get("loop_share", 0) > 0:  # payments out to this peer that it sent in itself
+        node.market.loop_share[peer.node_id] = g["loop_share"]
     if g["flood_per_hour"] > 0:
         node.market.flood_rate[ch.idx] = (g["flood_per_hour"] / 3600.0, g["flood_hold_s"])
 

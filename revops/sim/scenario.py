@@ -66,6 +66,7 @@ GROUP = {
     "close_after_days": F("range_float", 0, 10_000),
     "flood_per_hour": F("float", 0, 1e6, 0.0),
     "flood_hold_s": F("float", 0.1, 86400, 600.0),
+    "loop_share": F("float", 0, 1, 0.0),
 }
 
 # random opens use a group without a count

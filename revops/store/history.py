@@ -69,12 +69,13 @@ def feerate_samples(conn: sqlite3.Connection, now_s: float,
         "ORDER BY at_s", (now_s - window_s, now_s))]
 
 
-def in_fees(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATES_WINDOW_S
-            ) -> dict[str, dict[str, int]]:
-    """Returns out_scid -> {in_scid: fee_msat} of settled forwards with now - window < t <= now."""
+def in_fees(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATES_WINDOW_S,
+            column: str = "fee_msat") -> dict[str, dict[str, int]]:
+    """Returns out_scid -> {in_scid: SUM(column)} of settled forwards with now - window < t <= now."""
+    assert column in ("fee_msat", "out_msat")
     pairs: dict[str, dict[str, int]] = {}
     for out, inc, fee in conn.execute(
-            "SELECT out_channel, in_channel, SUM(fee_msat) FROM forwards "
+            f"SELECT out_channel, in_channel, SUM({column}) FROM forwards "
             "WHERE kind = 1 AND t > ? AND t <= ? AND out_channel IS NOT NULL "
             "GROUP BY out_channel, in_channel", (now_s - window_s, now_s)):
         pairs.setdefault(out, {})[inc] = int(fee or 0)
@@ -106,4 +107,6 @@ def history(conn: sqlite3.Connection, now_s: float) -> History:
         node_fee_updates_24h=sum(n for n, _ in counts.values()),
         feerates=tuple(feerate_samples(conn, now_s)),
         in_fees_1d=MappingProxyType({out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s).items()}),
+        in_volume_7d=MappingProxyType({out: MappingProxyType(ins) for out, ins
+                                       in in_fees(conn, now_s, 7 * 86_400, "out_msat").items()}),
     )

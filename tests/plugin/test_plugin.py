@@ -51,7 +51,7 @@ def test_reload_good_and_broken_policies_keeps_the_old_one(node):
     original = fees.read_text()
     for broken, code in [
         (original.replace("then: hold()", "then: hodl()", 1), "dsl_name_error"),
-        (original.replace("stage: congestion", "stage: congestoin", 1), "policy_schema_error"),
+        (original.replace("stage: safety", "stage: saftey", 1), "policy_schema_error"),
         (original.replace("when: not peer.connected", "when: not peer.connected and", 1), "dsl_parse_error"),
         (original + "\n  - {id: x\n", "policy_yaml_error"),
     ]:

@@ -82,19 +82,43 @@ def test_mempool_shock_raises_floors_in_one_cycle_then_decays(run):
         assert not event(after[s], "vegas-reflex")["matched"]
 
 
-def test_htlc_flood_triggers_scarcity_pricing(run):
+def scarcity_curve(c: dict, up: float = 0.4, down: float = 0.1, start: float = 0.35, top: float = 3.0) -> float:
+    """The default policy's premium for this channel: the asymmetric EMA updated by this
+    cycle's value-weighted utilisation, on the exponential curve (no step anywhere)."""
+    f = c["facts"]
+    ema, util = f["state.htlc_util_ema"], f["channel.htlc_util"]
+    ema += max(0.0, util - ema) * up + min(0.0, util - ema) * down
+    return top ** (max(0.0, ema - start) / (1 - start))
+
+
+def test_htlc_flood_is_priced_on_a_continuous_scarcity_curve(run):
     node = run("htlc-flood")
     flooded = {node.sim.channels[i].scid for i in node.sim.market.flood_rate}
-    cycles(node, 6)
+    samples = []
+    for _ in range(12):
+        cycles(node, 0.5)
+        for scid, c in explain(node).items():
+            e = event(c, "scarcity-premium")
+            if e["matched"] and e["outcome"] == "applied":
+                [(before, after)] = [x["fee_ppm"] for x in e["effects"] if x["action"] == "multiply"]
+                samples.append((scid, c["facts"]["channel.htlc_util"], after / before, scarcity_curve(c)))
     now = explain(node)
     for scid in flooded:
         c = now[scid]
         assert c["facts"]["channel.htlc_util"] > 0.35, scid
         assert c["facts"]["state.htlc_util_ema"] > 0.35, scid   # smoothed: fast up
-        priced = event(c, "scarcity-premium")["matched"] or c["decision"]["stage"] == "congestion"
-        assert priced, scid
+        assert event(c, "scarcity-premium")["matched"], scid
     calm = [s for s in now if s not in flooded]
     assert sum(event(now[s], "scarcity-premium")["matched"] for s in calm) <= len(calm) // 4
+    # Every premium the plugin applied is the curve's value: no x2 step at 80 % anywhere,
+    # above and below it alike.
+    assert {s for s, *_ in samples} >= flooded
+    for scid, util, applied, curve in samples:
+        assert applied == pytest.approx(curve, rel=1e-9), (scid, util)
+    assert any(util >= 0.8 for _, util, _, _ in samples) and any(util < 0.8 for _, util, _, _ in samples)
+    assert max(applied for *_, applied, _ in samples) < 3.0 + 1e-9
+    journal = node.call("revenue-decisions", {"limit": 10000})["decisions"]
+    assert journal and not any(d["stage"] == "congestion" for d in journal)
 
 
 def test_zombies_are_probed_then_sold(run):

@@ -46,7 +46,8 @@ def test_explain_json_shape_for_one_channel():
     [ch] = doc["channels"]
     assert ch["scid"] == "860000x12x0" and ch["peer_id"]
     assert set(ch["decision"]) >= {"action", "fee_ppm", "stage", "rule", "broadcast", "suppressed_by"}
-    assert ch["decision"]["rule"] == "congestion-surcharge"
+    assert ch["decision"]["rule"] == "hill-climb-start"
+    assert next(e for e in ch["trace"] if e["rule"] == "scarcity-premium")["outcome"] == "applied"
     rules = {e["rule"]: e for e in ch["trace"]}
     assert rules["defibrillator-start"]["matched"] is False and rules["defibrillator-start"]["reason"]
     assert ch["facts"]["channel.htlc_util"] > 0.8
@@ -55,7 +56,7 @@ def test_explain_json_shape_for_one_channel():
 def test_explain_human_output_shows_old_and_new_fee():
     run = revops("explain", "--snapshot", str(SNAPSHOT), "--channel", "860000x12x0")
     assert run.returncode == 0
-    assert "860000x12x0  400 ➜ 960 ppm  set_fee  [congestion/congestion-surcharge]" in run.stdout
+    assert "860000x12x0  400 ➜ 488 ppm  set_fee  [discovery/hill-climb-start]" in run.stdout
     assert "✗ defibrillator-start" in run.stdout
 
 
@@ -77,10 +78,10 @@ def test_test_command_passes_default_and_prints_a_diff_on_failure(tmp_path):
     folder = tmp_path / "p"
     shutil.copytree(default_policy_dir(), folder)
     cases = folder / "tests" / "alpha_sequence.yaml"
-    cases.write_text(cases.read_text().replace("fee_ppm: 960", "fee_ppm: 961"))
+    cases.write_text(cases.read_text().replace("fee_ppm: 488", "fee_ppm: 489"))
     run = revops("test", str(folder))
     assert run.returncode == 1
-    assert "FAIL" in run.stdout and "860000x12x0.fee_ppm: want 961, got 960" in run.stdout
+    assert "FAIL" in run.stdout and "860000x12x0.fee_ppm: want 489, got 488" in run.stdout
 
 
 def test_report_scenario_leaves_no_temporary_folders(tmp_path):
@@ -105,10 +106,10 @@ def test_check_runs_the_policy_tests_like_reload(tmp_path):
     run = revops("check", str(folder))
     assert run.returncode == 0 and re.search(r", \d+ tests passed ", run.stdout), run.stdout
     cases = folder / "tests" / "alpha_sequence.yaml"
-    cases.write_text(cases.read_text().replace("fee_ppm: 960", "fee_ppm: 961", 1))
+    cases.write_text(cases.read_text().replace("fee_ppm: 488", "fee_ppm: 489", 1))
     run = revops("check", str(folder))
     assert run.returncode == 1 and run.stdout == ""
-    assert re.search(r"alpha_sequence.yaml:\d+:1: policy_test_failure: .*want 961, got 960", run.stderr), run.stderr
+    assert re.search(r"alpha_sequence.yaml:\d+:1: policy_test_failure: .*want 489, got 488", run.stderr), run.stderr
     doc = json.loads(revops("check", str(folder), "--format", "json").stdout)
     assert doc["ok"] is False and doc["tests"]["failed"] == 1
 

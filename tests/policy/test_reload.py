@@ -87,21 +87,17 @@ def test_reload_runs_the_policy_tests_and_refuses_a_policy_that_fails_them(tmp_p
     shutil.copytree(default_policy_dir(), folder)
     holder = PolicyHolder(folder)
     assert holder.reload().ok
-    params = folder / "params.yaml"
-    params.write_text(params.read_text().replace("default: 500\n    min: 0\n    max: 100000\n    unit: ppm\n"
-                                                 "    doc: a congested channel charges at least this",
-                                                 "default: 900\n    min: 0\n    max: 100000\n    unit: ppm\n"
-                                                 "    doc: a congested channel charges at least this"))
+    premiums = folder / "premiums.yaml"
+    premiums.write_text(premiums.read_text().replace("default: 1.2\n", "default: 1.5\n", 1))
     # Issue 13: the shipped tests pin the params they assume, so a param edit within its
     # range reloads; a change of a rule's logic is what they refuse, with the diff.
     assert holder.reload().ok
-    fees = folder / "fees.yaml"
-    fees.write_text(fees.read_text().replace("max(channel.fee_ppm * params.congestion_multiplier,",
-                                             "max(channel.fee_ppm * params.congestion_multiplier * 1.125,"))
+    premiums.write_text(premiums.read_text().replace("then: multiply(params.hold_premium)",
+                                                     "then: multiply(params.hold_premium * 1.25)"))
     result = holder.reload()
     assert not result.ok
     assert result.errors[0].code == "policy_test_failure"
-    assert "fee_ppm: want 960, got 1080" in result.errors[0].message
+    assert "fee_ppm: want 488, got 610" in result.errors[0].message
 
 
 def test_concurrent_evaluations_during_reloads_see_whole_snapshots(tmp_path):
