@@ -55,8 +55,20 @@ def recording(calls: list):
     return wrapper
 
 
+def memoryless_liquidity_price(workdir: Path, name: str = "sink-drain") -> str:
+    """The bundled scenario with the liquidity price of before issue 14 (a fresh noise draw per
+    attempt, no depth): this test checks the rebalancer's mechanics (jobs, budget, bookkeeping,
+    refills paying off), not how the default policy copes with the deeper market."""
+    from revops.sim.scenario import SCENARIO_DIR
+    text = (SCENARIO_DIR / f"{name}.yaml").read_text()
+    text = text.replace("rebalance_market:\n", "rebalance_market:\n  noise_memory_h: 0\n  depth_weight: 0\n", 1)
+    path = workdir / f"{name}-memoryless.yaml"
+    path.write_text(text)
+    return str(path)
+
+
 def test_sink_drain_refills_depleted_channels_with_positive_net(workdir):
-    node = Node(workdir, scenario="sink-drain", seed=1)
+    node = Node(workdir, scenario=memoryless_liquidity_price(workdir), seed=1)
     local_ratio_at_start = {c.scid: c.to_us_msat / c.total_msat for c in node.sim.channels}
     node.start()
     try:
@@ -78,8 +90,9 @@ def test_sink_drain_refills_depleted_channels_with_positive_net(workdir):
     # Measured spend: what bookkeeper recorded, to the sat per job (sling-stats counts whole sats).
     assert spent_msat > 0
     assert abs(rebalance_fees_msat(node) - spent_msat) <= 1000 * len(jobs)
-    # Never maxppm x amount: the measured fee is below the worst case of every job.
-    assert all(j["spent_msat"] <= j["reserved_msat"] for j in jobs if j["state"] == "done")
+    # Never maxppm x amount: the measured fee is below the worst case of every job (to the sat:
+    # the spend is measured in whole sats from sling-stats, the reservation in msat).
+    assert all(j["spent_msat"] <= j["reserved_msat"] + 1000 for j in jobs if j["state"] == "done")
     assert spent_msat < sum(j["max_ppm"] * j["moved_msat"] // 1_000_000 for j in moved)
     # Rolling 24 h: no window holds more than the budget (5,000 sat by default).
     ends = sorted((j["ended_s"], j["spent_msat"]) for j in jobs if j["state"] == "done")
