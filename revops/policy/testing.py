@@ -103,7 +103,8 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
             for scid, patch in (case.get("state") or {}).items():
                 states[scid] = {**states.get(scid, {}), **patch}
             facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)),
-                                history=snapshot.history, states=states, rebalance=snapshot.rebalance)
+                                history=snapshot.history, states=states, rebalance=snapshot.rebalance,
+                                price=snapshot.price)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
             overrides = {**prepared.overrides, **(case.get("params") or {})}

@@ -16,6 +16,7 @@ import time
 from typing import Callable, Sequence, Union
 
 from revops.store.db import transaction
+from revops.store.price import SCHEMA as _PRICE_SCHEMA
 from revops.store.rebalance import SCHEMA as _REBALANCE_SCHEMA
 
 Step = Union[Sequence[str], Callable[[sqlite3.Connection], None]]
@@ -246,6 +247,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (5, "fee-change and feerate history", _V5_HISTORY),
     (6, "liquidity dividend system", _V6_LDS),
     (7, "rebalance jobs, reservations and measured spend", _V6_REBALANCE),
+    # Issue #14: the price learner's per-channel state (schema in store/price.py).
+    (8, "price learner state", _PRICE_SCHEMA),
 )
 
 LATEST = MIGRATIONS[-1][0]
