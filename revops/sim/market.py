@@ -1,6 +1,13 @@
 """The payment market around the node: who tries to route through us, and what happens.
 
-Model (all randomness from one seeded `random.Random`, so a seed fixes every forward):
+Model (common random numbers: the payment stream does not depend on any fee decision):
+
+* Arrival times come from their own stream, and every arriving payment takes a fixed set of
+  uniform draws from the payment stream (route, size, the draw against the acceptance curve,
+  the draw against failure memory, stale gossip, hold time, success, payment hash) whether it
+  uses them or not. So two policies on one seed face the identical payments, a payment priced
+  out at one fee is the same payment accepted at a lower fee, and the same policy twice gives
+  identical results. Dust floods have their own pair of streams.
 
 * Candidate payments arrive as a Poisson process at `payments_per_hour`, modulated by a
   daily cycle. Each picks an outgoing channel with probability ∝ its `demand_out` and an
@@ -63,15 +70,22 @@ class TrafficParams:
     unknown_channel_fraction: float = 0.003
     large_payment_sat: int = 3_000_000
     step_s: float = 60.0
+    failure_penalty: float = 0.1
+    failure_memory_h: float = 3.0
 
 
 class Market:
     """Generates forwards for a Node and resolves them over simulated time."""
 
-    def __init__(self, node: "Node", params: TrafficParams, rng: random.Random):
+    def __init__(self, node: "Node", params: TrafficParams, seed: int | str):
         self.node = node
         self.p = params
-        self.rng = rng
+        # common random numbers: arrival times and each payment's draws never depend on fees
+        self.rng_arrivals = random.Random(f"{seed}/market/arrivals")
+        self.rng_payments = random.Random(f"{seed}/market/payments")
+        self.rng_flood_arrivals = random.Random(f"{seed}/market/flood-arrivals")
+        self.rng_flood = random.Random(f"{seed}/market/flood")
+        self._mem_tau_s = max(params.failure_memory_h * 3600.0, 1e-9)
         self._out: list[Channel] = []
         self._out_cum: list[float] = []
         self._in: list[Channel] = []
@@ -95,8 +109,9 @@ class Market:
         self._flood_cum = list(accumulate(self.flood_rate[c.idx][0] for c in self._flood))
         self.dirty = False
 
-    def _pick(self, chans: list[Channel], cum: list[float]) -> Channel:
-        return chans[bisect.bisect_right(cum, self.rng.random() * cum[-1])]
+    @staticmethod
+    def _pick(chans: list[Channel], cum: list[float], u: float) -> Channel:
+        return chans[bisect.bisect_right(cum, u * cum[-1])]
 
     # -- arrivals -------------------------------------------------------------------
     def arrivals(self, t0: float, t1: float) -> list[tuple[float, int]]:
@@ -108,54 +123,66 @@ class Market:
             mid = (t0 + t1) / 2
             day = 1.0 + self.p.diurnal_amplitude * math.sin(2 * math.pi * (mid % 86400) / 86400)
             lam = self.p.payments_per_hour / 3600.0 * day * (t1 - t0)
-            out.extend((t0 + self.rng.random() * (t1 - t0), 0) for _ in range(self._poisson(lam)))
+            r = self.rng_arrivals
+            out.extend((t0 + r.random() * (t1 - t0), 0) for _ in range(_poisson(r, lam)))
         if self._flood:
             lam = self._flood_cum[-1] * (t1 - t0)
-            out.extend((t0 + self.rng.random() * (t1 - t0), 1) for _ in range(self._poisson(lam)))
+            r = self.rng_flood_arrivals
+            out.extend((t0 + r.random() * (t1 - t0), 1) for _ in range(_poisson(r, lam)))
         out.sort()
         return out
 
-    def _poisson(self, lam: float) -> int:
-        if lam <= 0:
-            return 0
-        if lam > 50:
-            return max(0, int(round(self.rng.gauss(lam, math.sqrt(lam)))))
-        # Knuth: fine for the small per-step means we use
-        limit, k, prod = math.exp(-lam), 0, self.rng.random()
-        while prod > limit:
-            k += 1
-            prod *= self.rng.random()
-        return k
+    # -- failure memory -------------------------------------------------------------
+    def memory(self, ch: Channel, now: float) -> float:
+        """The share of payments senders currently steer away from `ch` after its failures."""
+        if ch.fail_memory <= 0.0:
+            return 0.0
+        return ch.fail_memory * math.exp(-(now - ch.fail_memory_s) / self._mem_tau_s)
+
+    def remember_failure(self, ch: Channel, now: float) -> None:
+        """A local failure on `ch`: senders avoid it a little more for a few hours."""
+        if self.p.failure_penalty <= 0.0:
+            return
+        ch.fail_memory = min(0.9, self.memory(ch, now) + self.p.failure_penalty)
+        ch.fail_memory_s = now
 
     # -- one payment ----------------------------------------------------------------
     def attempt(self, now: float, kind: int) -> None:
         """Process one arriving payment (kind 0) or dust HTLC (kind 1) at `now`."""
-        rng = self.rng
+        # every arrival takes the same draws, used or not (common random numbers)
+        r = self.rng_payments if kind == 0 else self.rng_flood
+        u = r.random
+        u_out, u_in, u_unknown, u_accept, u_memory, u_stale, u_success = (
+            u(), u(), u(), u(), u(), u(), u())
+        g_size, g_hold = r.gauss(0.0, 1.0), r.gauss(0.0, 1.0)
+        phash = "%064x" % r.getrandbits(256)
         if kind == 1:
-            in_ch = self._pick(self._flood, self._flood_cum)
-            out_ch = self._pick(self._out, self._out_cum)
-            amount = 1000 * (1 + int(rng.random() * 10))
+            in_ch = self._pick(self._flood, self._flood_cum, u_in)
+            out_ch = self._pick(self._out, self._out_cum, u_out)
+            amount = 1000 * (1 + int(u_accept * 10))
         else:
-            out_ch = self._pick(self._out, self._out_cum)
-            in_ch = self._pick(self._in, self._in_cum)
-            amount = int(math.exp(rng.gauss(self._mu, self.p.amount_sigma)))
+            out_ch = self._pick(self._out, self._out_cum, u_out)
+            in_ch = self._pick(self._in, self._in_cum, u_in)
+            amount = int(math.exp(self._mu + self.p.amount_sigma * g_size))
             amount = min(max(amount, 1000), self.p.max_amount_sat * 1000)
         if in_ch is out_ch or in_ch.peer is out_ch.peer or not in_ch.peer.connected:
             return          # a peer cannot loop through itself; an offline peer sends nothing
         if kind == 0:
-            if self.closed_scids and rng.random() < self.p.unknown_channel_fraction:
-                self._unknown_peer(now, in_ch, amount)
+            if self.closed_scids and u_unknown < self.p.unknown_channel_fraction:
+                self._unknown_peer(now, in_ch, amount, phash)
                 return
             if amount < out_ch.htlc_min_msat or amount > out_ch.htlc_max_msat:
                 return      # senders see our htlc limits in gossip and route elsewhere
+            if out_ch.fail_memory > 0.0 and u_memory < self.memory(out_ch, now):
+                return      # senders remember this channel's recent failures
             # senders price and pay with the fee gossip brought them, not our current one
             base, ppm, spread_s, prev_base, prev_ppm = out_ch.advertised(now, self.p.gossip_updates_per_day)
             fee = base + amount * ppm // 1_000_000
             eff_ppm = fee * 1_000_000 / amount
             x = (eff_ppm - out_ch.ref_fee_ppm) / self.p.elasticity_scale_ppm
-            if rng.random() * (1.0 + math.exp(min(x, 50.0))) > 1.0:
+            if u_accept * (1.0 + math.exp(min(x, 50.0))) > 1.0:
                 return      # priced out: the payment took a competitor's route
-            if now - spread_s < self.p.gossip_delay_s and rng.random() < self.p.stale_gossip_fraction:
+            if now - spread_s < self.p.gossip_delay_s and u_stale < self.p.stale_gossip_fraction:
                 fee = prev_base + amount * prev_ppm // 1_000_000
         else:
             # a flooder still has to respect the htlc minimums (that is the defence)
@@ -171,13 +198,16 @@ class Market:
         in_ch.next_in_htlc_id += 1
         in_ch.in_payments_offered += 1
         in_ch.in_offered_msat += in_msat
-        phash = "%064x" % rng.getrandbits(256)
         if fee < out_ch.effective_fee_msat(amount, now):
             self._local_fail(now, in_ch, in_id, in_msat, out_ch, FAIL_FEE_INSUFFICIENT, phash)
+            if kind == 0:
+                self.remember_failure(out_ch, now)
             return
         if (not out_ch.usable() or out_ch.spendable_msat() < amount
                 or out_ch.pend_out_n >= out_ch.their_max_accepted_htlcs):
             self._local_fail(now, in_ch, in_id, in_msat, out_ch, FAIL_TEMP_CHANNEL, phash)
+            if kind == 0:
+                self.remember_failure(out_ch, now)
             return
         out_id = out_ch.next_out_htlc_id
         out_ch.next_out_htlc_id += 1
@@ -195,12 +225,12 @@ class Market:
         node.emit("forward_event", node.forwards.to_json(ci, phash, True, True))
         peer = out_ch.peer
         if kind == 1:
-            hold = self.flood_rate[in_ch.idx][1] * (0.5 + rng.random())
+            hold = self.flood_rate[in_ch.idx][1] * (0.5 + u_success)
             ok = False
         else:
-            hold = math.exp(rng.gauss(math.log(peer.hold_median_s), peer.hold_sigma))
+            hold = math.exp(math.log(peer.hold_median_s) + peer.hold_sigma * g_hold)
             p_ok = peer.success_rate / (1.0 + amount / (self.p.large_payment_sat * 1000))
-            ok = rng.random() < p_ok
+            ok = u_success < p_ok
         node.schedule(now + hold, self._resolve, (ci, in_ch, out_ch, in_id, out_id, in_msat,
                                                   amount, phash, ok))
 
@@ -212,7 +242,7 @@ class Market:
         # a forward that fails before an outgoing HTLC exists gives a single event
         node.emit("forward_event", node.forwards.to_json(ci, phash, True, True))
 
-    def _unknown_peer(self, now: float, in_ch: Channel, amount: int) -> None:
+    def _unknown_peer(self, now: float, in_ch: Channel, amount: int, phash: str) -> None:
         in_msat = amount + 1000
         if in_ch.receivable_msat() < in_msat:
             return
@@ -220,8 +250,7 @@ class Market:
         in_ch.next_in_htlc_id += 1
         in_ch.in_payments_offered += 1
         in_ch.in_offered_msat += in_msat
-        self._local_fail(now, in_ch, in_id, in_msat, None, FAIL_UNKNOWN_NEXT_PEER,
-                         "%064x" % self.rng.getrandbits(256))
+        self._local_fail(now, in_ch, in_id, in_msat, None, FAIL_UNKNOWN_NEXT_PEER, phash)
 
     def _resolve(self, now: float, args: tuple) -> None:
         ci, in_ch, out_ch, in_id, out_id, in_msat, out_msat, phash, ok = args
@@ -254,3 +283,17 @@ class Market:
             for mvt in node.bookkeeper.record_routed(in_ch.channel_id, out_ch.channel_id,
                                                      in_msat, out_msat, now, phash):
                 node.emit("coin_movement", mvt)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    """Return a Poisson(lam) draw (normal approximation above 50)."""
+    if lam <= 0:
+        return 0
+    if lam > 50:
+        return max(0, int(round(rng.gauss(lam, math.sqrt(lam)))))
+    # Knuth: fine for the small per-step means we use
+    limit, k, prod = math.exp(-lam), 0, rng.random()
+    while prod > limit:
+        k += 1
+        prod *= rng.random()
+    return k

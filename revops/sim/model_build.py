@@ -80,7 +80,7 @@ def build_node(scenario: Scenario | str, *, seed: int | None = None,
              "shock_duration_s": m["shock_duration_h"] * 3600}
     node = Node(cfg, seed=seed, start_time_s=start_s, blockheight=height, chain_params=chain)
     traffic = TrafficParams(**d["traffic"])
-    node.market = Market(node, traffic, random.Random(f"{seed}/market"))
+    node.market = Market(node, traffic, seed)
     node.lifecycle = Lifecycle(node, LifecycleParams(**d["lifecycle"]),
                                random.Random(f"{seed}/lifecycle"))
     if cfg.sling:

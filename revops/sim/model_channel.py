@@ -101,6 +101,9 @@ class Channel:
         "out_fulfilled_msat", "total_local_commitments", "total_remote_commitments",
         # market parameters
         "demand_in", "demand_out", "ref_fee_ppm", "close_at_s", "scratch_txid",
+        # senders' memory of our local failures (market.py) and the values a moving market
+        # drifts around (market_shifts.py)
+        "fail_memory", "fail_memory_s", "base_demand_in", "base_demand_out", "base_ref_fee_ppm",
         # what the network has heard (gossip is rate-limited): see advertised()
         "adv_fee_base_msat", "adv_fee_ppm", "adv_prev_fee_base_msat", "adv_prev_fee_ppm",
         "adv_changed_s", "gossip_times", "gossip_pending",
@@ -186,6 +189,11 @@ class Channel:
         self.ref_fee_ppm = 300
         self.close_at_s: float | None = None
         self.scratch_txid = ""
+        self.fail_memory = 0.0
+        self.fail_memory_s = 0.0
+        self.base_demand_in: float | None = None
+        self.base_demand_out: float | None = None
+        self.base_ref_fee_ppm: float | None = None
 
     # -- derived amounts ------------------------------------------------------------
     def commit_fee_msat(self) -> int:

@@ -43,6 +43,8 @@ class Lifecycle:
         self.node = node
         self.p = params
         self.rng = rng
+        # flaps have their own stream (common random numbers: opens/closes never shift them)
+        self.rng_flaps = random.Random(f"{node.seed}/flaps")
         self.lockins: list[tuple[int, Channel]] = []      # (confirm height, channel)
         self.forgets: list[tuple[int, Channel]] = []      # (forget height, channel)
         self.blocks_seen = 0
@@ -91,7 +93,7 @@ class Lifecycle:
         if peer.dead or peer.mean_up_s <= 0:
             return
         mean = peer.mean_up_s if peer.connected else peer.mean_down_s
-        self.node.schedule(now + self.rng.expovariate(1 / mean), self.on_flap, peer)
+        self.node.schedule(now + self.rng_flaps.expovariate(1 / mean), self.on_flap, peer)
 
     def on_flap(self, now: float, peer) -> None:
         node = self.node

@@ -107,6 +107,8 @@ SCHEMA: dict[str, F] = {
         "unknown_channel_fraction": F("float", 0, 1, 0.003),
         "large_payment_sat": F("int", 1, 10**10, 3_000_000),
         "step_s": F("float", 1, 3600, 60.0),
+        "failure_penalty": F("float", 0, 0.9, 0.1),
+        "failure_memory_h": F("float", 0.01, 1000, 3.0),
     }),
     "mempool": F("map", schema={
         "base_perkw": F("int", 253, 10_000_000, 2500),

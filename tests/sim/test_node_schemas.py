@@ -103,7 +103,7 @@ def run():
     rpc("sling-go", {})
     notes = list(node.advance(3 * 3600))
     mid = rpc("listpeerchannels", {})
-    rpc("setchannel", {"id": "all", "feeppm": 900, "enforcedelay": 0})
+    rpc("setchannel", {"id": "all", "feeppm": 500, "enforcedelay": 0})
     notes += node.advance(33 * 3600)
     return node, rpc, notes, mid
 
