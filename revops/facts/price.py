@@ -261,7 +261,7 @@ def posterior(state: Mapping[str, Any], settings: PriceSettings) -> tuple[list[f
     grid points are (r index, rho index) over r in floor/4 .. ceiling x 4."""
     data = [(int(k), t_h, n) for k, (t_h, n) in state["bins"].items() if t_h > 0 or n > 0]
     n_total = sum(n for _, _, n in data)
-    log_anchor = math.log(state["anchor_ppm"])
+    log_anchor = math.log(settings.clamp(state["anchor_ppm"]))  # always inside the window below
     reach = int(PRIOR_SD * 3.5 / STEP)   # the prior leaves nothing beyond 3.5 sd
     j_anchor = int(round(log_anchor / STEP))
     j_lo = max(0, fee_bin(settings.floor_ppm / 4), j_anchor - reach)
