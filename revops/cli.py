@@ -192,11 +192,23 @@ def cmd_simulate(args) -> int:
             return EXIT_ERRORS
         if show:
             print(file=sys.stderr)
+    if args.oracle:
+        from revops.sim.driver import add_capture
+        from revops.sim.inprocess import simulate_setter
+        from revops.sim.oracle import ORACLE_NOTE, Oracle
+        oracle = simulate_setter(args.scenario, Oracle(), "oracle", days=args.days, seed=args.seed)
+        oracle.note = ORACLE_NOTE
+        reports.append(oracle)
+        add_capture(reports, oracle)
     if args.json:
         print(json.dumps({"scenario": args.scenario, "days": args.days, "seed": reports[0].seed,
                           "policies": [_sim_json(r) for r in reports]}, indent=2))
     else:
         print(render(reports, args.verbose))
+        if args.oracle:
+            print(f"\n{reports[-1].note}\ncapture (net profit / oracle's): " + ", ".join(
+                f"{Path(r.policy).name} {r.capture:.1%}" if r.capture is not None else f"{Path(r.policy).name} n/a"
+                for r in reports[:-1]))
     return EXIT_OK
 
 
@@ -273,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="market seed (default: the scenario's)")
     p.add_argument("--fair-baselines", action="store_true",
                    help="anchor the baselines' fees on the scenario's typical competitor fee (docs/results.md)")
+    p.add_argument("--oracle", action="store_true",
+                   help="add the oracle (an upper reference that reads the hidden demand curves) and "
+                   "each policy's capture = net profit / the oracle's")
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="every channel in the tables")
     p.set_defaults(func=cmd_simulate)

@@ -70,6 +70,8 @@ class SimReport:
     wall_s: float = 0.0
     channels: list[dict] = field(default_factory=list)
     params: dict = field(default_factory=dict)   # params set for the run (fair baselines)
+    capture: float | None = None                 # net profit / the oracle's (simulate --oracle)
+    note: str = ""                               # e.g. the oracle says it is only a reference
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -197,6 +199,12 @@ def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days
             "fee_updates": backend.fee_updates.get(scid, 0),
             "forwards_out": row["forwards_out"], "failed_out": row["failed_out"],
             "volume_out_msat": row["volume_out_msat"], "fees_earned_msat": row["fees_earned_msat"]})
+
+
+def add_capture(reports: list[SimReport], oracle: SimReport) -> None:
+    """Set each report's capture = its net profit / the oracle's (None if the oracle lost money)."""
+    for r in reports:
+        r.capture = round(r.net_profit_msat / oracle.net_profit_msat, 4) if oracle.net_profit_msat > 0 else None
 
 
 def render(reports: list[SimReport], verbose: bool = False) -> str:
