@@ -17,6 +17,7 @@ from revops.diagnostics import DiagnosticError
 from revops.facts.snapshot import load_snapshot
 from revops.sim import model_ids as ids
 from revops.sim.market import Market, TrafficParams
+from revops.sim.market_shifts import MarketShifts, ShiftParams
 from revops.sim.model_chain import Shock
 from revops.sim.model_channel import AWAITING_LOCKIN, NORMAL, ONCHAIN, Channel, Peer, iso_ts
 from revops.sim.model_forwards import FAILED, SETTLED, STATUS_CODES
@@ -81,6 +82,10 @@ def build_node(scenario: Scenario | str, *, seed: int | None = None,
     node = Node(cfg, seed=seed, start_time_s=start_s, blockheight=height, chain_params=chain)
     traffic = TrafficParams(**d["traffic"])
     node.market = Market(node, traffic, seed)
+    shifts = ShiftParams(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
+                            for k, v in d["shifts"].items()})
+    if shifts.active:
+        node.shifts = MarketShifts(node, shifts, seed)
     node.lifecycle = Lifecycle(node, LifecycleParams(**d["lifecycle"]),
                                random.Random(f"{seed}/lifecycle"))
     if cfg.sling:

@@ -88,6 +88,7 @@ class Node:
         self.sling = None
         self.market = None
         self.lifecycle = None
+        self.shifts = None                         # market_shifts.MarketShifts, if it moves
         self.channel_factory: Callable[[random.Random], Channel] | None = None
         self._heap: list[tuple[float, int, Callable, Any]] = []
         self._seq = 0
@@ -128,6 +129,8 @@ class Node:
                 self.lifecycle.start(self.now_s)
             if self.sling is not None:
                 self.sling.start(self.now_s)
+            if self.shifts is not None:
+                self.shifts.start(self.now_s)
         notes, self._notes = self._notes, []
         return notes
 

@@ -129,6 +129,18 @@ SCHEMA: dict[str, F] = {
         "route_failure_rate": F("float", 0, 1, 0.35),
         "tick_s": F("float", 1, 86400, 60.0),
         "attempts_per_tick": F("int", 1, 100, 2),
+        "noise_memory_h": F("float", 0, 1000, 12.0),
+        "depth_weight": F("float", 0, 100, 1.0),
+    }),
+    "shifts": F("map", schema={
+        "tick_h": F("float", 0.05, 168, 1.0),
+        "ref_drift_sigma_per_day": F("float", 0, 5, 0.0),
+        "ref_revert_days": F("float", 0.01, 3650, 10.0),
+        "ref_jumps_per_week": F("float", 0, 100, 0.0),
+        "ref_jump_factor": F("float", 1, 100, 2.0),
+        "demand_regimes_per_week": F("float", 0, 100, 0.0),
+        "daily_amplitude": F("float", 0, 1, 0.0),
+        "weekly_amplitude": F("float", 0, 1, 0.0),
     }),
     "lifecycle": F("map", schema={
         "opens_per_week": F("float", 0, 1e4, 0.0),

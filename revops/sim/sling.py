@@ -8,8 +8,9 @@ error is -32700 with sling's English message.
 
 Rebalance model: each active task tries `attempts_per_tick` circular payments of `amount`
 per tick. The cheapest route costs `base_ppm` × (price of the liquidity being bought:
-the relevant channel's ref_fee_ppm over the median) × lognormal noise × (1 + mempool
-stress weight); above `maxppm` the task shows NoCheapRoute and pays nothing. A tried route
+the relevant channel's ref_fee_ppm over the median) × persistent lognormal noise × depth
+(the price rises with what was bought on that channel in 24 h; see sling_price.py) × (1 +
+mempool stress weight); above `maxppm` the task shows NoCheapRoute and pays nothing. A tried route
 fails with `route_failure_rate` (recorded as a failure), else balances move, the fee is
 paid, and sling-stats and bookkeeper (is_rebalance) record it.
 """
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from revops.sim.errors import PLUGIN_RETURNED_ERROR, RpcError
 from revops.sim.model_channel import NORMAL, Channel
 from revops.sim.model_params import is_node_id, is_scid
+from revops.sim.sling_price import LiquidityPrice
 
 if TYPE_CHECKING:
     from revops.sim.node import Node
@@ -47,6 +49,8 @@ class SlingParams:
     route_failure_rate: float = 0.35
     tick_s: float = 60.0
     attempts_per_tick: int = 2
+    noise_memory_h: float = 12.0
+    depth_weight: float = 1.0
 
 
 def _err(msg: str) -> RpcError:
@@ -117,6 +121,8 @@ class Sling:
         self.last_attempt: dict[str, float] = {}
         self.banned_until: dict[str, float] = {}   # peer node_id -> end of a 1 h ban
         self._ticking = False
+        self.price = LiquidityPrice(node.seed, params.noise_sigma, params.noise_memory_h,
+                                    params.depth_weight)
 
     # -- RPC dispatch ---------------------------------------------------------------
     def methods(self) -> dict[str, Any]:
@@ -671,7 +677,7 @@ class Sling:
         refs = sorted(c.ref_fee_ppm for c in node.channels if c.state == NORMAL) or [1]
         median_ref = max(refs[len(refs) // 2], 1)
         cost_ppm = (self.p.base_ppm * priced.ref_fee_ppm / median_ref
-                    * math.exp(rng.gauss(0.0, self.p.noise_sigma))
+                    * math.exp(self.price.noise(priced, now)) * self.price.depth(priced, now)
                     * (1.0 + self.p.stress_weight * max(0.0, node.chain.stress() - 1.0)))
         ppm = max(1, int(cost_ppm))
         if ppm > job.maxppm:
@@ -694,6 +700,7 @@ class Sling:
         out_ch.min_to_us_msat = min(out_ch.min_to_us_msat, out_ch.to_us_msat)
         in_ch.max_to_us_msat = max(in_ch.max_to_us_msat, in_ch.to_us_msat)
         job.once_done_msat += amount
+        self.price.record(priced, now, amount)
         self.successes.setdefault(scid, []).append((now, amount, fee, ppm, partner.scid, hops))
         if node.bookkeeper is not None:
             phash = "%064x" % rng.getrandbits(256)

@@ -15,7 +15,8 @@ from revops.sim.rpc import SimRpc
 from revops.sim.scenario import SCENARIO_DIR, load_scenario, parse_scenario, scenario_names
 
 EXPECTED = {"hub": 40, "sink-drain": 40, "zombies": 40, "mempool-shock": 40,
-            "htlc-flood": 40, "flappy-peers": 40, "large": 2000}
+            "htlc-flood": 40, "flappy-peers": 40, "large": 2000,
+            "competitor-shift": 40, "demand-shift": 40}
 EXAMPLE_SNAPSHOT = Path(__file__).resolve().parents[2] / "examples" / "snapshot.json"
 
 
