@@ -182,7 +182,7 @@ def cmd_explain(args) -> int:
         _print_errors(err)
         return EXIT_ERRORS
     facts = build_facts(snapshot.rpc, snapshot.captured_at, history=snapshot.history, states=snapshot.state,
-                        rebalance=snapshot.rebalance)
+                        rebalance=snapshot.rebalance, price=snapshot.price)
     if args.channel:
         facts = [f for f in facts if f.scid == args.channel]
         if not facts:

@@ -23,6 +23,7 @@ from revops.act.rebalance import Rebalancer, Settings as RebalanceSettings
 from revops.diagnostics import DiagnosticError
 from revops.facts.build import build_facts, market_facts
 from revops.facts.history import history_to_json
+from revops.facts.price import price_to_json
 from revops.facts.rebalance import rebalance_to_json
 from revops.events import ForwardEventBuffer
 from revops.memory import release_free_memory
@@ -33,6 +34,7 @@ from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
 from revops.policy.overrides import is_scoped, scoped_problem
+from revops.price_book import update_price_book
 from revops.policy.reload import PolicyHolder, ReloadResult
 from revops.policy.watch import PolicyWatcher
 
@@ -208,8 +210,9 @@ class Runtime:
                 out["lds"] = self.lds.tick(self.clock.now())
             return out
 
-    def _observe(self) -> tuple[dict, list, dict, float]:
-        """Read the node and the store: (rpc responses, channel facts, states, now)."""
+    def _observe(self, learn: bool = False) -> tuple[dict, list, dict, float]:
+        """Read the node and the store: (rpc responses, channel facts, states, now). With
+        `learn` (the fee cycle) the price learner's moved-on state is saved."""
         now = self.clock.now()
         self.forward_events.flush()
         try:
@@ -220,7 +223,10 @@ class Runtime:
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
         flows = self.store.channel_flows(now)
         states = self.store.load_states()
-        facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows))
+        price = update_price_book(self.store, rpc["listpeerchannels"].get("channels", []), now,
+                                  self.holder.current.params, self.log, save=learn and not self.options.dry_run)
+        facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows),
+                            price)
         return rpc, facts, states, now
 
     def _rebalance_history(self, now: float, flows: dict):
@@ -239,7 +245,7 @@ class Runtime:
         # Before the gossip budget is read: intents of a crashed cycle the start could not settle.
         settle_quietly(self.store, self.rpc, self.log)
         try:
-            rpc, facts, states, now = self._observe()
+            rpc, facts, states, now = self._observe(learn=True)
         except NodeRpcError as err:
             summary = {"cycle_id": cycle_id, "ok": False, "error": f"cannot read the node: {err}"}
             self.log(f"fee cycle skipped: {summary['error']}", "warn")
@@ -389,6 +395,9 @@ class Runtime:
             rebalance = self._rebalance_history(now, self.store.channel_flows(now))
             if rebalance is not None:
                 doc["rebalance"] = rebalance_to_json(rebalance)
+            price = update_price_book(self.store, rpc["listpeerchannels"].get("channels", []), now,
+                                      self.holder.current.params, self.log, save=False)
+            doc["price"] = price_to_json(price)
             return doc
 
     def status(self) -> dict:

@@ -27,6 +27,7 @@ from revops.facts.classes import laplace
 from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
+from revops.facts.price import EMPTY_PRICE, PriceBook, price_facts
 from revops.facts.rebalance import EMPTY_REBALANCE, RebalanceHistory, rebalance_facts
 from revops.facts.registry import BLOCK_S, FACTS, NEVER_S, WINDOWS_S
 
@@ -323,7 +324,8 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
                 flows: Mapping[str, ChannelFlow] | None = None,
                 history: History | None = None,
                 states: Mapping[str, Mapping[str, Any]] | None = None,
-                rebalance: RebalanceHistory | None = None) -> list[ChannelFacts]:
+                rebalance: RebalanceHistory | None = None,
+                price: PriceBook | None = None) -> list[ChannelFacts]:
     """Returns one ChannelFacts per listpeerchannels entry that has a scid, in RPC order.
 
     `rpc` holds lightningd responses by method name (getinfo, listpeerchannels, listforwards,
@@ -334,7 +336,8 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
     history facts take their neutral defaults. `states` are the policy's stored per-channel
     state (scid -> {name: value}); only the Defibrillator's `zombie` flag is read from it.
     history facts take their neutral defaults. `rebalance` is what the store knows about
-    revops' own rebalances (facts/rebalance.py); None means nothing.
+    revops' own rebalances (facts/rebalance.py); None means nothing. `price` is the price
+    learner's state per channel (facts/price.py); None means nothing learned yet.
     """
     if history is None:
         history = EMPTY_HISTORY
@@ -370,6 +373,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         flow = flows.get(scid) or _EMPTY_FLOW
         v = _channel_facts(ch, scid, blockheight, now_s, flow)
         v.update(channel_history_facts(history, scid, now_s))
+        v.update(price_facts(price or EMPTY_PRICE, scid, now_s, v["channel.fee_ppm"]))
         chans.append((scid, peer_id, v))
 
         # Balances and counts cover open channels only; flows cover every channel with a scid.

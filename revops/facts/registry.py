@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
+from revops.facts.price import ROWS as _PRICE_ROWS
 from revops.facts.rebalance import ROWS as _REBALANCE_ROWS
 
 TYPES = ("number", "bool", "string")
@@ -285,7 +286,7 @@ def _make(rows: list[tuple[str, str, str, str]]) -> Mapping[str, FactSpec]:
 _SPLIT = next(i for i, r in enumerate(_ROWS) if r[0] == "channel.has_forwarded")
 
 #: Every fact a policy may reference, in documentation order.
-FACTS: Mapping[str, FactSpec] = _make(_ROWS[:_SPLIT] + _window_specs() + _ROWS[_SPLIT:] + _REBALANCE_ROWS)
+FACTS: Mapping[str, FactSpec] = _make(_ROWS[:_SPLIT] + _window_specs() + _ROWS[_SPLIT:] + _REBALANCE_ROWS + _PRICE_ROWS)
 
 
 def markdown_table() -> str:

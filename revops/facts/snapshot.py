@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.facts.price import PriceBook, price_from_json, price_to_json
 from revops.facts.rebalance import RebalanceHistory, rebalance_from_json, rebalance_to_json
 from revops.facts.history import UPTIME_WINDOW_S, History, history_from_json, history_to_json
 
@@ -37,7 +38,7 @@ CODE = "snapshot_error"
 REQUIRED_RPC = ("getinfo", "listpeerchannels", "listforwards", "feerates", "listfunds",
                 "listpeers")
 OPTIONAL_RPC = ("bkpr-listincome", "bkpr-channelsapy", "sling-stats", "listclosedchannels", "listnodes")
-TOP_KEYS = ("format", "captured_at", "rpc", "state", "history", "rebalance")
+TOP_KEYS = ("format", "captured_at", "rpc", "state", "history", "rebalance", "price")
 HISTORY_KEYS = ("as_of_s", "peers", "channels", "node", "feerates", "in_fees_1d", "in_volume_7d")
 MAX_ERRORS = 50
 
@@ -56,6 +57,7 @@ class Snapshot:
     source: str = "<live>"            # file path or "<live>"
     history: History | None = None    # the store's history; None when the file has none
     rebalance: RebalanceHistory | None = None  # the store's rebalance ledger (facts/rebalance.py)
+    price: PriceBook | None = None    # the price learner's state (facts/price.py)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
@@ -90,6 +92,7 @@ def parse_snapshot(text: str, source: str) -> Snapshot:
         source=source,
         history=history_from_json(history) if history is not None else None,
         rebalance=rebalance_from_json(doc["rebalance"]) if doc.get("rebalance") is not None else None,
+        price=price_from_json(doc["price"]) if doc.get("price") is not None else None,
     )
 
 
@@ -105,6 +108,8 @@ def snapshot_to_json(s: Snapshot) -> dict:
         doc["history"] = history_to_json(s.history)
     if s.rebalance is not None:
         doc["rebalance"] = rebalance_to_json(s.rebalance)
+    if s.price is not None:
+        doc["price"] = price_to_json(s.price)
     return doc
 
 
@@ -224,6 +229,12 @@ class _Checker:
                 rebalance_from_json(rebalance)
             except ValueError as err:
                 self.bad(("rebalance",), str(err))
+        price = self.member(doc, "price", "object", (), required=False)
+        if price is not None:
+            try:
+                price_from_json(price)
+            except ValueError as err:
+                self.bad(("price",), str(err))
         return self.problems
 
     def bounded(self, obj: dict, key: str, kind: str, path: JsonPath, lo: float,

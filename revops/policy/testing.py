@@ -133,7 +133,8 @@ def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
             for scid, patch in (case.get("state") or {}).items():
                 states[scid] = {**states.get(scid, {}), **patch}
             facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)),
-                                history=snapshot.history, states=states, rebalance=snapshot.rebalance)
+                                history=snapshot.history, states=states, rebalance=snapshot.rebalance,
+                                price=snapshot.price)
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
             loaded.append(LoadedCase(case, result, facts, states, {**file_params, **(case.get("params") or {})}))

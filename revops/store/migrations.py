@@ -17,6 +17,7 @@ from typing import Callable, Sequence, Union
 
 from revops.store.db import transaction
 from revops.store.intents import SCHEMA as _FEE_INTENTS_SCHEMA
+from revops.store.price import SCHEMA as _PRICE_SCHEMA
 from revops.store.rebalance import SCHEMA as _REBALANCE_SCHEMA
 
 Step = Union[Sequence[str], Callable[[sqlite3.Connection], None]]
@@ -249,6 +250,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (7, "rebalance jobs, reservations and measured spend", _V6_REBALANCE),
     # Issue #12: journal before act (schema in store/intents.py, next to its SQL).
     (8, "fee intents journaled before setchannel", _FEE_INTENTS_SCHEMA),
+    # Issue #14: the price learner's per-channel state (schema in store/price.py).
+    (9, "price learner state", _PRICE_SCHEMA),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -22,10 +22,11 @@ from revops.store import kv, peers, rollup
 from revops.store.db import Connections, transaction
 from revops.store.flowcache import FlowCache
 from revops.store.migrations import migrate
+from revops.store.price import PriceStore
 from revops.store.rebalance import RebalanceStore
 
 
-class Store(RebalanceStore):
+class Store(RebalanceStore, PriceStore):
     """The plugin's persistent state: forwards and their rollups, per-channel policy state,
     param overrides, the decision journal, peer connection history, feerate samples and small
     meta values."""

@@ -1,0 +1,381 @@
+"""The price learner: each channel's demand curve, learned from what the node sees (issue #14).
+
+What a routing node observes about its own price is censored: a payment that finds our fee
+too high takes another route and leaves no trace. What it does see is how many payments
+*accepted* the fee it advertised (every forward out of the channel, settled, failed
+downstream or failed locally for lack of liquidity) and for how long each fee was in force.
+So the learner keeps, per channel, exposure hours and attempts per log-fee bin (10 % wide),
+decayed with a half-life so old prices fade (moving markets), and fits
+
+    attempts per hour at fee f  =  L x p(f),      p(f) = 1 / (1 + exp((f - r) / (rho x r)))
+
+a logistic acceptance curve around the channel's unknown competitor price r with a relative
+elasticity rho, and an unknown demand L. The posterior is exact on a grid (r on the same
+10 % log grid, rho in RHOS) with L integrated out under a weak Gamma prior; the
+revenue-maximising fee of a grid point is r x g(rho) (g below), independent of L. The facts:
+
+    channel.price_estimate_ppm   exp(posterior mean of log f*), within floor..ceiling
+    channel.price_uncertainty    posterior sd of log f* (0.3 ~ "within +-30 %")
+    channel.price_samples        decayed attempts behind it
+    channel.price_next_ppm       a Thompson draw of f*, at most `explore_step` (log) from the
+                                 estimate: the fee worth trying next
+    channel.price_reason         why that fee
+
+Too little data (fewer than `min_samples` attempts) gives the prior's wide uncertainty and the
+conservative fee: the channel's own fee when revops first saw it (or `prior_ppm` when that was
+lightningd's default), never a wild one, and always within the policy's floor and ceiling.
+
+Pure: no I/O. The state is a JSON-able dict per channel that the store keeps (store/price.py);
+`observe` moves it forward, `estimate` reads it. A state that does not parse starts fresh
+(`parse_state` says why, the runtime logs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Log-fee grid step (bins of data and of the competitor price r): 10 %.
+STEP = math.log(1.1)
+#: The grid spans 1 .. 100,000 ppm.
+GRID_MAX = int(math.ceil(math.log(100_000) / STEP))
+#: The competitor price r is searched every R_STRIDE bins (20 %; the posterior mean
+#: interpolates between them).
+R_STRIDE = 2
+#: Relative elasticities rho = scale / r considered (a sharp to a very soft market).
+RHOS = (0.15, 0.25, 0.4, 0.65, 1.0, 1.6)
+#: Differences bin - r index covered by the acceptance tables; beyond, p is 0 or 1.
+_SPAN = 80
+#: Weak Gamma(a, b) prior on the demand L (attempts per hour at full acceptance).
+_GAMMA_A = 0.5
+_GAMMA_B_H = 1.0
+#: Prior sd of log r around the anchor: wide (x2.7 either way is one sd).
+PRIOR_SD = 1.0
+#: The posterior is recomputed at most this often unless the fee moved to another bin.
+RECOMPUTE_S = 3 * 3600
+#: An interval longer than this (the plugin was down) counts only this much exposure.
+MAX_GAP_S = 6 * 3600
+STATE_VERSION = 1
+
+ROWS: list[tuple[str, str, str, str]] = [
+    ("channel.price_estimate_ppm", "number", "ppm",
+     "the price learner's revenue-maximising fee (before the balance factor): exp of the posterior "
+     "mean of log f*, within min_fee_ppm..max_fee_ppm; the conservative prior fee with too little data"),
+    ("channel.price_uncertainty", "number", "ratio",
+     "posterior sd of log f* (0.3 ~ within +-30 %); the prior's sd (1.0) with too little data"),
+    ("channel.price_samples", "number", "count",
+     "forward attempts out of this channel behind the estimate (settled, failed, local liquidity "
+     "failures), decayed with the learner's half-life"),
+    ("channel.price_next_ppm", "number", "ppm",
+     "the fee the learner would try next: a Thompson draw of f* kept within explore_step of the "
+     "estimate, within min_fee_ppm..max_fee_ppm (the estimate with too little data)"),
+    ("channel.price_reason", "string", "", "why the learner would try price_next_ppm"),
+]
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _best_ratio(rho: float) -> float:
+    """Returns g(rho) = argmax_x x * p(x r) / r: the revenue-maximising fee over r."""
+    lo, hi = 0.01, 20.0
+    f = lambda x: math.log(x) + math.log(max(1e-300, _sigmoid((1.0 - x) / rho)))  # noqa: E731
+    for _ in range(100):  # golden-section search; the objective is unimodal
+        a = hi - (hi - lo) * 0.618
+        b = lo + (hi - lo) * 0.618
+        if f(a) < f(b):
+            lo = a
+        else:
+            hi = b
+    return (lo + hi) / 2
+
+
+def _tables() -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+    """Returns (p, log p) per rho for d = bin - r index in -_SPAN.._SPAN (immutable)."""
+    ps, lps = [], []
+    for rho in RHOS:
+        row_p, row_lp = [], []
+        for d in range(-_SPAN, _SPAN + 1):
+            p = _sigmoid((1.0 - math.exp(d * STEP)) / rho)
+            row_p.append(p)
+            row_lp.append(math.log(max(p, 1e-300)))
+        ps.append(tuple(row_p))
+        lps.append(tuple(row_lp))
+    return tuple(ps), tuple(lps)
+
+
+_P, _LOGP = _tables()
+_BEST = tuple(_best_ratio(rho) for rho in RHOS)
+_LOG_BEST = tuple(math.log(g) for g in _BEST)
+
+
+def fee_bin(fee_ppm: float) -> int:
+    """Returns the grid index of a fee (fees below 1 ppm have none: -1)."""
+    if fee_ppm < 1:
+        return -1
+    return min(GRID_MAX, int(round(math.log(fee_ppm) / STEP)))
+
+
+def bin_fee(index: float) -> float:
+    return math.exp(index * STEP)
+
+
+@dataclass(frozen=True)
+class PriceSettings:
+    """The learner's knobs, from the active policy's params (absent params take these defaults)."""
+
+    floor_ppm: float = 10
+    ceiling_ppm: float = 2500
+    prior_ppm: float = 200        # anchor when the channel's first fee was below adopt_min_ppm
+    adopt_min_ppm: float = 50
+    min_samples: float = 5
+    half_life_s: float = 7 * 86400
+    explore_step: float = 0.3     # a draw stays within e^(+-step) of the estimate
+
+    @staticmethod
+    def from_params(params: Mapping[str, Any]) -> "PriceSettings":
+        d = PriceSettings()
+        floor = float(params.get("min_fee_ppm", d.floor_ppm))
+        ceiling = float(params.get("max_fee_ppm", d.ceiling_ppm))
+        return PriceSettings(
+            floor_ppm=max(1.0, min(floor, ceiling)), ceiling_ppm=max(1.0, ceiling),
+            prior_ppm=float(params.get("base_fee_ppm", d.prior_ppm)),
+            adopt_min_ppm=float(params.get("hc_adopt_min_ppm", d.adopt_min_ppm)),
+            min_samples=float(params.get("price_min_samples", d.min_samples)),
+            half_life_s=max(3600.0, float(params.get("price_half_life_days", 7)) * 86400),
+            explore_step=float(params.get("price_explore_step", d.explore_step)))
+
+    def clamp(self, fee: float) -> float:
+        return min(self.ceiling_ppm, max(self.floor_ppm, fee))
+
+
+@dataclass(frozen=True)
+class PriceEstimate:
+    estimate_ppm: float
+    uncertainty: float
+    samples: float
+    next_ppm: float
+    reason: str
+
+    def facts(self) -> dict[str, Any]:
+        return {"channel.price_estimate_ppm": self.estimate_ppm,
+                "channel.price_uncertainty": self.uncertainty,
+                "channel.price_samples": self.samples,
+                "channel.price_next_ppm": self.next_ppm,
+                "channel.price_reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    """Every channel's learner state (scid -> state dict) and the settings, for build_facts."""
+
+    states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    settings: PriceSettings = PriceSettings()
+
+
+EMPTY_PRICE = PriceBook()
+
+
+# --------------------------------------------------------------------------- state
+
+def new_state(now_s: float, fee_ppm: float, settings: PriceSettings) -> dict:
+    """Returns a fresh state anchored on the channel's fee as first seen."""
+    anchor = fee_ppm if fee_ppm >= settings.adopt_min_ppm else settings.prior_ppm
+    return {"v": STATE_VERSION, "last_s": float(now_s), "anchor_ppm": float(settings.clamp(anchor)),
+            "bins": {}}
+
+
+def parse_state(doc: Any) -> tuple[dict | None, str]:
+    """Returns (state, "") for a well-formed stored state, else (None, why)."""
+    if not isinstance(doc, Mapping):
+        return None, "not an object"
+    if doc.get("v") != STATE_VERSION:
+        return None, f"unknown state version {doc.get('v')!r}"
+    last, anchor, bins = doc.get("last_s"), doc.get("anchor_ppm"), doc.get("bins")
+    if not _finite(last) or not _finite(anchor) or anchor <= 0 or not isinstance(bins, Mapping):
+        return None, "last_s, anchor_ppm or bins missing or invalid"
+    clean: dict[str, list[float]] = {}
+    for k, v in bins.items():
+        try:
+            i = int(k)
+        except (TypeError, ValueError):
+            return None, f"bin {k!r} is not an index"
+        if (not 0 <= i <= GRID_MAX or not isinstance(v, (list, tuple)) or len(v) != 2
+                or not all(_finite(x) and x >= 0 for x in v)):
+            return None, f"bin {k!r} is invalid"
+        clean[str(i)] = [float(v[0]), float(v[1])]
+    out = {"v": STATE_VERSION, "last_s": float(last), "anchor_ppm": float(anchor), "bins": clean}
+    cache = doc.get("cache")
+    if isinstance(cache, Mapping):
+        out["cache"] = dict(cache)
+    return out, ""
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attempts: int,
+            active: bool, settings: PriceSettings) -> dict:
+    """Returns the state moved forward to now_s: old bins decayed, the hours since the last
+    update credited to the fee in force (`fee_ppm`, read at the start of this cycle: the fee
+    the last cycle left) while the channel was active, and the forward attempts out of the
+    channel in that interval credited to the same bin. A None state starts fresh."""
+    if state is None:
+        return new_state(now_s, fee_ppm, settings)
+    dt = now_s - float(state["last_s"])
+    if dt <= 0:
+        return dict(state)
+    decay = 0.5 ** (dt / settings.half_life_s)
+    bins: dict[str, list[float]] = {}
+    for k, (t_h, n) in state["bins"].items():
+        t_h, n = t_h * decay, n * decay
+        if t_h >= 1e-3 or n >= 1e-3:
+            bins[k] = [t_h, n]
+    b = fee_bin(fee_ppm)
+    if b >= 0 and (active or attempts):
+        cell = bins.setdefault(str(b), [0.0, 0.0])
+        cell[0] += min(dt, MAX_GAP_S) / 3600.0 if active else 0.0
+        cell[1] += max(0, attempts)
+    out = {"v": STATE_VERSION, "last_s": float(now_s), "anchor_ppm": state["anchor_ppm"], "bins": bins}
+    if "cache" in state:
+        out["cache"] = state["cache"]
+    return out
+
+
+# --------------------------------------------------------------------------- posterior
+
+def _uniform(scid: str, epoch: int) -> float:
+    h = hashlib.blake2b(f"{scid}:{epoch}".encode(), digest_size=8).digest()
+    return (int.from_bytes(h, "big") + 0.5) / 2.0 ** 64
+
+
+def posterior(state: Mapping[str, Any], settings: PriceSettings) -> tuple[list[float], list[float], float]:
+    """Returns (weights, log f* per grid point, decayed attempts) of the channel's posterior;
+    grid points are (r index, rho index) over r in floor/4 .. ceiling x 4."""
+    data = [(int(k), t_h, n) for k, (t_h, n) in state["bins"].items() if t_h > 0 or n > 0]
+    n_total = sum(n for _, _, n in data)
+    log_anchor = math.log(settings.clamp(state["anchor_ppm"]))  # always inside the window below
+    reach = int(PRIOR_SD * 3.5 / STEP)   # the prior leaves nothing beyond 3.5 sd
+    j_anchor = int(round(log_anchor / STEP))
+    j_lo = max(0, fee_bin(settings.floor_ppm / 4), j_anchor - reach)
+    j_hi = min(GRID_MAX, fee_bin(settings.ceiling_ppm * 4), j_anchor + reach)
+    a_post = _GAMMA_A + n_total
+    logw: list[float] = []
+    logf: list[float] = []
+    for ri, _rho in enumerate(RHOS):
+        p_row, lp_row, log_g = _P[ri], _LOGP[ri], _LOG_BEST[ri]
+        for j in range(j_lo, j_hi + 1, R_STRIDE):
+            expo = _GAMMA_B_H
+            ll = 0.0
+            for i, t_h, n in data:
+                d = min(_SPAN, max(-_SPAN, i - j)) + _SPAN
+                expo += t_h * p_row[d]
+                if n:
+                    ll += n * lp_row[d]
+            z = (j * STEP - log_anchor) / PRIOR_SD
+            logw.append(ll - a_post * math.log(expo) - 0.5 * z * z)
+            logf.append(j * STEP + log_g)
+    top = max(logw)
+    w = [math.exp(x - top) for x in logw]
+    s = sum(w)
+    return [x / s for x in w], logf, n_total
+
+
+def estimate(state: Mapping[str, Any] | None, scid: str, now_s: float,
+             settings: PriceSettings) -> PriceEstimate:
+    """Returns the channel's price facts from its learner state (the prior with none)."""
+    if state is None:
+        return PriceEstimate(0.0, PRIOR_SD, 0.0, 0.0, "not learned yet: no state")
+    n_total = sum(n for _, n in state["bins"].values())
+    anchor = settings.clamp(state["anchor_ppm"])
+    if n_total < settings.min_samples:
+        return PriceEstimate(anchor, PRIOR_SD, n_total, anchor,
+                             f"too little data ({n_total:.1f} attempts): stays at the conservative "
+                             f"{anchor:.0f} ppm")
+    w, logf, _ = posterior(state, settings)
+    mean = sum(wi * f for wi, f in zip(w, logf))
+    sd = math.sqrt(max(0.0, sum(wi * (f - mean) ** 2 for wi, f in zip(w, logf))))
+    est = settings.clamp(math.exp(mean))
+    # Thompson sampling: one draw of f* per 12 h epoch (stable between cycles, so the
+    # proposal does not flicker), kept within explore_step of the estimate.
+    u = _uniform(scid, int(now_s // 43_200))
+    acc, draw = 0.0, logf[-1]
+    for wi, f in zip(w, logf):
+        acc += wi
+        if acc >= u:
+            draw = f
+            break
+    lo, hi = mean - settings.explore_step, mean + settings.explore_step
+    nxt = settings.clamp(math.exp(min(hi, max(lo, draw))))
+    where = "above" if nxt > est * 1.005 else "below" if nxt < est * 0.995 else "at"
+    reason = (f"posterior draw {math.exp(draw):.0f} ppm, tried at {nxt:.0f} ({where} the estimate "
+              f"{est:.0f} +-{sd:.0%})")
+    return PriceEstimate(est, sd, n_total, nxt, reason)
+
+
+def cached_estimate(state: Mapping[str, Any] | None, scid: str, now_s: float, fee_ppm: float,
+                    settings: PriceSettings) -> tuple[PriceEstimate, dict | None]:
+    """Returns (estimate, cache to store or None): the state's cached estimate while it is
+    younger than RECOMPUTE_S, in the same Thompson epoch and the fee in the same bin; else a
+    fresh one (the posterior costs ~1 ms a channel, the fee cycle runs every 30 min)."""
+    if state is not None:
+        c = state.get("cache")
+        if (isinstance(c, Mapping) and _finite(c.get("at_s")) and 0 <= now_s - c["at_s"] < RECOMPUTE_S
+                and c.get("epoch") == int(now_s // 43_200) and c.get("bin") == fee_bin(fee_ppm)
+                and isinstance(c.get("reason"), str)
+                and all(_finite(c.get(k)) for k in ("est", "sd", "n", "next"))):
+            return PriceEstimate(c["est"], c["sd"], c["n"], c["next"], c["reason"]), None
+    e = estimate(state, scid, now_s, settings)
+    if state is None:
+        return e, None
+    return e, {"at_s": now_s, "epoch": int(now_s // 43_200), "bin": fee_bin(fee_ppm), "est": e.estimate_ppm,
+               "sd": e.uncertainty, "n": e.samples, "next": e.next_ppm, "reason": e.reason}
+
+
+def price_facts(book: PriceBook, scid: str, now_s: float, fee_ppm: float) -> dict[str, Any]:
+    """Returns the channel.price_* facts of one channel (neutral ones when unknown: the
+    channel's own fee within the bounds, the prior's uncertainty, 0 samples)."""
+    state = book.states.get(scid)
+    if state is None:
+        fee = book.settings.clamp(fee_ppm)
+        return PriceEstimate(fee, PRIOR_SD, 0.0, fee, "not learned yet").facts()
+    e, _ = cached_estimate(state, scid, now_s, fee_ppm, book.settings)
+    return e.facts()
+
+
+# --------------------------------------------------------------------------- JSON form
+
+def price_to_json(book: PriceBook) -> dict:
+    """Returns the snapshot's `price` object; price_from_json(price_to_json(b)) == b."""
+    s = book.settings
+    return {"settings": {"floor_ppm": s.floor_ppm, "ceiling_ppm": s.ceiling_ppm, "prior_ppm": s.prior_ppm,
+                         "adopt_min_ppm": s.adopt_min_ppm, "min_samples": s.min_samples,
+                         "half_life_s": s.half_life_s, "explore_step": s.explore_step},
+            "states": {scid: dict(st) for scid, st in book.states.items()}}
+
+
+def price_from_json(doc: Mapping[str, Any]) -> PriceBook:
+    """Returns the PriceBook of a snapshot's `price` object; raises ValueError if malformed."""
+    if not isinstance(doc, Mapping):
+        raise ValueError("price must be an object")
+    raw_settings = doc.get("settings") or {}
+    if not isinstance(raw_settings, Mapping):
+        raise ValueError("price.settings must be an object")
+    try:
+        settings = PriceSettings(**{k: float(v) for k, v in raw_settings.items()})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"price.settings: {err}") from None
+    states = {}
+    for scid, st in (doc.get("states") or {}).items():
+        parsed, why = parse_state(st)
+        if parsed is None:
+            raise ValueError(f"price.states.{scid}: {why}")
+        states[scid] = parsed
+    return PriceBook(states=states, settings=settings)

@@ -1,0 +1,53 @@
+"""The price learner's per-channel state (table `price_state`) and the forward attempts it reads.
+
+One row per channel: the learner's state (revops/facts/price.py) as JSON text. Rows are read
+back as raw text so that the caller can refuse a corrupt one with a log line and start that
+channel fresh (issue #14: never a crash).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from revops.store.db import transaction
+
+SCHEMA = (
+    """CREATE TABLE price_state (
+        scid TEXT PRIMARY KEY,
+        state_json TEXT NOT NULL,
+        updated_s REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+# Resolved forwards out of each channel in (since, now]: settled (kind 1), failed downstream
+# (2) and local failures for liquidity or slots (3) all accepted our advertised fee; policy
+# failures (4: fee insufficient, the sender had an old fee) and pending rows (0) do not count.
+# Reads the partial index forwards_t (kind != 0).
+_ATTEMPTS = """SELECT out_channel, COUNT(*) FROM forwards INDEXED BY forwards_t
+WHERE t > ? AND t <= ? AND kind != 0 AND kind IN (1, 2, 3) AND out_channel IS NOT NULL
+GROUP BY out_channel"""
+
+
+class PriceStore:
+    """Mixin of `Store` (store.py): the learner's state and its observations."""
+
+    def _conn(self) -> sqlite3.Connection:  # provided by Store
+        raise NotImplementedError
+
+    def price_states(self) -> dict[str, str]:
+        """Returns scid -> the stored state's JSON text (unparsed: the caller checks it)."""
+        return dict(self._conn().execute("SELECT scid, state_json FROM price_state"))
+
+    def save_price_states(self, states: dict[str, Any], at_s: float) -> None:
+        """Replaces the stored state of these channels, in one transaction."""
+        rows = [(scid, json.dumps(s, allow_nan=False, separators=(",", ":")), float(at_s))
+                for scid, s in states.items()]
+        with transaction(self._conn()) as conn:
+            conn.executemany("INSERT OR REPLACE INTO price_state (scid, state_json, updated_s) "
+                             "VALUES (?, ?, ?)", rows)
+
+    def forward_attempts(self, since_s: float, now_s: float) -> dict[str, int]:
+        """Returns out scid -> forwards that accepted its fee and resolved in (since, now]."""
+        return dict(self._conn().execute(_ATTEMPTS, (float(since_s), float(now_s))))

@@ -1,0 +1,150 @@
+"""The price learner's estimator (revops/facts/price.py): recovers known demand curves, stays
+conservative without data, never leaves the floor..ceiling, and refuses corrupt state."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from revops.facts.build import build_facts
+from revops.facts.price import (PRIOR_SD, PriceBook, PriceSettings, cached_estimate, estimate, fee_bin,
+                                new_state, observe, parse_state, price_from_json, price_to_json)
+from revops.facts.snapshot import load_snapshot
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "snapshot.json"
+
+SETTINGS = PriceSettings()
+
+
+def acceptance(f: float, r: float, scale: float) -> float:
+    return 1.0 / (1.0 + math.exp((f - r) / scale))
+
+
+def best_fee(r: float, scale: float) -> float:
+    return max(range(1, 20_000), key=lambda f: f * acceptance(f, r, scale))
+
+
+def state_with(bins: dict[float, tuple[float, float]], anchor: float = 300.0) -> dict:
+    return {"v": 1, "last_s": 0.0, "anchor_ppm": anchor,
+            "bins": {str(fee_bin(f)): [t, n] for f, (t, n) in bins.items()}}
+
+
+@pytest.mark.parametrize("r, scale", [(400, 150), (600, 150), (150, 60), (1200, 300)])
+def test_recovers_the_revenue_maximising_fee_of_a_known_curve(r, scale):
+    # 200 hours at each of five fees around r, with the attempts the curve predicts (4 an hour
+    # at full acceptance), as if many weeks of forwards had been seen.
+    bins = {f: (200.0, 200.0 * 4 * acceptance(f, r, scale)) for f in (0.6 * r, 0.8 * r, r, 1.2 * r, 1.5 * r)}
+    e = estimate(state_with(bins, anchor=200), "1x1x1", 0, SETTINGS)
+    target = best_fee(r, scale)
+    assert abs(math.log(e.estimate_ppm / target)) < 0.12, (e, target)
+    assert e.uncertainty < 0.12
+    assert e.samples == pytest.approx(sum(n for _, n in bins.values()))
+
+
+def test_learns_from_synthetic_forwards_under_the_gossip_budget():
+    """Starting at half the right price, Thompson exploration with one fee change per 12 h
+    reaches most of the best revenue within 30 days (random Poisson forwards)."""
+    r, scale, per_hour = 500.0, 150.0, 4.0
+    rng = random.Random(3)
+    state, fee, now, last_change = None, 250.0, 0.0, -1e9
+    earned = best = 0.0
+    f_star = best_fee(r, scale)
+    for _ in range(30 * 48):
+        p = acceptance(fee, r, scale)
+        n = sum(1 for _ in range(int(per_hour * 1.5)) if rng.random() < 1 / 3 and rng.random() < p)
+        now += 1800
+        earned += p * fee
+        best += acceptance(f_star, r, scale) * f_star
+        state = observe(state, now, fee, n, True, SETTINGS)
+        e, cache = cached_estimate(state, "7x7x7", now, fee, SETTINGS)
+        if cache:
+            state["cache"] = cache
+        if now - last_change >= 43_200 and abs(e.next_ppm - fee) / fee >= 0.05:
+            fee, last_change = round(e.next_ppm), now
+    assert abs(math.log(e.estimate_ppm / f_star)) < 0.25, (e, f_star)
+    assert earned / best > 0.85
+
+
+def test_no_data_is_conservative_and_uncertain():
+    fresh = new_state(0, 420, SETTINGS)
+    e = estimate(fresh, "1x1x1", 0, SETTINGS)
+    assert (e.estimate_ppm, e.next_ppm, e.uncertainty, e.samples) == (420, 420, PRIOR_SD, 0)
+    assert "too little data" in e.reason
+    # lightningd's default fee (below hc_adopt_min_ppm) is not an anchor: base_fee_ppm is
+    assert estimate(new_state(0, 10, SETTINGS), "1x1x1", 0, SETTINGS).estimate_ppm == SETTINGS.prior_ppm
+    # a channel that is watched for days but never routes stays where it was
+    st_ = fresh
+    for k in range(1, 200):
+        st_ = observe(st_, k * 1800, 420, 0, True, SETTINGS)
+    e = estimate(st_, "1x1x1", 200 * 1800, SETTINGS)
+    assert e.next_ppm == 420 and e.uncertainty == PRIOR_SD
+
+
+def test_few_samples_do_not_produce_wild_fees():
+    """Just above min_samples, at a single fee: the draw stays within explore_step of the estimate."""
+    st_ = state_with({300: (10.0, 6.0)})
+    for epoch in range(20):
+        e = estimate(st_, "2x2x2", epoch * 43_200, SETTINGS)
+        assert abs(math.log(e.next_ppm / e.estimate_ppm)) <= SETTINGS.explore_step + 1e-9
+        assert 0.25 < e.estimate_ppm / 300 < 4
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(bins=st.dictionaries(st.floats(1, 90_000), st.tuples(st.floats(0, 5000), st.floats(0, 5000)), max_size=8),
+       floor=st.integers(0, 500), span=st.integers(1, 5000), anchor=st.floats(1, 50_000), now=st.floats(0, 1e9))
+def test_never_outside_floor_and_ceiling(bins, floor, span, anchor, now):
+    s = PriceSettings.from_params({"min_fee_ppm": floor, "max_fee_ppm": floor + span, "price_min_samples": 1})
+    e = estimate(state_with(bins, anchor), "3x3x3", now, s)
+    for v in (e.estimate_ppm, e.next_ppm):
+        assert math.isfinite(v) and s.floor_ppm <= v <= s.ceiling_ppm
+    assert math.isfinite(e.uncertainty) and e.uncertainty >= 0
+
+
+def test_demand_beyond_the_ceiling_is_capped():
+    # every fee up to 2000 ppm accepted by all: the learner would go higher but the ceiling holds
+    bins = {f: (100.0, 400.0) for f in (500, 1000, 2000)}
+    e = estimate(state_with(bins, anchor=1000), "4x4x4", 0, SETTINGS)
+    assert e.estimate_ppm == SETTINGS.ceiling_ppm and e.next_ppm <= SETTINGS.ceiling_ppm
+
+
+def test_observe_decays_and_credits_the_fee_in_force():
+    s = PriceSettings(half_life_s=86_400)
+    st_ = observe(None, 0, 300, 0, True, s)
+    st_ = observe(st_, 3600, 300, 5, True, s)
+    assert st_["bins"][str(fee_bin(300))] == pytest.approx([1.0, 5.0])
+    st_ = observe(st_, 3600 + 86_400, 600, 0, False, s)      # a day later, inactive: no exposure
+    assert st_["bins"][str(fee_bin(300))] == pytest.approx([0.5, 2.5])
+    assert str(fee_bin(600)) not in st_["bins"]
+
+
+@pytest.mark.parametrize("doc, why", [
+    ("nonsense", "not an object"),
+    ({"v": 99, "last_s": 0, "anchor_ppm": 1, "bins": {}}, "unknown state version"),
+    ({"v": 1, "last_s": "x", "anchor_ppm": 1, "bins": {}}, "invalid"),
+    ({"v": 1, "last_s": 0, "anchor_ppm": -5, "bins": {}}, "invalid"),
+    ({"v": 1, "last_s": 0, "anchor_ppm": 5, "bins": {"a": [1, 1]}}, "not an index"),
+    ({"v": 1, "last_s": 0, "anchor_ppm": 5, "bins": {"3": [1, -1]}}, "invalid"),
+    ({"v": 1, "last_s": 0, "anchor_ppm": 5, "bins": {"3": [1, float("nan")]}}, "invalid"),
+])
+def test_corrupt_state_is_refused_with_a_reason(doc, why):
+    state, reason = parse_state(doc)
+    assert state is None and why in reason
+
+
+def test_snapshot_json_round_trip_and_facts():
+    snap = load_snapshot(EXAMPLE)
+    scid = snap.rpc["listpeerchannels"]["channels"][0]["short_channel_id"]
+    bins = {f: (100.0, 100 * 3 * acceptance(f, 500, 150)) for f in (300, 400, 500, 650)}
+    book = PriceBook(states={scid: state_with(bins)}, settings=SETTINGS)
+    again = price_from_json(price_to_json(book))
+    assert again.settings == book.settings and again.states[scid]["bins"] == book.states[scid]["bins"]
+    facts = {f.scid: f.values for f in build_facts(snap.rpc, snap.captured_at, price=again)}
+    v = facts[scid]
+    assert v["channel.price_samples"] == pytest.approx(sum(n for _, n in bins.values()))
+    assert 300 < v["channel.price_estimate_ppm"] < 700 and v["channel.price_uncertainty"] < 0.5
+    other = next(s for s in facts if s != scid)
+    assert facts[other]["channel.price_samples"] == 0 and facts[other]["channel.price_reason"] == "not learned yet"

@@ -1,0 +1,76 @@
+"""The price learner through the real plugin (issue #14): its facts in revenue-explain, the
+discovery rules deciding from them, its state surviving a restart, and a corrupt state
+starting fresh with a log line."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tests.plugin.conftest import Node
+
+PRICE_RULES = ("price-explore", "price-exploit")
+
+
+def run_cycles(node: Node, n: int) -> None:
+    for _ in range(n):
+        node.advance(1800)
+        assert node.cycle("fees")["fees"]["ok"]
+
+
+def price_facts(explain: dict) -> dict[str, dict]:
+    return {c["scid"]: {k: v for k, v in c["facts"].items() if k.startswith("channel.price_")}
+            for c in explain["channels"]}
+
+
+def test_learned_price_decides_and_survives_a_restart(workdir):
+    node = Node(workdir, scenario="hub", seed=11)
+    node.start()
+    try:
+        node.call("revenue-config", {"key": "price_min_samples", "value": 3})
+        run_cycles(node, 16)   # 8 simulated hours
+        explain = node.call("revenue-explain")
+        facts = price_facts(explain)
+        learned = {s: f for s, f in facts.items() if f["channel.price_samples"] >= 3}
+        assert learned, facts
+        for f in facts.values():
+            assert 10 <= f["channel.price_estimate_ppm"] <= 2500 and 10 <= f["channel.price_next_ppm"] <= 2500
+        # the discovery stage decides from the facts wherever nothing above it matched
+        by_rule = {c["scid"]: c for c in explain["channels"]}
+        deciding = [s for s in learned if by_rule[s]["decision"]["rule"] in PRICE_RULES]
+        assert deciding, {s: by_rule[s]["decision"]["rule"] for s in learned}
+        scid = deciding[0]
+        won = [t for t in by_rule[scid]["trace"] if t.get("rule") in PRICE_RULES and t.get("outcome") == "won"]
+        assert won and ("learn" in won[0]["why"])
+        before = facts[scid]
+    finally:
+        node.stop()
+
+    # Restart on the same database: the learner remembers (revenue-explain before any cycle).
+    node.start(**{"revenue-ops-sim-clock": str(int(node.sim.now_s))})
+    try:
+        after = price_facts(node.call("revenue-explain", {"scid": scid}))[scid]
+        assert after == before
+    finally:
+        node.stop()
+
+
+def test_corrupt_price_state_starts_fresh_with_a_log_line(workdir):
+    node = Node(workdir, scenario="hub", seed=12)
+    node.start()
+    try:
+        run_cycles(node, 6)
+    finally:
+        node.stop()
+    db = sqlite3.connect(workdir / "revops.sqlite3")
+    with db:
+        scid = db.execute("SELECT scid FROM price_state ORDER BY scid LIMIT 1").fetchone()[0]
+        db.execute("UPDATE price_state SET state_json = 'not json at all' WHERE scid = ?", (scid,))
+    db.close()
+    ld = node.start()
+    try:
+        run_cycles(node, 1)
+        ld.wait_for_log(lambda level, msg: "corrupt" in msg and scid in msg, timeout_s=10)
+        facts = price_facts(node.call("revenue-explain", {"scid": scid}))[scid]
+        assert facts["channel.price_samples"] < 1          # half an hour since the fresh start
+    finally:
+        node.stop()
