@@ -23,25 +23,22 @@ def _fee_on_node(node: Node, scid: str) -> int:
 
 
 def test_a_param_edit_in_range_reloads_and_a_logic_change_is_refused_with_the_diff(node):
-    params = node.policy_dir / "params.yaml"
-    text = params.read_text()
-    edited = text.replace("    default: 2.0\n    min: 1\n    max: 20\n    doc: factor applied to the current fee",
-                          "    default: 2.5\n    min: 1\n    max: 20\n    doc: factor applied to the current fee")
+    premiums = node.policy_dir / "premiums.yaml"
+    text = premiums.read_text()
+    edited = text.replace("    default: 1.2\n", "    default: 1.5\n", 1)  # hold_premium, range 1..5
     assert edited != text
-    params.write_text(edited)
-    result = node.call("revenue-reload")  # the shipped tests pin the multiplier they assume
+    premiums.write_text(edited)
+    result = node.call("revenue-reload")  # the shipped tests pin the premium they assume
     assert result["digest"].startswith("sha256:") and result["override_problems"] == []
-    assert node.call("revenue-config", ["congestion_multiplier"])["value"] == 2.5
+    assert node.call("revenue-config", ["hold_premium"])["value"] == 1.5
 
-    fees = node.policy_dir / "fees.yaml"
-    logic = fees.read_text()
-    fees.write_text(logic.replace("set_fee(max(channel.fee_ppm * params.congestion_multiplier,",
-                                  "set_fee(max(channel.fee_ppm + params.congestion_multiplier,"))
+    premiums.write_text(edited.replace("then: multiply(params.hold_premium)",
+                                       "then: multiply(params.hold_premium * 1.25)"))
     with pytest.raises(RpcError) as info:
         node.call("revenue-reload")
     message = info.value.message
     assert "previous policy kept" in message and "policy_test_failure" in message
-    assert "860000x12x0.fee_ppm: want 960, got 600" in message, message  # the diff
+    assert "fee_ppm: want 488, got 610" in message, message  # the diff
     assert node.call("revenue-status")["policy"]["digest"] == result["digest"]
 
 

@@ -148,12 +148,12 @@ rules:
   - id: nan
     stage: safety
     when: channel.fee_ppm == 1
-    then: set_fee(0 * 1e400)
+    then: set_fee(channel.fee_ppm * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 0)  # inf * 0: NaN at run time (literals stop at 1e21)
     why: nan
   - id: big
     stage: safety
     when: channel.fee_ppm == 2
-    then: set_fee(channel.age_days * 1e300 * 1e300)
+    then: set_fee(channel.age_days * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20)
     why: big
   - id: busy
     stage: congestion
@@ -264,7 +264,7 @@ def test_cli_check_and_explain_survive_the_crash_classes(tmp_path):
     check = _cli("check", str(folder))
     assert check.returncode in (0, 3), check.stderr
     (tmp_path / "bad").mkdir()
-    bad = write_policy(tmp_path / "bad", "rules:\n  - id: m\n    stage: safety\n    when: channel.fee_ppm > 1e400\n"
+    bad = write_policy(tmp_path / "bad", "rules:\n  - id: m\n    stage: safety\n    when: channel.fee_ppm > 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20 * 1e20\n"
                                           "    then: hold()\n    why: m\n")
     check = _cli("check", str(bad))
     assert check.returncode == 1 and "dsl_compile_error" in check.stderr and "policy.yaml:" in check.stderr

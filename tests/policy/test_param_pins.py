@@ -42,17 +42,16 @@ def test_every_param_at_the_end_of_its_range_keeps_the_shipped_tests_green(side)
 def test_params_yaml_edit_passes_and_a_logic_change_fails_with_the_diff(tmp_path):
     folder = tmp_path / "policy"
     shutil.copytree(default_policy_dir(), folder)
-    params = folder / "params.yaml"
-    params.write_text(params.read_text().replace("    default: 2.0\n    min: 1\n    max: 20",
-                                                 "    default: 2.5\n    min: 1\n    max: 20"))
+    premiums = folder / "premiums.yaml"
+    edited = premiums.read_text().replace("    default: 1.2\n", "    default: 1.5\n", 1)  # hold_premium
+    premiums.write_text(edited)
     run = revops("test", str(folder))
     assert run.returncode == 0, run.stdout
-    fees = folder / "fees.yaml"
-    fees.write_text(fees.read_text().replace("params.congestion_util\n    then: set_fee(max(channel.fee_ppm *",
-                                             "params.congestion_util\n    then: set_fee(max(channel.fee_ppm / "))
+    premiums.write_text(edited.replace("then: multiply(params.hold_premium)",
+                                       "then: multiply(params.hold_premium * 1.25)"))
     run = revops("test", str(folder))
     assert run.returncode == 1
-    assert "860000x12x0.fee_ppm: want 960, got 600" in run.stdout, run.stdout
+    assert "fee_ppm: want 488, got 610" in run.stdout, run.stdout
 
 
 def test_a_pinned_param_the_policy_does_not_have_or_out_of_range_fails_the_case(tmp_path):
