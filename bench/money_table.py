@@ -19,6 +19,8 @@ over the seeds per scenario and policy.
 Usage: PYTHONPATH=. python bench/money_table.py [--scenario hub competitor-shift] [--seeds 1 2 3 4 5]
        [--days 30] [--jobs 2] [--policies default proportional] [--json out.json]
 A quick look: --scenario hub --seeds 1 2 --days 7 (a few minutes).
+`--policies default-fees-only` is the default policy with rebalance_enabled false (set through
+revenue-config): sink-drain's "fees alone" figure of issue 14.
 """
 
 from __future__ import annotations
