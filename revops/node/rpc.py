@@ -35,19 +35,33 @@ class NodeRpc(Protocol):
         """Return the result of `method`, or raise NodeRpcError."""
 
 
-def fast_lightning_rpc(socket_path: str):
-    """pyln's LightningRpc, reading replies in linear time.
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def fast_lightning_rpc(socket_path: str, timeout_s: float | None = DEFAULT_TIMEOUT_S):
+    """pyln's LightningRpc, reading replies in linear time, with a timeout on its own sockets.
 
     pyln's `_readobj` splits the whole buffer on every recv while looking for the blank
     line that ends a reply; on the 15 MB listpeerchannels of a 5,000-channel node that was
     30 % of a fee cycle (measured with py-spy). This keeps pyln's protocol and error
     handling and only searches the bytes that just arrived.
+
+    pyln opens a new unix socket per call and sets no timeout; `timeout_s` is set on each of
+    those sockets before the request is written, so a hung lightningd is a `socket.timeout`
+    (NodeRpcError TIMEOUT) instead of a stuck fee cycle — and only these sockets get it, not
+    every socket of the process (the metrics server, the LNbits client; issue 15 item 5).
     """
     import json
 
     from pyln.client import LightningRpc
 
     class FastLightningRpc(LightningRpc):
+        def _writeobj(self, sock, obj):
+            # sock is pyln's UnixSocket wrapper, connected; its .sock is the real socket
+            if getattr(sock, "sock", None) is not None:
+                sock.sock.settimeout(self.timeout_s)
+            super()._writeobj(sock, obj)
+
         def _readobj(self, sock, buff=b""):
             buf = bytearray(buff)
             scan = 0
@@ -62,18 +76,17 @@ def fast_lightning_rpc(socket_path: str):
                     return {"error": "Connection to RPC server lost."}, bytes(buf)
                 buf += chunk
 
-    return FastLightningRpc(socket_path)
+    rpc = FastLightningRpc(socket_path)
+    rpc.timeout_s = timeout_s
+    return rpc
 
 
 class LightningdRpc:
     """NodeRpc over pyln-client's LightningRpc (plugin.rpc)."""
 
-    def __init__(self, pyln_rpc, timeout_s: float = 60.0):
+    def __init__(self, pyln_rpc):
+        # The timeout lives on each RPC socket (fast_lightning_rpc), never process-wide.
         self._rpc = pyln_rpc
-        # pyln opens a new unix socket per call and sets no timeout; a default timeout on
-        # new sockets makes a hung lightningd an error instead of a stuck fee cycle.
-        if socket.getdefaulttimeout() is None:
-            socket.setdefaulttimeout(timeout_s)
 
     def call(self, method: str, params: dict | list | None = None) -> Any:
         from pyln.client import RpcError
