@@ -1,4 +1,5 @@
-"""The RPC timeout lives on each lightningd socket, not on the process (issue 15 item 5).
+"""The RPC timeout lives on each lightningd socket, not on the process (issue 15 item 5), and
+each thread keeps one connection open between calls.
 
 Through a real unix-socket JSON-RPC server (the simulator's lightningd socket) and the exact
 objects plugin.py builds: LightningdRpc(fast_lightning_rpc(socket_path)).
@@ -19,13 +20,16 @@ from revops.sim.jsonrpc_server import JsonRpcServer
 @pytest.fixture
 def server(tmp_path):
     release = threading.Event()
+    seen = []  # the server-side connection of each request
 
     def handle(request, conn):
+        seen.append(conn)
         if request["method"] == "hang":  # a lightningd that never answers this call
             release.wait(30)
         return {"jsonrpc": "2.0", "id": request["id"], "result": {"method": request["method"]}}
 
     srv = JsonRpcServer(str(tmp_path / "lightning-rpc"), handle)
+    srv.seen = seen
     yield srv
     release.set()
     srv.close()
@@ -53,3 +57,17 @@ def test_a_hung_rpc_still_times_out_on_its_own_socket(server):
     assert 0.4 < time.monotonic() - started < 5
     assert socket.getdefaulttimeout() is None
     assert rpc.call("getinfo") == {"method": "getinfo"}  # the next call works on a fresh socket
+
+
+def test_each_thread_keeps_one_connection_and_survives_lightningd_closing_it(server):
+    rpc = LightningdRpc(fast_lightning_rpc(server.path))
+    for _ in range(5):
+        assert rpc.call("getinfo") == {"method": "getinfo"}
+    assert len({id(c) for c in server.seen}) == 1
+    other = threading.Thread(target=lambda: rpc.call("listfunds"))
+    other.start()
+    other.join(5)
+    assert len({id(c) for c in server.seen}) == 2 and server.seen[-1] is not server.seen[0]
+    server.seen[0].sock.shutdown(socket.SHUT_RDWR)  # lightningd drops the kept connection
+    assert rpc.call("getinfo") == {"method": "getinfo"}  # one retry on a new connection
+    assert len({id(c) for c in server.seen}) == 3
