@@ -342,7 +342,10 @@ class Runtime:
             _, facts, states, now = self._observe()
         except NodeRpcError as err:
             return self._record_rebalance({"ok": False, "error": f"cannot read the node: {err}"})
-        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+        # With rebalance_enabled false the rebalancer only watches jobs and the wallet reserve
+        # (facts): no decision of the policy is read, so none is evaluated.
+        evaluations = (policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+                       if settings.enabled else [])
         values = {f.scid: f.values for f in facts}
         budget_msat = next(iter(values.values()), {}).get("node.rebalance_budget_msat", 0)
         summary = self.rebalancer.cycle(evaluations, values, settings, int(budget_msat), now)
