@@ -28,8 +28,8 @@ from revops.facts.rebalance import rebalance_to_json
 from revops.events import ForwardEventBuffer
 from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
-from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
-                                 recent_forwards)
+from revops.node.capture import (CycleReads, Dependencies, backfill_forwards, capture_node,
+                                 detect_dependencies, recent_forwards)
 from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
@@ -89,6 +89,7 @@ class Runtime:
         self.rebalancer = Rebalancer(rpc, store, options.dry_run, log)
         self.status_ = _Status()
         self._cycle_lock = threading.Lock()
+        self._reads: CycleReads | None = None  # set while a cycle runs (node/capture.py)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watcher = PolicyWatcher(options.policy_dir)
@@ -200,26 +201,32 @@ class Runtime:
                 raise RequestError("`now` is only accepted with revenue-ops-sim-clock (simulation)")
             self.clock.set(now_s)
         with self._cycle_lock:
-            out: dict[str, Any] = {}
-            if kind in ("fees", "all"):
-                out["fees"] = self._fee_cycle()
-            if kind in ("rebalance", "all"):
-                out["rebalance"] = self._rebalance_cycle()
-                self.on_rebalance(out["rebalance"])
-            if kind == "all" and self.lds is not None:
-                out["lds"] = self.lds.tick(self.clock.now())
-            return out
+            self._reads = CycleReads()  # the fee and rebalance halves share one read of the node
+            try:
+                out: dict[str, Any] = {}
+                if kind in ("fees", "all"):
+                    out["fees"] = self._fee_cycle()
+                if kind in ("rebalance", "all"):
+                    out["rebalance"] = self._rebalance_cycle()
+                    self.on_rebalance(out["rebalance"])
+                if kind == "all" and self.lds is not None:
+                    out["lds"] = self.lds.tick(self.clock.now())
+                return out
+            finally:
+                self._reads = None
 
     def _observe(self, learn: bool = False) -> tuple[dict, list, dict, float]:
         """Read the node and the store: (rpc responses, channel facts, states, now). With
         `learn` (the fee cycle) the price learner's moved-on state is saved."""
         now = self.clock.now()
         self.forward_events.flush()
-        try:
-            backfill_forwards(self.rpc, self.store)
-        except NodeRpcError as err:
-            self.log(f"forward backfill failed: {err}", "warn")
-        rpc = capture_node(self.rpc)
+        reads = self._reads or CycleReads()  # outside a cycle (explain, accounting): read afresh
+        if reads.first:
+            try:
+                backfill_forwards(self.rpc, self.store)
+            except NodeRpcError as err:
+                self.log(f"forward backfill failed: {err}", "warn")
+        rpc = reads.capture(self.rpc)
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
         flows = self.store.channel_flows(now)
         states = self.store.load_states()
@@ -335,7 +342,10 @@ class Runtime:
             _, facts, states, now = self._observe()
         except NodeRpcError as err:
             return self._record_rebalance({"ok": False, "error": f"cannot read the node: {err}"})
-        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+        # With rebalance_enabled false the rebalancer only watches jobs and the wallet reserve
+        # (facts): no decision of the policy is read, so none is evaluated.
+        evaluations = (policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+                       if settings.enabled else [])
         values = {f.scid: f.values for f in facts}
         budget_msat = next(iter(values.values()), {}).get("node.rebalance_budget_msat", 0)
         summary = self.rebalancer.cycle(evaluations, values, settings, int(budget_msat), now)
