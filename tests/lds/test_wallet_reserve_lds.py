@@ -1,6 +1,9 @@
 """LDS payouts stop below the wallet reserve (revops/reserve.py), through the plugin and the real
 LNbits vault: the due payout is deferred with the reason, nothing is recorded or paid, and it is
-paid in full once the wallet is back above the reserve."""
+paid in full once the wallet is back above the reserve.
+
+Last of the LDS files on purpose: its deposit stays in the one LNbits vault the LDS tests share,
+and the payout tests before it size their node against the vault's liabilities."""
 
 from __future__ import annotations
 
