@@ -43,7 +43,7 @@ def test_a_due_payout_waits_below_the_wallet_reserve_and_is_paid_after(workdir, 
         node.call("revenue-config", {"key": "reset", "value": "wallet_reserve_sat"})
         node.advance(H)
         paid = node.cycle("all")["lds"]["payouts"]
-        assert paid[0]["period_key"] == "lds:2026-01-01" and paid[0]["status"] == "paid"
+        assert paid[0]["period_key"] == "lds:2026-01-01" and paid[0]["status"] == "paid", paid
         assert vault.balance_msat(investor) > before
         assert node.call("revenue-status")["lds"]["payouts_deferred"] is None
     finally:
