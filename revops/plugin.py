@@ -21,6 +21,7 @@ from revops.diagnostics import DiagnosticError
 from revops.lds.driver import Lds, LdsUnavailable
 from revops.lds.metrics import register_lds_metrics
 from revops.lds.params import LdsConfigError, from_options as lds_params
+from revops.reserve_metrics import register_reserve_metrics
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, NodeRpcError, fast_lightning_rpc
 from revops.resources import default_policy_dir
@@ -138,6 +139,7 @@ def init(options, configuration, plugin, **kwargs):
     metrics = Metrics()
     if runtime.lds is not None:
         register_lds_metrics(metrics.registry, runtime.lds)
+    register_reserve_metrics(metrics.registry, runtime.reserve)
     metrics.textfile = options.get("revenue-ops-metrics-textfile") or None
     runtime.on_reload = _observer(metrics.on_reload)
     runtime.on_cycle = _observer(metrics.on_cycle, metrics.write_textfile)
@@ -183,7 +185,7 @@ def _start_lds(runtime: Runtime, options: dict, plugin) -> None:
         return
     if params is not None:
         runtime.lds = Lds(runtime.rpc, runtime.store, params, plugin.log,
-                          before_accounting=runtime.forward_events.flush)
+                          before_accounting=runtime.forward_events.flush, reserve=runtime.reserve.suspension)
 
 
 def _runtime() -> Runtime:

@@ -35,6 +35,7 @@ from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
 from revops.policy.overrides import is_scoped, scoped_problem
 from revops.price_book import update_price_book
+from revops.reserve import WalletReserve, refresh as refresh_reserve, status_json as reserve_status_json
 from revops.policy.reload import PolicyHolder, ReloadResult
 from revops.policy.watch import PolicyWatcher
 
@@ -101,6 +102,7 @@ class Runtime:
         self.on_rebalance: Callable[[dict], None] = lambda summary: None
         self.lds = None  # revops.lds.driver.Lds when the Liquidity Dividend System is configured
         self.lds_off_reason = "revenue-lds-lnbits-url is not set"
+        self.reserve = WalletReserve(rpc, lambda: self.holder.current.params, clock.now, log)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -206,6 +208,7 @@ class Runtime:
                 out: dict[str, Any] = {}
                 if kind in ("fees", "all"):
                     out["fees"] = self._fee_cycle()
+                refresh_reserve(self.reserve)  # revenue-status and the metrics show the suspension
                 if kind in ("rebalance", "all"):
                     out["rebalance"] = self._rebalance_cycle()
                     self.on_rebalance(out["rebalance"])
@@ -438,6 +441,7 @@ class Runtime:
             "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,
             "clock": "simulated" if self.clock.simulated else "system",
             "lds": self.lds.status_line() if self.lds else {"enabled": False, "reason": self.lds_off_reason},
+            "wallet_reserve": reserve_status_json(self.reserve),
         }
 
     def _stored_forwards(self) -> int:
