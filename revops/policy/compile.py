@@ -282,6 +282,14 @@ def _sub_text(text: DslText, sub: str, offset: int) -> DslText:
     return DslText(sub, replace(text.pos, col=text.pos.col + offset))
 
 
+
+def _too_wide(digits: str) -> bool:
+    """A format width or precision over MAX_FORMAT_WIDTH, judged by its digits first: int() of
+    4,301 digits raises (Python's int limit), and a long number is too wide anyway."""
+    digits = digits.lstrip("0")
+    return len(digits) > len(str(MAX_FORMAT_WIDTH)) or int(digits or 0) > MAX_FORMAT_WIDTH
+
+
 def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
     parts: list = []
     last = 0
@@ -302,7 +310,7 @@ def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
             continue
         # {x:10000000} would journal 10 MB per decision (issue 12): width and precision are capped,
         # and checked before the trial format below, which would build a {x:42949672952f} string.
-        if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", fmt)):
+        if any(_too_wide(n) for n in re.findall(r"\d+", fmt)):
             line, col = text.locate(1, m.start(2) + 1)
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error",
                                          f"format spec {fmt[:20]!r}: width and precision are limited to "

@@ -2,22 +2,32 @@
 LNbits vault: the due payout is deferred with the reason, nothing is recorded or paid, and it is
 paid in full once the wallet is back above the reserve.
 
-Last of the LDS files on purpose: its deposit stays in the one LNbits vault the LDS tests share,
-and the payout tests before it size their node against the vault's liabilities."""
+The LDS tests share one LNbits vault, where a period's payout is recorded once: this node's
+clock starts on 2026-03-01 so that its periods are its own, whichever test ran first."""
 
 from __future__ import annotations
 
+from revops.sim.scenario import parse_scenario, resolve
 from tests.lds.test_plugin_lds import H, lds_options
 from tests.plugin.conftest import Node, workdir  # noqa: F401 (fixture)
+
+MARCH_1 = 1_772_323_200  # 2026-03-01T00:00Z
+
+
+def hub_from_march() -> object:
+    path = resolve("hub")
+    text = path.read_text().replace("start_time: 1767225600", f"start_time: {MARCH_1}")
+    assert f"start_time: {MARCH_1}" in text
+    return parse_scenario(text, str(path))
 
 
 def test_a_due_payout_waits_below_the_wallet_reserve_and_is_paid_after(workdir, vault):  # noqa: F811
     investor = vault.investor("reserve-investor", 6_000_000)
     vault.deposit(investor, 5_000_000, "90d")
-    node = Node(workdir, options=lds_options(vault))
+    node = Node(workdir, scenario=hub_from_march(), options=lds_options(vault))
     node.start()
     try:
-        for _ in range(4):  # 2026-01-01 00:00 .. 24:00 UTC
+        for _ in range(4):  # 2026-03-01 00:00 .. 24:00 UTC
             assert "error" not in node.cycle("all")["lds"]
             node.advance(6 * H)
         before = vault.balance_msat(investor)
@@ -28,7 +38,7 @@ def test_a_due_payout_waits_below_the_wallet_reserve_and_is_paid_after(workdir, 
         node.call("revenue-config", {"key": "wallet_reserve_sat", "value": 10**12})
         out = node.cycle("all")["lds"]
         (deferred,) = out["payouts"]
-        assert deferred["status"] == "deferred" and deferred["period_key"] == "lds:2026-01-01"
+        assert deferred["status"] == "deferred" and deferred["period_key"] == "lds:2026-03-01"
         assert deferred["reason"].startswith("wallet ") and "below reserve 1,000,000,000,000 sat" in deferred["reason"]
         assert node.call("revenue-lds-payout")["payouts"][0]["status"] == "deferred"  # the RPC too
         assert vault.balance_msat(investor) == before
@@ -36,14 +46,14 @@ def test_a_due_payout_waits_below_the_wallet_reserve_and_is_paid_after(workdir, 
         assert lds["periods"] == [] and lds["payouts_deferred"] == deferred["reason"]
         assert node.call("revenue-status")["lds"]["payouts_deferred"] == deferred["reason"]
         dry = node.call("revenue-lds-payout", {"dry_run": True})
-        assert dry["deferred"] == deferred["reason"] and dry["period_key"] == "lds:2026-01-01"
+        assert dry["deferred"] == deferred["reason"] and dry["period_key"] == "lds:2026-03-01"
         # back above the reserve: the same period is paid, once
         with node.lock:
             node.sim.outputs = kept
         node.call("revenue-config", {"key": "reset", "value": "wallet_reserve_sat"})
         node.advance(H)
         paid = node.cycle("all")["lds"]["payouts"]
-        assert paid[0]["period_key"] == "lds:2026-01-01" and paid[0]["status"] == "paid", paid
+        assert paid[0]["period_key"] == "lds:2026-03-01" and paid[0]["status"] == "paid", paid
         assert vault.balance_msat(investor) > before
         assert node.call("revenue-status")["lds"]["payouts_deferred"] is None
     finally:
