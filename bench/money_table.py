@@ -19,6 +19,8 @@ over the seeds per scenario and policy.
 Usage: PYTHONPATH=. python bench/money_table.py [--scenario hub competitor-shift] [--seeds 1 2 3 4 5]
        [--days 30] [--jobs 2] [--policies default proportional] [--json out.json]
 A quick look: --scenario hub --seeds 1 2 --days 7 (a few minutes).
+`--policies default-fees-only` is the default policy with rebalance_enabled false (set through
+revenue-config): sink-drain's "fees alone" figure of issue 14.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ from revops.sim.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"default": default_policy_dir(), "static": ROOT / "policies/baselines/static",
-            "proportional": ROOT / "policies/baselines/proportional"}
+            "proportional": ROOT / "policies/baselines/proportional",
+            "default-fees-only": default_policy_dir()}
+# Param overrides per policy name: fees alone is the default with rebalancing off (issue 14).
+OVERRIDES = {"default-fees-only": {"rebalance_enabled": False}}
 GRID = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)
 
 
@@ -61,7 +66,7 @@ def one(job: tuple) -> dict:
         row["fee_ppm"] = fee
         return row
     return _row(scenario, seed, what, simulate(scenario, POLICIES[what], days=days, seed=seed,
-                                               fair_baselines=True))
+                                               fair_baselines=True, params=OVERRIDES.get(what)))
 
 
 def grid(scenario: str, seed: int) -> list[int]:

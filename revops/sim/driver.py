@@ -97,12 +97,15 @@ def fair_baseline_params(node) -> dict[str, int]:
 def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int | None = None, *,
              fee_interval_s: int = 1800, step_s: int = 300, plugin_cmd: list[str] | None = None,
              progress: Callable[[float], None] | None = None, dry_run: bool = False,
-             fair_baselines: bool = False, db_path: str | Path | None = None) -> SimReport:
+             fair_baselines: bool = False, db_path: str | Path | None = None,
+             params: dict | None = None) -> SimReport:
     """Simulate `days` of `scenario` with the plugin running `policy_dir`; returns the figures.
 
     `fair_baselines` sets fair_baseline_params() on the policy through revenue-config, for
     the params it has (the baselines have them, the default policy has none of them).
-    `db_path`: keep the plugin's database there (for `revops report`) instead of discarding it."""
+    `db_path`: keep the plugin's database there (for `revops report`) instead of discarding it.
+    `params`: param overrides set through revenue-config before the first cycle (e.g.
+    {"rebalance_enabled": False} for fees alone)."""
     started = time.perf_counter()
     node = build_node(scenario, seed=seed)
     lock = threading.Lock()
@@ -127,6 +130,9 @@ def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int 
                     if key in known:
                         ld.call("revenue-config", {"key": key, "value": value})
                         report.params[key] = value
+            for key, value in (params or {}).items():
+                ld.call("revenue-config", {"key": key, "value": value})
+                report.params[key] = value
             start_fees = {c["short_channel_id"]: _fee(c) for c in _channels(backend)}
             end_s = node.now_s + days * DAY_S
             next_cycle = node.now_s

@@ -70,3 +70,14 @@ def test_oracle_beats_fixed_fees_and_reports_capture_through_the_cli():
     static, orc = json.loads(run.stdout)["policies"]
     assert orc["policy"] == "oracle" and "upper reference" in orc["note"] and orc["capture"] == 1.0
     assert static["capture"] == round(static["net_profit_msat"] / orc["net_profit_msat"], 4)
+
+
+def test_param_overrides_turn_rebalancing_off_through_the_plugin():
+    # money_table's "default-fees-only" (sink-drain fees alone, issue 14): the default policy
+    # with rebalance_enabled set false through revenue-config; the same seed with it on pays
+    # for rebalancing, so the override is what stops it
+    policy = ROOT / "policies/default"
+    off = simulate("sink-drain", policy, days=0.5, seed=3, params={"rebalance_enabled": False})
+    on = simulate("sink-drain", policy, days=0.5, seed=3)
+    assert off.params == {"rebalance_enabled": False} and on.params == {}
+    assert off.rebalance_spend_msat == 0 < on.rebalance_spend_msat
