@@ -42,6 +42,10 @@ from revops.facts.registry import FACTS  # noqa: E402
 from revops.policy.reload import INTERNAL, verdict  # noqa: E402
 from revops.resources import default_policy_dir  # noqa: E402
 
+# A token is repeated only while short: repeating a repeat would grow an input to gigabytes (it
+# did: 3.2 GB), which tests the fuzzer's memory, not the policy build. Inputs still reach ~16 MB,
+# far over the 1 MiB a policy file may hold.
+MAX_REPEATED_TOKEN = 8_000
 MEMORY_LIMIT_BYTES = 2 << 30  # a worker that needs more is a finding (MemoryError), not a swapped machine
 
 # Engine classes another branch (engine-safety) fixes: issue 12 items 1-3. With --allow-known
@@ -183,7 +187,7 @@ class Generator:
                 n = rng.choice([1, 3, 100, 520, 1000])
                 items = ", ".join(f'"{i}"' if rng.random() < 0.5 else str(i) for i in range(n))
                 tokens.insert(idx, f" {rng.choice(self.facts)} in [{items}] ")
-            elif op == 9 and tokens:
+            elif op == 9 and tokens and len(tokens[idx]) < MAX_REPEATED_TOKEN:
                 tokens.insert(idx, tokens[idx] * rng.choice([2, 50, 2000]))
             elif op == 10:
                 tokens = [t.upper() if rng.random() < 0.1 else t for t in tokens]
@@ -320,7 +324,9 @@ class Runner:
     def __init__(self, scratch: Path, timeout_s: float):
         self.scratch = scratch
         self.timeout_s = timeout_s
-        self.ctx = multiprocessing.get_context("fork")
+        # forkserver: each worker forks from a small server, not from this process, whose heap
+        # (every input generated so far) would otherwise count against the worker's memory limit.
+        self.ctx = multiprocessing.get_context("forkserver")
         self.proc = None
 
     def _start(self):

@@ -21,6 +21,7 @@ from revops.diagnostics import DiagnosticError
 from revops.lds.driver import Lds, LdsUnavailable
 from revops.lds.metrics import register_lds_metrics
 from revops.lds.params import LdsConfigError, from_options as lds_params
+from revops.reserve_metrics import register_reserve_metrics
 from revops.metrics import Metrics
 from revops.node.rpc import LightningdRpc, NodeRpcError, fast_lightning_rpc
 from revops.resources import default_policy_dir
@@ -146,6 +147,7 @@ def init(options, configuration, plugin, **kwargs):
         observers=[metrics], lds=lds, lds_off_reason=lds_off_reason)
     if runtime.lds is not None:
         register_lds_metrics(metrics.registry, runtime.lds)
+    register_reserve_metrics(metrics.registry, runtime.reserve)
     plugin.runtime, plugin.metrics = runtime, metrics
     try:
         runtime.start()
@@ -185,7 +187,8 @@ def _lds_factory(options: dict, plugin):
     if params is None:
         return None, "revenue-lds-lnbits-url is not set"
     return (lambda runtime: Lds(runtime.rpc, runtime.store, params, plugin.log,
-                                before_accounting=runtime.forward_events.flush)), "revenue-lds-lnbits-url is not set"
+                                before_accounting=runtime.forward_events.flush,
+                                reserve=runtime.reserve.suspension)), "revenue-lds-lnbits-url is not set"
 
 
 def _runtime() -> Runtime:

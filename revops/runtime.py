@@ -28,14 +28,15 @@ from revops.facts.rebalance import rebalance_to_json
 from revops.events import ForwardEventBuffer
 from revops.memory import release_free_memory
 from revops.facts.snapshot import FORMAT as SNAPSHOT_FORMAT
-from revops.node.capture import (Dependencies, backfill_forwards, capture_node, detect_dependencies,
-                                 recent_forwards)
+from revops.node.capture import (CycleReads, Dependencies, backfill_forwards, capture_node,
+                                 detect_dependencies, recent_forwards)
 from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
 from revops.policy.explain import explain_json
 from revops.policy.overrides import is_scoped, scoped_problem
 from revops.price_book import update_price_book
+from revops.reserve import WalletReserve, refresh as refresh_reserve, status_json as reserve_status_json
 from revops.policy.reload import PolicyHolder, ReloadResult
 from revops.policy.watch import PolicyWatcher
 
@@ -85,12 +86,14 @@ class Runtime:
         self.rebalancer = Rebalancer(rpc, store, options.dry_run, log)
         self.status_ = _Status()
         self._cycle_lock = threading.Lock()
+        self._reads: CycleReads | None = None  # set while a cycle runs (node/capture.py)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watcher = PolicyWatcher(options.policy_dir)
         self.forward_events = ForwardEventBuffer(store, log)
         self.observers: tuple[CycleObserver, ...] = tuple(observers)
         self.lds_off_reason = lds_off_reason
+        self.reserve = WalletReserve(rpc, lambda: self.holder.current.params, clock.now, log)
         self.lds = lds(self) if lds is not None else None  # revops.lds.driver.Lds when configured
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -192,15 +195,20 @@ class Runtime:
                 raise RequestError("`now` is only accepted with revenue-ops-sim-clock (simulation)")
             self.clock.set(now_s)
         with self._cycle_lock:
-            out: dict[str, Any] = {}
-            if kind in ("fees", "all"):
-                out["fees"] = self._fee_cycle()
-            if kind in ("rebalance", "all"):
-                out["rebalance"] = self._rebalance_cycle()
-                self._notify("rebalance_done", out["rebalance"])
-            if kind == "all" and self.lds is not None:
-                out["lds"] = self.lds.tick(self.clock.now())
-            return out
+            self._reads = CycleReads()  # the fee and rebalance halves share one read of the node
+            try:
+                out: dict[str, Any] = {}
+                if kind in ("fees", "all"):
+                    out["fees"] = self._fee_cycle()
+                refresh_reserve(self.reserve)  # revenue-status and the metrics show the suspension
+                if kind in ("rebalance", "all"):
+                    out["rebalance"] = self._rebalance_cycle()
+                    self._notify("rebalance_done", out["rebalance"])
+                if kind == "all" and self.lds is not None:
+                    out["lds"] = self.lds.tick(self.clock.now())
+                return out
+            finally:
+                self._reads = None
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -214,11 +222,13 @@ class Runtime:
         the cycle lock (`exclusive()`)."""
         now = self.clock.now()
         self.forward_events.flush()
-        try:
-            backfill_forwards(self.rpc, self.store)
-        except NodeRpcError as err:
-            self.log(f"forward backfill failed: {err}", "warn")
-        rpc = capture_node(self.rpc)
+        reads = self._reads or CycleReads()  # outside a cycle (explain, accounting): read afresh
+        if reads.first:
+            try:
+                backfill_forwards(self.rpc, self.store)
+            except NodeRpcError as err:
+                self.log(f"forward backfill failed: {err}", "warn")
+        rpc = reads.capture(self.rpc)
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
         flows = self.store.channel_flows(now)
         states = self.store.load_states()
@@ -274,7 +284,10 @@ class Runtime:
         except NodeRpcError as err:
             return self._record_rebalance({"ok": False, "error": f"cannot read the node: {err}"})
         now = obs.now
-        evaluations = policy.evaluate_many(obs.facts, obs.states, keep_values=False, keep_trace=False)
+        # With rebalance_enabled false the rebalancer only watches jobs and the wallet reserve
+        # (facts): no decision of the policy is read, so none is evaluated.
+        evaluations = (policy.evaluate_many(obs.facts, obs.states, keep_values=False, keep_trace=False)
+                       if settings.enabled else [])
         values = {f.scid: f.values for f in obs.facts}
         budget_msat = next(iter(values.values()), {}).get("node.rebalance_budget_msat", 0)
         summary = self.rebalancer.cycle(evaluations, values, settings, int(budget_msat), now)
@@ -362,6 +375,7 @@ class Runtime:
             "notifications": dict(self.status_.events), "blockheight": self.status_.blockheight,
             "clock": "simulated" if self.clock.simulated else "system",
             "lds": self.lds.status_line() if self.lds else {"enabled": False, "reason": self.lds_off_reason},
+            "wallet_reserve": reserve_status_json(self.reserve),
         }
 
     def _stored_forwards(self) -> int:

@@ -59,6 +59,12 @@ panel("Rebalance spend (sat, dashboard range)", [("increase(revops_rebalance_spe
 panel("Reservations", [("revops_rebalance_reservations{instance=~\"$instance\"}", "reservations")], kind="stat", w=6, x=6)
 panel("Wallet reserve OK", [("revops_wallet_reserve_ok{instance=~\"$instance\"}", "reserve ok")], kind="stat", w=6, x=12)
 panel("Rebalancing enabled", [("revops_rebalance_enabled{instance=~\"$instance\"}", "enabled")], kind="stat", w=6, x=18)
+row("Wallet reserve")
+panel("Wallet reserve: suspended operations", [("max by (operation, reason) (revops_wallet_reserve_suspended{instance=~\"$instance\"})", "{{operation}} {{reason}}")], kind="stat", x=0,
+      desc="1 while an operation that spends capital (rebalancing, LDS payouts) is suspended because the wallet (confirmed on-chain + spendable in channels) is below wallet_reserve_sat. Fees keep running.")
+panel("Wallet funds and reserve (sat)", [
+    ("revops_wallet_funds_sat{instance=~\"$instance\"}", "funds"),
+    ("revops_wallet_reserve_sat{instance=~\"$instance\"}", "reserve")], x=12)
 row("Policy and plugin")
 panel("Plugin up", [("up{job=\"revops\", instance=~\"$instance\"}", "up")], kind="stat", w=6, x=0)
 panel("Last reload successful", [("revops_policy_last_reload_successful{instance=~\"$instance\"}", "ok")], kind="stat", w=6, x=6)

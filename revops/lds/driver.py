@@ -36,7 +36,8 @@ def period_key(start_s: float) -> str:
 
 class Lds:
     def __init__(self, rpc, store, params: LdsParams, log: Callable[[str, str], None],
-                 client: VaultClient | None = None, before_accounting: Callable[[], None] = lambda: None):
+                 client: VaultClient | None = None, before_accounting: Callable[[], None] = lambda: None,
+                 reserve: Callable[[], str | None] = lambda: None):
         self.rpc = rpc
         self.store = store
         self.params = params
@@ -44,6 +45,9 @@ class Lds:
         self.client = client or VaultClient(params.lnbits_url, params.operator_key)
         self.ledger = Ledger(store.path)
         self.before_accounting = before_accounting
+        # the wallet reserve (revops/reserve.py): a reason while payouts must wait, else None
+        self.reserve = reserve
+        self.deferred: str | None = None
         self.lock = threading.Lock()
         self.last_error: str | None = None
         self.last_book: dict | None = None
@@ -158,7 +162,15 @@ class Lds:
             span = None if unpaid else self._next_period(now)
             if not unpaid and span is None:
                 break
-            if not checked:  # solvency before every payout run
+            if not checked:  # the wallet reserve and solvency before every payout run
+                key = unpaid[0]["period_key"] if unpaid else period_key(span[0])
+                reason = self.reserve()
+                if reason != self.deferred and reason:
+                    self.log(f"lds: payout {key} deferred: {reason}", "warn")
+                self.deferred = reason
+                if reason:  # nothing recorded or paid: the period waits for the wallet
+                    results.append({"status": "deferred", "reason": reason, "period_key": key})
+                    break
                 solvency = self._check_solvency(now)
                 checked = True
                 if solvency.halted:
@@ -248,7 +260,7 @@ class Lds:
         self.before_accounting()
         period, lines = self._compute(*span)
         return {"dry_run": True, **period, "halted": solvency.halted, "solvency": solvency.reason,
-                "lines": lines}
+                "deferred": self.reserve(), "lines": lines}
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -269,14 +281,14 @@ class Lds:
                 "periods": [{k: p[k] for k in ("period_key", "status", "net_msat", "deficit_out_msat",
                                                 "distributable_msat", "investors_msat")}
                             for p in self.ledger.periods(7)],
-                "last_error": self.last_error}
+                "payouts_deferred": self.deferred, "last_error": self.last_error}
 
     def status_line(self) -> dict:
         s = self.solvency.to_json() if self.solvency else self.ledger.last_solvency()
         if s is None:
             return {"enabled": True, "solvency": "not checked yet", "last_error": self.last_error}
         return {"enabled": True, "payouts_halted": s["halted"], "liability_ratio": s["ratio"],
-                "solvency": s["reason"], "last_error": self.last_error}
+                "solvency": s["reason"], "payouts_deferred": self.deferred, "last_error": self.last_error}
 
     def investors(self, now: float) -> dict:
         with self.lock:

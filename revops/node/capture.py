@@ -55,6 +55,33 @@ def capture_node(rpc: NodeRpc) -> dict[str, Any]:
     return out
 
 
+class CycleReads:
+    """The node reads of one `revenue-cycle`, shared by its fee and rebalance halves.
+
+    The first `capture` reads everything (NODE_READS, listnodes) and backfills forwards; a
+    later one in the same cycle re-reads only listpeerchannels, the one reply the fee half
+    changes (setchannel), and reuses the rest: the node info, feerates, funds, peers and
+    gossip read milliseconds earlier. That halves the RPCs of a cycle "all" (the simulator
+    makes thousands). Outside a cycle (explain, accounting) use a fresh CycleReads: nothing
+    is reused.
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[str, Any] | None = None
+
+    @property
+    def first(self) -> bool:
+        """Nothing read yet: the caller should backfill forwards before `capture`."""
+        return self._first is None
+
+    def capture(self, rpc: NodeRpc) -> dict[str, Any]:
+        """capture_node(rpc), or its first result with a fresh listpeerchannels."""
+        if self._first is None:
+            self._first = capture_node(rpc)
+            return dict(self._first)
+        return {**self._first, "listpeerchannels": rpc.call("listpeerchannels", {})}
+
+
 def peer_nodes(rpc: NodeRpc, listpeerchannels: dict) -> dict[str, Any]:
     """listnodes, kept to our peers' entries (peer.alias). Best effort: gossip is a nicety,
     so a failing listnodes gives no aliases rather than no fee cycle."""

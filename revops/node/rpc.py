@@ -35,19 +35,103 @@ class NodeRpc(Protocol):
         """Return the result of `method`, or raise NodeRpcError."""
 
 
-def fast_lightning_rpc(socket_path: str):
-    """pyln's LightningRpc, reading replies in linear time.
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def fast_lightning_rpc(socket_path: str, timeout_s: float | None = DEFAULT_TIMEOUT_S):
+    """pyln's LightningRpc, reading replies in linear time, with a timeout on its own sockets.
 
     pyln's `_readobj` splits the whole buffer on every recv while looking for the blank
     line that ends a reply; on the 15 MB listpeerchannels of a 5,000-channel node that was
     30 % of a fee cycle (measured with py-spy). This keeps pyln's protocol and error
     handling and only searches the bytes that just arrived.
+
+    pyln opens a new unix socket per call and sets no timeout; `timeout_s` is set on each of
+    those sockets before the request is written, so a hung lightningd is a `socket.timeout`
+    (NodeRpcError TIMEOUT) instead of a stuck fee cycle — and only these sockets get it, not
+    every socket of the process (the metrics server, the LNbits client; issue 15 item 5).
     """
     import json
+    import threading
 
-    from pyln.client import LightningRpc
+    from pyln.client import LightningRpc, RpcError
+    from pyln.client.lightning import UnixSocket
 
     class FastLightningRpc(LightningRpc):
+        def __init__(self, path: str):
+            super().__init__(path)
+            self.timeout_s = timeout_s
+            self._kept = threading.local()  # each thread's open connection (sock, unread bytes)
+
+        def call(self, method, payload=None, cmdprefix=None, filter=None):
+            """pyln's call, on a connection each thread keeps open between calls.
+
+            pyln connects a new unix socket per call; lightningd serves any number of
+            requests on one connection, and a fee cycle makes a dozen calls (the simulator,
+            tens of thousands). Calls that opt into notifications or filters take pyln's own path.
+            """
+            if self._notify is not None or filter is not None or self._filter is not None:
+                return super().call(method, payload, cmdprefix, filter)
+            if payload is None:
+                payload = {}
+            if isinstance(payload, dict):
+                payload = {k: v for k, v in payload.items() if v is not None}
+            this_id = self.get_json_id(method, cmdprefix)
+            self.next_id += 1
+            request = {"jsonrpc": "2.0", "method": method, "params": payload, "id": this_id}
+            resp = self._exchange(request, fresh=False)
+            if resp is None:  # a kept connection lightningd had closed: once more on a new one
+                resp = self._exchange(request, fresh=True)
+            if not isinstance(resp, dict):
+                raise TypeError(f"Malformed response, response is not a dictionary {resp}.")
+            if "id" in resp and resp["id"] != this_id:
+                self._drop()
+                raise ValueError(f"Malformed response, id is not {this_id}: {resp}.")
+            if "error" in resp:
+                raise RpcError(method, payload, resp["error"])
+            if "result" not in resp:
+                raise ValueError('Malformed response, "result" missing.')
+            return resp["result"]
+
+        def _exchange(self, request: dict, fresh: bool):
+            """Write `request` and read its reply; None if a reused connection was found closed."""
+            kept = getattr(self._kept, "conn", None)
+            reused = kept is not None and not fresh
+            if not reused:
+                self._drop()
+                kept = self._kept.conn = [UnixSocket(self.socket_path), b""]
+            try:
+                self._writeobj(kept[0], request)
+                while True:
+                    resp, kept[1] = self._readobj(kept[0], kept[1])
+                    if not (isinstance(resp, dict) and "method" in resp and "id" in resp):
+                        break  # pyln's loop: skip what is neither a reply nor an error
+            except OSError:
+                self._drop()
+                if reused:
+                    return None
+                raise
+            except BaseException:  # a timeout or a bad reply: the connection's state is unknown
+                self._drop()
+                raise
+            if isinstance(resp, dict) and resp.get("error") == "Connection to RPC server lost.":
+                self._drop()
+                if reused and not kept[1]:
+                    return None
+            return resp
+
+        def _drop(self) -> None:
+            kept = getattr(self._kept, "conn", None)
+            self._kept.conn = None
+            if kept is not None:
+                kept[0].close()
+
+        def _writeobj(self, sock, obj):
+            # sock is pyln's UnixSocket wrapper, connected; its .sock is the real socket
+            if getattr(sock, "sock", None) is not None:
+                sock.sock.settimeout(self.timeout_s)
+            super()._writeobj(sock, obj)
+
         def _readobj(self, sock, buff=b""):
             buf = bytearray(buff)
             scan = 0
@@ -68,12 +152,9 @@ def fast_lightning_rpc(socket_path: str):
 class LightningdRpc:
     """NodeRpc over pyln-client's LightningRpc (plugin.rpc)."""
 
-    def __init__(self, pyln_rpc, timeout_s: float = 60.0):
+    def __init__(self, pyln_rpc):
+        # The timeout lives on each RPC socket (fast_lightning_rpc), never process-wide.
         self._rpc = pyln_rpc
-        # pyln opens a new unix socket per call and sets no timeout; a default timeout on
-        # new sockets makes a hung lightningd an error instead of a stuck fee cycle.
-        if socket.getdefaulttimeout() is None:
-            socket.setdefaulttimeout(timeout_s)
 
     def call(self, method: str, params: dict | list | None = None) -> Any:
         from pyln.client import RpcError

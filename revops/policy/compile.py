@@ -300,19 +300,20 @@ def _parse_template(text: DslText, ctx: _Ctx) -> Template | None:
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"in why placeholder: {err.message}"))
             ok = False
             continue
-        try:
-            format(1.5, fmt) if fmt else None
-        except ValueError:
-            line, col = text.locate(1, m.start(2) + 1)
-            ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"bad format spec {fmt!r}"))
-            ok = False
-            continue
-        # {x:10000000} would journal 10 MB per decision (issue 12): width and precision are capped.
+        # {x:10000000} would journal 10 MB per decision (issue 12): width and precision are capped,
+        # and checked before the trial format below, which would build a {x:42949672952f} string.
         if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", fmt)):
             line, col = text.locate(1, m.start(2) + 1)
             ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error",
                                          f"format spec {fmt[:20]!r}: width and precision are limited to "
                                          f"{MAX_FORMAT_WIDTH}"))
+            ok = False
+            continue
+        try:
+            format(1.5, fmt) if fmt else None
+        except ValueError:
+            line, col = text.locate(1, m.start(2) + 1)
+            ctx.errors.append(Diagnostic(text.pos.file, line, col, "dsl_parse_error", f"bad format spec {fmt!r}"))
             ok = False
             continue
         parts.append((expr, fmt, _sub_text(text, expr_text, m.start(1)), None))  # closure: see _template_closures

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.model import DslText, ParamSpec, PolicySource, RuleSource, Stage
-from revops.policy.yamlsrc import Pos, YList, YMap, load_yaml
+from revops.policy.yamlsrc import Pos, YList, YMap, load_yaml, read_policy_file
 
 GROUPS_FILE = "groups.yaml"
 CODE = "policy_schema_error"
@@ -275,7 +275,9 @@ def load_groups(root_dir: Path, params: Mapping[str, ParamSpec], display: str) -
     if not path.is_file():
         return None, None, [], []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_policy_file(path, display)
+    except DiagnosticError as err:
+        return None, None, list(err.diagnostics), []
     except (OSError, UnicodeDecodeError) as err:
         return None, None, [Diagnostic(display, 1, 1, CODE, f"cannot read {display}: {err}")], []
     try:

@@ -16,7 +16,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.limits import MAX_EXPRESSION_CHARS, MAX_FILES, MAX_INCLUDE_CHARS, number_problem
 from revops.policy.model import (API_VERSION, PARAM_TYPES, PHASES, STATE_TYPES, DslText, ParamSpec,
                                  PolicySource, RuleSource, Stage, StateSpec)
-from revops.policy.yamlsrc import Pos, YList, YMap, load_yaml
+from revops.policy.yamlsrc import Pos, YList, YMap, load_yaml, read_policy_file
 
 ROOT_FILE = "policy.yaml"
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -169,7 +169,10 @@ def _read_tree(file: Path, root_dir: Path, c: _Collector, docs, files, chain: tu
         c.error(include_pos or Pos(display, 1, 1), f"missing file: {display}")
         return
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_policy_file(file, display)
+    except DiagnosticError as err:
+        c.errors.extend(err.diagnostics)
+        return
     except (OSError, ValueError) as err:
         c.error(include_pos or Pos(display, 1, 1), f"cannot read {display}: {err}")
         return

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.engine import MATCHERS, PreparedPolicy, prepare
-from revops.policy.yamlsrc import YList, YMap, load_yaml
+from revops.policy.yamlsrc import YList, YMap, load_yaml, read_policy_file
 
 CASE_KEYS = {"note", "snapshot", "params", "state", "facts", "now", "want", "want_trace"}
 FILE_KEYS = {"cases", "params"}
@@ -94,7 +94,7 @@ def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
     errors: list[Diagnostic] = []
     for file in files:
         try:
-            doc = load_yaml(file.read_text(encoding="utf-8"), str(file))
+            doc = load_yaml(read_policy_file(file, str(file)), str(file))
         except DiagnosticError as err:
             errors.extend(err.diagnostics)
             continue

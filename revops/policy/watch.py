@@ -14,11 +14,14 @@ def folder_checksum(folder: Path) -> str:
     """sha256 over the relative path and content of every YAML file below `folder`."""
     h = hashlib.sha256()
     for path in sorted(Path(folder).rglob("*.yaml")):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:  # in chunks: a huge file named by mistake is hashed, not held
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
         except OSError:
-            data = b"<unreadable>"
-        h.update(str(path.relative_to(folder)).encode() + b"\0" + data + b"\0")
+            h.update(b"<unreadable>")
+        h.update(b"\0")
     return h.hexdigest()
 
 

@@ -85,6 +85,20 @@ def _pos(node, file: str, lines: list[str]) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1, style, indent, lengths)
 
 
+def read_policy_file(path, display: str) -> str:
+    """The text of one policy file, read without ever holding more than a policy may be: a file
+    far above MAX_FILE_BYTES (a log or a disk image named by mistake) is refused from its first
+    bytes, not read whole. OSError and UnicodeDecodeError pass to the caller ("cannot read")."""
+    most = MAX_FILE_BYTES * 4  # UTF-8 needs at most 4 bytes a character
+    with open(path, "rb") as f:
+        data = f.read(most + 1)
+    if len(data) > most:
+        raise DiagnosticError.single(display, 1, 1, "policy_yaml_error",
+                                     f"file is over {most:,} bytes; a policy file may hold at most "
+                                     f"{MAX_FILE_BYTES:,} characters")
+    return data.decode("utf-8")
+
+
 def load_yaml(text: str, file: str):
     """Return the document as YMap/YList/scalars, or raise DiagnosticError(policy_yaml_error)."""
     if len(text) > MAX_FILE_BYTES:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from revops.sim.breaches import budget_breaches
 from revops.sim.harness import Lightningd
 from revops.sim.model_build import build_node
 from revops.sim.rpc import SimRpc
@@ -31,11 +32,13 @@ DAY_S = 86400
 class CountingBackend:
     """The simulated node's RPC, counting calls per method and fee updates per channel."""
 
-    def __init__(self, backend: Callable, lock: threading.Lock):
+    def __init__(self, backend: Callable, lock: threading.Lock, clock: Callable[[], float] = lambda: 0.0):
         self.backend = backend
         self.lock = lock
+        self.clock = clock
         self.calls: Counter = Counter()
         self.fee_updates: Counter = Counter()
+        self.broadcasts: list[tuple[float, str]] = []  # (simulated time, scid) of each fee update
 
     def __call__(self, method: str, params):
         with self.lock:
@@ -44,6 +47,7 @@ class CountingBackend:
             if method == "setchannel":
                 for ch in result.get("channels", []):
                     self.fee_updates[ch.get("short_channel_id")] += 1
+                    self.broadcasts.append((self.clock(), ch.get("short_channel_id")))
             return result
 
     def methods(self):
@@ -109,7 +113,7 @@ def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int 
     started = time.perf_counter()
     node = build_node(scenario, seed=seed)
     lock = threading.Lock()
-    backend = CountingBackend(SimRpc(node), lock)
+    backend = CountingBackend(SimRpc(node), lock, clock=lambda: node.now_s)
     workdir = Path(tempfile.mkdtemp(prefix="rvsim"))  # short: unix socket paths are limited
     options = {"revenue-ops-policy": str(Path(policy_dir).resolve()),
                "revenue-ops-db": str(Path(db_path).resolve() if db_path else workdir / "revops.sqlite3"),
@@ -149,7 +153,8 @@ def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int 
                     progress(1 - (end_s - node.now_s) / (days * DAY_S))
             ld.call("revenue-cycle", {"what": "all", "now": node.now_s}, timeout_s=600)
             report.cycles += 1
-            _figures(report, backend, start_fees, days)
+            params = {p["name"]: p.get("value") for p in ld.call("revenue-config").get("params", [])}
+            _figures(report, backend, start_fees, days, params)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.wall_s = round(time.perf_counter() - started, 2)
@@ -165,7 +170,8 @@ def _fee(channel: dict) -> int:
         "fee_proportional_millionths", channel.get("fee_proportional_millionths", 0)))
 
 
-def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days: float) -> None:
+def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days: float,
+             params: dict | None = None) -> None:
     forwards = backend("listforwards", {}).get("forwards", [])
     per_channel: dict[str, Counter] = {}
     for f in forwards:
@@ -182,8 +188,10 @@ def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days
             report.forwards_failed += 1
             if f.get("out_channel"):
                 per_channel.setdefault(f["out_channel"], Counter())["failed_out"] += 1
+    income: list[dict] = []
     try:
-        for e in backend("bkpr-listincome", {"consolidate_fees": False}).get("income_events", []):
+        income = backend("bkpr-listincome", {"consolidate_fees": False}).get("income_events", [])
+        for e in income:
             if e.get("tag") == "onchain_fee":
                 report.onchain_cost_msat += e.get("debit_msat", 0) - e.get("credit_msat", 0)
             elif e.get("tag") == "rebalance_fee":
@@ -192,6 +200,7 @@ def _figures(report: SimReport, backend: CountingBackend, start_fees: dict, days
         pass
     report.net_profit_msat = report.routing_fees_msat - report.rebalance_spend_msat - report.onchain_cost_msat
     report.fee_updates = sum(backend.fee_updates.values())
+    report.budget_breaches = budget_breaches(params or {}, income, backend.broadcasts)
     channels = _channels(backend)
     report.fee_updates_per_channel_day = round(report.fee_updates / max(1, len(channels)) / max(days, 1e-9), 3)
     for c in channels:

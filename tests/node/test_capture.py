@@ -96,3 +96,38 @@ def test_backfill_falls_back_to_the_whole_list_on_old_lightningd():
     rpc = OldLightningd([fwd(i, "2x2x2", 1000.0 + i) for i in range(1, 4)])
     assert backfill_forwards(rpc, store) == 3
     assert ("listforwards", {}) in rpc.calls
+
+
+class NodeReadsRpc:
+    """Counts reads; listpeerchannels shows the fee a setchannel last gave."""
+
+    def __init__(self):
+        self.calls = []
+        self.fee_ppm = 100
+
+    def call(self, method, params=None):
+        self.calls.append(method)
+        if method == "listpeerchannels":
+            return {"channels": [{"peer_id": "02aa", "short_channel_id": "1x1x1", "fee_proportional_millionths":
+                                  self.fee_ppm}]}
+        if method == "listnodes":
+            return {"nodes": [{"nodeid": "02aa", "alias": "A"}, {"nodeid": "03bb"}]}
+        return {"method": method}
+
+
+def test_cycle_reads_reads_the_node_once_and_listpeerchannels_again():
+    from revops.node.capture import NODE_READS, CycleReads, capture_node
+    rpc = NodeReadsRpc()
+    reads = CycleReads()
+    assert reads.first
+    first = reads.capture(rpc)
+    assert first == capture_node(NodeReadsRpc())
+    assert not reads.first and len(rpc.calls) == len(NODE_READS) + 1
+    rpc.fee_ppm = 250  # the fee half's setchannel
+    first["listforwards"] = {"forwards": []}  # a caller's additions do not leak into the next capture
+    second = reads.capture(rpc)
+    assert rpc.calls[len(NODE_READS) + 1:] == ["listpeerchannels"]
+    assert second["listpeerchannels"]["channels"][0]["fee_proportional_millionths"] == 250
+    assert "listforwards" not in second
+    assert {k: v for k, v in second.items() if k != "listpeerchannels"} == \
+        {k: v for k, v in first.items() if k not in ("listpeerchannels", "listforwards")}

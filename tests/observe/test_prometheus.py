@@ -98,8 +98,12 @@ def test_every_dashboard_and_rule_expression_runs_and_the_key_panels_have_data(s
         assert answer["status"] == "success", f"{title}: {expr}: {answer.get('error')}"
         results[title] = answer["data"]["result"]
     for title in ("Routing fees earned (sat/h)", "Top earning channels (sat, dashboard range)",
-                  "Decisions by rule and outcome", "Decisions by stage", "Fee per channel (ppm)"):
+                  "Decisions by rule and outcome", "Decisions by stage", "Fee per channel (ppm)",
+                  "Wallet reserve: suspended operations", "Wallet funds and reserve (sat)"):
         assert results[title], f"panel {title!r} has no data"
+    # a healthy hub is above its reserve: every operation shows 0 (not suspended)
+    assert {r["metric"]["operation"]: r["value"][1] for r in results["Wallet reserve: suspended operations"]} == \
+        {"rebalancing": "0", "lds_payouts": "0"}
     earned = sum(float(r["value"][1]) for r in results["Top earning channels (sat, dashboard range)"])
     assert earned > 0
     # the rules loaded and evaluate without error; nothing is firing on a healthy run

@@ -63,3 +63,20 @@ def test_check_cli_prints_one_line_per_error_and_exits_1(tmp_path):
     assert "dsl_name_error: unknown fact 'channel.htlc_utl'" in run.stderr
     assert "dsl_name_error: unknown action 'set_fees'" in run.stderr
     assert run.stdout == ""
+
+
+def test_check_refuses_a_file_of_gigabytes_without_reading_it(tmp_path):
+    """A policy folder holding a 3 GB file (a log or an image saved there by mistake; the fuzzer made
+    one) is refused from its first bytes, with 256 MB of address space: never read whole."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    with open(folder / "policy.yaml", "wb") as f:
+        f.write(b"apiVersion: revops/v1\n# ")
+        f.truncate(3 << 30)  # sparse: costs no disk
+    limit = "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20)); " \
+            "sys.argv = ['revops', 'check', sys.argv[1]]; runpy.run_module('revops.cli', run_name='__main__')"
+    run = subprocess.run([sys.executable, "-c", limit, str(folder)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path.cwd())}, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert "policy.yaml:1:1" in run.stderr and "policy_yaml_error" in run.stderr, run.stderr
+    assert "a policy file may hold at most 1,048,576 characters" in run.stderr, run.stderr
