@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from revops.diagnostics import DiagnosticError
-from revops.policy.explain_rebalance import rebalance_explain
+from revops.policy.explain import explain_json
 from revops.resources import default_policy_dir
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_LINT = 0, 1, 2, 3
@@ -60,25 +60,6 @@ def _check_one(folder: str, fmt: str) -> tuple[int, dict]:
         "policy": folder, "ok": True, "name": compiled.name, "version": compiled.version,
         "digest": compiled.digest, "rules": len(compiled.rules), "files": [f for f, _ in compiled.source.files],
         "lint": [d.to_json() for d in lint], "tests": tests}
-
-
-def explain_json(prepared, evaluations) -> dict:
-    """The JSON of `revops explain --json` (and of the plugin's revenue-explain)."""
-    compiled = prepared.compiled
-    groups = compiled.source.groups.groups if compiled.source.groups else ()
-    matched = {k[7:] for e in evaluations for k, v in e.values.items() if k.startswith("groups.") and v}
-    return {
-        "policy": {"name": compiled.name, "version": compiled.version, "api_version": compiled.source.api_version,
-                   "digest": compiled.digest, "params": prepared.params, "overrides": prepared.overrides,
-                   "groups_matching_nothing": [g.name for g in groups if g.name not in matched]},
-        "channels": [{"scid": e.decision.scid, "peer_id": e.decision.peer_id, "decision": e.decision.to_json(),
-                      "rebalance": rebalance_explain(prepared, e), "trace": list(e.trace), "facts": {k: v for k, v in e.values.items()
-                                                        if not k.startswith(("params.", "decision.", "let.", "override."))},
-                      # which groups.yaml / revenue-config override gave a param its value (issue 13)
-                      "overrides": {k[9:]: {"value": e.values.get("params." + k[9:]), "from": v}
-                                    for k, v in e.values.items() if k.startswith("override.")}}
-                     for e in evaluations],
-    }
 
 
 _MODES = {

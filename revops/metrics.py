@@ -20,6 +20,7 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Inf
                                start_http_server, write_to_textfile)
 from prometheus_client.core import GaugeMetricFamily
 
+from revops.cycle import CycleObserver
 from revops.facts.registry import FACTS
 
 #: Decision outcomes (label `outcome` of revops_decisions_total).
@@ -169,7 +170,9 @@ def rebalance_view(summary: dict) -> dict:
     return view
 
 
-class Metrics:
+class Metrics(CycleObserver):
+    """The Prometheus exporter: listens to the runtime's cycles and the plugin's notifications."""
+
     def __init__(self):
         # No `*_created` series: they would double every per-channel counter for nothing we graph.
         disable_created_metrics()
@@ -242,6 +245,22 @@ class Metrics:
             self.server.server_close()
 
     # -- what the runtime and the plugin report ---------------------------------------------
+
+    # The runtime's observer interface (revops.cycle.CycleObserver).
+
+    name = "metrics"
+
+    def reload_done(self, result) -> None:
+        self.run_steps((self.on_reload, result))
+
+    def fee_cycle_done(self, result) -> None:
+        """One fee cycle: its decisions and facts (when it could read the node), then its summary."""
+        decisions = [(self.on_decisions, result.records, result.facts, result.params, result.dry_run)]
+        self.run_steps(*(decisions if result.records is not None else []), (self.on_cycle, result.summary),
+                       (self.write_textfile,))
+
+    def rebalance_done(self, summary: dict) -> None:
+        self.run_steps((self.on_rebalance, summary), (self.write_textfile,))
 
     def on_reload(self, result) -> None:
         self.reload_ok.set(1 if result.ok else 0)

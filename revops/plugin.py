@@ -35,7 +35,14 @@ MIN_INTERVAL_S = 10
 
 class _Plugin(Plugin):
     """pyln's Plugin, with arguments that do not fit a method's signature (too many, unknown
-    names) answered as -32602 with the reason instead of pyln's generic -32600."""
+    names) answered as -32602 with the reason instead of pyln's generic -32600. It also holds
+    what init built: the runtime, the metrics exporter and the address it listens on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runtime: Runtime | None = None
+        self.metrics: Metrics | None = None
+        self.metrics_at: str | None = None
 
     def _bind_pos(self, func, params, request):
         try:
@@ -51,7 +58,6 @@ class _Plugin(Plugin):
 
 
 plugin = _Plugin(dynamic=True)
-state: dict = {"runtime": None, "metrics": None, "metrics_at": None}
 
 
 def _interval_changed(name: str):
@@ -63,7 +69,7 @@ def _interval_changed(name: str):
             raise RpcException(f"{option} must be a whole number of seconds, got {value!r}", INVALID_PARAMS)
         if seconds < MIN_INTERVAL_S:
             raise RpcException(f"{option} must be at least {MIN_INTERVAL_S} seconds, got {seconds}", INVALID_PARAMS)
-        runtime = state["runtime"]
+        runtime = plugin.runtime
         if runtime is not None:
             setattr(runtime.options, name, seconds)
     return on_change
@@ -127,6 +133,9 @@ def init(options, configuration, plugin, **kwargs):
         return {"disable": str(err)}
     sim_start_s = int(options.get("revenue-ops-sim-clock") or 0)
     simulated = sim_start_s > 0
+    metrics = Metrics()
+    metrics.textfile = options.get("revenue-ops-metrics-textfile") or None
+    lds, lds_off_reason = _lds_factory(options, plugin)
     runtime = Runtime(
         LightningdRpc(fast_lightning_rpc(plugin.rpc.socket_path)), store,
         RuntimeOptions(policy_dir=policy_dir, dry_run=_bool(options.get("revenue-ops-dry-run")),
@@ -134,27 +143,21 @@ def init(options, configuration, plugin, **kwargs):
                        rebalance_interval_s=int(options.get("revenue-ops-rebalance-interval")),
                        auto_reload=_bool(options.get("revenue-ops-auto-reload")), simulated_clock=simulated,
                        max_fee_ppm=max_fee_ppm),
-        ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log)
-    _start_lds(runtime, options, plugin)
-    metrics = Metrics()
+        ManualClock(sim_start_s) if simulated else SystemClock(), plugin.log,
+        observers=[metrics], lds=lds, lds_off_reason=lds_off_reason)
     if runtime.lds is not None:
         register_lds_metrics(metrics.registry, runtime.lds)
     register_reserve_metrics(metrics.registry, runtime.reserve)
-    metrics.textfile = options.get("revenue-ops-metrics-textfile") or None
-    runtime.on_reload = _observer(metrics.on_reload)
-    runtime.on_cycle = _observer(metrics.on_cycle, metrics.write_textfile)
-    runtime.on_decisions = _observer(metrics.on_decisions)
-    runtime.on_rebalance = _observer(metrics.on_rebalance, metrics.write_textfile)
-    state.update(runtime=runtime, metrics=metrics)
+    plugin.runtime, plugin.metrics = runtime, metrics
     try:
         runtime.start()
     except DiagnosticError as err:
         runtime.stop()
-        state["runtime"] = None
+        plugin.runtime = None
         return {"disable": f"policy {policy_dir} is invalid: {err.diagnostics[0]}"}
     listen = options.get("revenue-ops-metrics-listen") or ""
     try:
-        state["metrics_at"] = metrics.serve(listen)
+        plugin.metrics_at = metrics.serve(listen)
     except (OSError, ValueError, OverflowError) as err:
         plugin.log(f"metrics exporter not started, running without it: revenue-ops-metrics-listen={listen!r}: "
                    f"{err}", "unusual")
@@ -162,34 +165,34 @@ def init(options, configuration, plugin, **kwargs):
     return None
 
 
-def _observer(fn, then=None):
-    """Wraps a metrics hook (and what runs after it) so that a metrics bug is logged and never
-    stops a cycle, a reload or a notification."""
+def _observer(fn):
+    """Wraps a metrics hook for a notification so that a metrics bug is logged and never
+    stops the notification (the runtime guards its own observers the same way)."""
     def call(*args):
-        for f, f_args in ((fn, args), (then, ())):
-            try:
-                if f is not None:
-                    f(*f_args)
-            except Exception as err:
-                plugin.log(f"metrics: {f.__name__}: {type(err).__name__}: {err}", "unusual")
+        try:
+            fn(*args)
+        except Exception as err:
+            plugin.log(f"metrics: {fn.__name__}: {type(err).__name__}: {err}", "unusual")
     return call
 
 
-def _start_lds(runtime: Runtime, options: dict, plugin) -> None:
-    """LDS is optional: a bad option turns it off with the reason; the plugin runs on."""
+def _lds_factory(options: dict, plugin):
+    """(how to build LDS from the runtime, or None; why it is off). LDS is optional: a bad
+    option turns it off with the reason; the plugin runs on."""
     try:
         params = lds_params(options)
     except LdsConfigError as err:
-        runtime.lds_off_reason = str(err)
         plugin.log(f"LDS off: {err}", "warn")
-        return
-    if params is not None:
-        runtime.lds = Lds(runtime.rpc, runtime.store, params, plugin.log,
-                          before_accounting=runtime.forward_events.flush, reserve=runtime.reserve.suspension)
+        return None, str(err)
+    if params is None:
+        return None, "revenue-lds-lnbits-url is not set"
+    return (lambda runtime: Lds(runtime.rpc, runtime.store, params, plugin.log,
+                                before_accounting=runtime.forward_events.flush,
+                                reserve=runtime.reserve.suspension)), "revenue-lds-lnbits-url is not set"
 
 
 def _runtime() -> Runtime:
-    runtime = state["runtime"]
+    runtime = plugin.runtime
     if runtime is None:
         raise RpcException("revops is not running (see the log for why)", -32603)
     return runtime
@@ -216,7 +219,7 @@ def _call(fn, *args):
 def revenue_status(plugin):
     """Active policy, last reload, mode, dependencies (sling, bookkeeper) and the last cycle."""
     status = _runtime().status()
-    status["metrics"] = state["metrics_at"]
+    status["metrics"] = plugin.metrics_at
     return status
 
 
@@ -282,7 +285,7 @@ def revenue_capacity(plugin, days=30):
 @plugin.method("revenue-dashboard")
 def revenue_dashboard(plugin):
     """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""
-    metrics = state["metrics"]
+    metrics = plugin.metrics
     return _call(lambda: accounting.dashboard(_runtime(), metrics.rebalance_summary() if metrics else None))
 
 
@@ -323,69 +326,69 @@ def _lds():
 
 @plugin.subscribe("forward_event")
 def on_forward_event(plugin, forward_event=None, **kwargs):
-    runtime = state["runtime"]
+    runtime = plugin.runtime
     if runtime is not None and isinstance(forward_event, dict):
         runtime.on_forward_event(forward_event)
-        if state["metrics"] is not None:
-            _observer(state["metrics"].on_forward_event)(forward_event)
+        if plugin.metrics is not None:
+            _observer(plugin.metrics.on_forward_event)(forward_event)
 
 
 @plugin.subscribe("connect")
 def on_connect(plugin, connect=None, **kwargs):
     payload = connect if isinstance(connect, dict) else kwargs  # pre-v24.08 flat form too
-    if state["runtime"] is not None and payload.get("id"):
-        state["runtime"].on_connection(payload["id"], True)
-        _observer(state["metrics"].on_connection)(True)
+    if plugin.runtime is not None and payload.get("id"):
+        plugin.runtime.on_connection(payload["id"], True)
+        _observer(plugin.metrics.on_connection)(True)
 
 
 @plugin.subscribe("disconnect")
 def on_disconnect(plugin, disconnect=None, **kwargs):
     payload = disconnect if isinstance(disconnect, dict) else kwargs
-    if state["runtime"] is not None and payload.get("id"):
-        state["runtime"].on_connection(payload["id"], False)
-        _observer(state["metrics"].on_connection)(False)
+    if plugin.runtime is not None and payload.get("id"):
+        plugin.runtime.on_connection(payload["id"], False)
+        _observer(plugin.metrics.on_connection)(False)
 
 
 @plugin.subscribe("channel_state_changed")
 def on_channel_state_changed(plugin, channel_state_changed=None, **kwargs):
     # short_channel_id and message may be JSON null (before v25.09/v25.12) or absent.
-    if state["runtime"] is not None and isinstance(channel_state_changed, dict):
-        state["runtime"].on_channel_state(channel_state_changed)
+    if plugin.runtime is not None and isinstance(channel_state_changed, dict):
+        plugin.runtime.on_channel_state(channel_state_changed)
 
 
 @plugin.subscribe("channel_opened")
 def on_channel_opened(plugin, channel_opened=None, **kwargs):
-    if state["runtime"] is not None and isinstance(channel_opened, dict):
-        state["runtime"].on_event("channel_opened", channel_opened)
+    if plugin.runtime is not None and isinstance(channel_opened, dict):
+        plugin.runtime.on_event("channel_opened", channel_opened)
 
 
 @plugin.subscribe("block_added")
 def on_block_added(plugin, block_added=None, **kwargs):
     payload = block_added if isinstance(block_added, dict) else kwargs.get("block") or {}
-    if state["runtime"] is not None and payload:
-        state["runtime"].on_event("block_added", payload)
+    if plugin.runtime is not None and payload:
+        plugin.runtime.on_event("block_added", payload)
 
 
 @plugin.subscribe("coin_movement")
 def on_coin_movement(plugin, coin_movement=None, **kwargs):
-    if state["runtime"] is not None and isinstance(coin_movement, dict):
-        state["runtime"].on_event("coin_movement", coin_movement)
+    if plugin.runtime is not None and isinstance(coin_movement, dict):
+        plugin.runtime.on_event("coin_movement", coin_movement)
 
 
 @plugin.subscribe("balance_snapshot")
 def on_balance_snapshot(plugin, balance_snapshot=None, **kwargs):
-    if state["runtime"] is not None and isinstance(balance_snapshot, dict):
-        state["runtime"].on_event("balance_snapshot", balance_snapshot)
+    if plugin.runtime is not None and isinstance(balance_snapshot, dict):
+        plugin.runtime.on_event("balance_snapshot", balance_snapshot)
 
 
 @plugin.subscribe("shutdown")
 def on_shutdown(plugin, **kwargs):
     # pyln does not exit by itself; lightningd kills us after 30 s. Finish writes and go.
-    runtime = state["runtime"]
+    runtime = plugin.runtime
     if runtime is not None:
         runtime.stop()
-    if state["metrics"] is not None:
-        state["metrics"].close()
+    if plugin.metrics is not None:
+        plugin.metrics.close()
     sys.stdout.flush()
     os._exit(0)
 

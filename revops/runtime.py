@@ -9,19 +9,19 @@ the last good policy.
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
-from revops.act.fees import FeeActuator, chain_fee_ppm
-from revops.act.journal import CycleIntents, settle_quietly
+from revops.act.fees import FeeActuator
+from revops.act.journal import settle_quietly
 from revops.act.limits import MAX_FEE_PPM
 from revops.act.rebalance import Rebalancer, Settings as RebalanceSettings
 from revops.diagnostics import DiagnosticError
-from revops.facts.build import build_facts, market_facts
+from revops.cycle import CycleObserver, Observation, ObserverError, run_fee_cycle
+from revops.facts.build import build_facts
 from revops.facts.history import history_to_json
 from revops.facts.price import price_to_json
 from revops.facts.rebalance import rebalance_to_json
@@ -33,6 +33,7 @@ from revops.node.capture import (CycleReads, Dependencies, backfill_forwards, ca
 from revops.node.replies import checked
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
+from revops.policy.explain import explain_json
 from revops.policy.overrides import is_scoped, scoped_problem
 from revops.price_book import update_price_book
 from revops.reserve import WalletReserve, refresh as refresh_reserve, status_json as reserve_status_json
@@ -43,15 +44,6 @@ CYCLE_KINDS = ("fees", "rebalance", "all")
 FORWARD_KEEP_DAYS = 45.0  # raw forwards older than this are rolled up into daily totals
 JOURNAL_KEEP_DAYS = 90.0
 WATCH_INTERVAL_S = 2.0  # how often the policy folder is checksummed when auto-reload is on
-
-
-def _record(ev, applied: bool, error: str | None, action: str | None = None) -> dict:
-    """The journal record of one evaluation (and the intent stored before its setchannel)."""
-    d = ev.decision
-    return {"scid": d.scid, "peer_id": d.peer_id, "action": action or d.action, "fee_ppm": d.fee_ppm,
-            "old_fee_ppm": d.old_fee_ppm, "stage": d.stage, "rule": d.rule,
-            "broadcast": d.broadcast, "suppressed_by": d.suppressed_by,
-            "applied": applied, "error": error, "why": ev.why}
 
 
 class RequestError(Exception):
@@ -79,7 +71,11 @@ class _Status:
 
 
 class Runtime:
-    def __init__(self, rpc: NodeRpc, store, options: RuntimeOptions, clock, log: Callable[[str, str], None]):
+    def __init__(self, rpc: NodeRpc, store, options: RuntimeOptions, clock, log: Callable[[str, str], None],
+                 observers: Iterable[CycleObserver] = (), lds: Callable[["Runtime"], Any] | None = None,
+                 lds_off_reason: str = "revenue-lds-lnbits-url is not set"):
+        """`observers` hear every reload, fee cycle and rebalance cycle (metrics, ...); `lds`
+        builds the Liquidity Dividend System from the finished runtime, if it is configured."""
         self.rpc = rpc = checked(rpc, log)  # every node reply is read through node/replies.py
         self.store = store
         self.options = options
@@ -95,14 +91,10 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self._watcher = PolicyWatcher(options.policy_dir)
         self.forward_events = ForwardEventBuffer(store, log)
-        self.on_reload: Callable[[ReloadResult], None] = lambda result: None
-        self.on_cycle: Callable[[dict], None] = lambda summary: None
-        # observability (revops/metrics.py): each fee cycle's records and facts, each rebalance summary
-        self.on_decisions: Callable[[list, list, dict, bool], None] = lambda *args: None
-        self.on_rebalance: Callable[[dict], None] = lambda summary: None
-        self.lds = None  # revops.lds.driver.Lds when the Liquidity Dividend System is configured
-        self.lds_off_reason = "revenue-lds-lnbits-url is not set"
+        self.observers: tuple[CycleObserver, ...] = tuple(observers)
+        self.lds_off_reason = lds_off_reason
         self.reserve = WalletReserve(rpc, lambda: self.holder.current.params, clock.now, log)
+        self.lds = lds(self) if lds is not None else None  # revops.lds.driver.Lds when configured
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -186,7 +178,7 @@ class Runtime:
                      f"{len(result.errors)} error(s)", "warn")
             for err in result.errors:
                 self.log(str(err), "warn")
-        self.on_reload(result)
+        self._notify("reload_done", result)
         return result
 
     def _reload_if_changed(self) -> None:
@@ -211,16 +203,23 @@ class Runtime:
                 refresh_reserve(self.reserve)  # revenue-status and the metrics show the suspension
                 if kind in ("rebalance", "all"):
                     out["rebalance"] = self._rebalance_cycle()
-                    self.on_rebalance(out["rebalance"])
+                    self._notify("rebalance_done", out["rebalance"])
                 if kind == "all" and self.lds is not None:
                     out["lds"] = self.lds.tick(self.clock.now())
                 return out
             finally:
                 self._reads = None
 
-    def _observe(self, learn: bool = False) -> tuple[dict, list, dict, float]:
-        """Read the node and the store: (rpc responses, channel facts, states, now). With
-        `learn` (the fee cycle) the price learner's moved-on state is saved."""
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the cycle lock: no cycle runs (and the store is not shared mid-cycle) inside."""
+        with self._cycle_lock:
+            yield
+
+    def observe(self, learn: bool = False) -> Observation:
+        """Read the node and the store: rpc responses, channel facts, states, now. With
+        `learn` (the fee cycle) the price learner's moved-on state is saved. The caller holds
+        the cycle lock (`exclusive()`)."""
         now = self.clock.now()
         self.forward_events.flush()
         reads = self._reads or CycleReads()  # outside a cycle (explain, accounting): read afresh
@@ -237,7 +236,7 @@ class Runtime:
                                   self.holder.current.params, self.log, save=learn and not self.options.dry_run)
         facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows),
                             price)
-        return rpc, facts, states, now
+        return Observation(rpc, facts, states, now)
 
     def _rebalance_history(self, now: float, flows: dict):
         """The store's rebalance ledger as facts need it, with the budget the active params give."""
@@ -249,85 +248,24 @@ class Runtime:
                                             settings.backoff_max_s, settings.chunk_sat * 1000)
 
     def _fee_cycle(self) -> dict:
-        started = time.perf_counter()
-        cycle_id = uuid.uuid4().hex[:12]
-        policy = self.holder.current
-        # Before the gossip budget is read: intents of a crashed cycle the start could not settle.
-        settle_quietly(self.store, self.rpc, self.log)
-        try:
-            rpc, facts, states, now = self._observe(learn=True)
-        except NodeRpcError as err:
-            summary = {"cycle_id": cycle_id, "ok": False, "error": f"cannot read the node: {err}"}
-            self.log(f"fee cycle skipped: {summary['error']}", "warn")
-            self._record_cycle(summary)
-            return summary
-        # The feerate series behind market.opening_feerate_ma_*: one sample per fee cycle,
-        # taken after this cycle's facts (they average the cycles before it).
-        market = market_facts(rpc.get("feerates"))
-        if market["market.feerates_known"]:
-            self.store.record_feerate(now, market["market.opening_feerate_perkw"])
-        evaluations = policy.evaluate_many(facts, states, keep_values=False, keep_trace=False, rebalance=False)
-        channels = {c.get("short_channel_id"): c for c in rpc["listpeerchannels"].get("channels", [])}
-        compiled = policy.compiled
-        records, state_updates, counts, suppressed_by = self._act(evaluations, channels, cycle_id, now, compiled)
-        self.store.journal(records, now, compiled.name, compiled.version, compiled.digest, cycle_id,
-                           self.options.dry_run)
-        if state_updates:
-            self.store.save_state_updates(state_updates, now)
-        self.on_decisions(records, facts, policy.params, self.options.dry_run)
-        self._maintain(now)
-        n_channels = len(evaluations)
-        del evaluations, facts, rpc, channels
+        """One fee cycle: the pipeline in cycle.py, then its observers."""
+        result = run_fee_cycle(self)
+        self.status_.last_cycle = result.summary
+        self.store.set_meta("last_fee_cycle", result.summary)
+        self._notify("fee_cycle_done", result)
+        result.records = result.facts = None
         release_free_memory()
-        summary = {"cycle_id": cycle_id, "ok": True, "at": now, "channels": n_channels, **counts,
-                   "suppressed_by": dict(suppressed_by),
-                   "dry_run": self.options.dry_run, "policy_version": compiled.version,
-                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
-        self._record_cycle(summary)
-        return summary
+        return result.summary
 
-    def _act(self, evaluations: list, channels: dict, cycle_id: str, now: float, compiled):
-        """Carry out a cycle's decisions: (journal records, state updates, counts, suppressed_by).
-
-        Journal before act (act/journal.py): every change about to be sent is on disk before
-        the first setchannel, and marked applied or failed after its own.
-        """
-        counts = {"set_fee": 0, "would_set": 0, "hold": 0, "suppressed": 0, "vetoed": 0, "error": 0, "rpc_errors": 0}
-        records, state_updates = [], {}
-        suppressed_by: Counter = Counter()  # held-back fee updates by the gossip rule that held them
-        checks = [(ev, self.fees.check(ev.decision, channels.get(ev.decision.scid))) for ev in evaluations]
-        due = [ev for ev, result in checks if result is None]
-        intents = CycleIntents(self.store, cycle_id, now, {
-            "policy_name": compiled.name, "policy_version": compiled.version,
-            "policy_digest": compiled.digest, "dry_run": self.options.dry_run})
-        intent_ids = dict(zip(map(id, due), intents.record([
-            (_record(ev, applied=True, error=None), chain_fee_ppm(channels.get(ev.decision.scid)),
-             ev.decision.state_updates) for ev in due])))
-        for ev, result in checks:
-            d = ev.decision
-            for note in d.notes:  # e.g. a state update out of bounds, refused (issue #12)
-                self.log(f"{d.scid}: {note}", "warn")
-            if result is None:
-                result = self.fees.send(d)
-                intents.done(intent_ids[id(ev)], result.applied, result.error)
-            if result.error:
-                self.log(f"{d.scid}: {result.error}", "warn")
-            if result.refused:  # outside the hard limits: an error decision, nothing sent
-                counts["error"] += 1
-            elif d.action == "set_fee":
-                counts["rpc_errors"] += result.error is not None
-                counts["set_fee" if result.applied else ("would_set" if result.would_apply else "hold")] += 1
-            else:
-                counts[d.action] += 1
-            if d.suppressed_by:
-                suppressed_by[d.suppressed_by] += 1
-            records.append(_record(ev, result.applied, d.error or result.error,
-                                   action="error" if result.refused else d.action))
-            # Policy memory moves only with what really happened: not in dry-run, not when
-            # the fee change it describes failed or was refused.
-            if d.state_updates and not self.options.dry_run and not result.error:
-                state_updates[d.scid] = dict(d.state_updates)
-        return records, state_updates, counts, suppressed_by
+    def _notify(self, event: str, arg) -> None:
+        """Tell every observer; one that fails is logged and never stops the others or the cycle."""
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(arg)
+            except ObserverError as err:  # it names its failed steps
+                self.log(f"{observer.name}: {err}", "unusual")
+            except Exception as err:
+                self.log(f"{observer.name}: {event}: {type(err).__name__}: {err}", "unusual")
 
     def _rebalance_cycle(self) -> dict:
         """Watch revops' sling jobs, then start the moves the policy asks for (act/rebalance.py)."""
@@ -342,14 +280,15 @@ class Runtime:
             return self._record_rebalance({"ok": True, "skipped": "the active policy defines no rebalancing "
                                            "(no rebalance_budget_sat param)"})
         try:
-            _, facts, states, now = self._observe()
+            obs = self.observe()
         except NodeRpcError as err:
             return self._record_rebalance({"ok": False, "error": f"cannot read the node: {err}"})
+        now = obs.now
         # With rebalance_enabled false the rebalancer only watches jobs and the wallet reserve
         # (facts): no decision of the policy is read, so none is evaluated.
-        evaluations = (policy.evaluate_many(facts, states, keep_values=False, keep_trace=False)
+        evaluations = (policy.evaluate_many(obs.facts, obs.states, keep_values=False, keep_trace=False)
                        if settings.enabled else [])
-        values = {f.scid: f.values for f in facts}
+        values = {f.scid: f.values for f in obs.facts}
         budget_msat = next(iter(values.values()), {}).get("node.rebalance_budget_msat", 0)
         summary = self.rebalancer.cycle(evaluations, values, settings, int(budget_msat), now)
         summary["at"] = now
@@ -360,7 +299,7 @@ class Runtime:
         self.store.set_meta("last_rebalance_cycle", summary)
         return summary
 
-    def _maintain(self, now: float) -> None:
+    def maintain(self, now: float) -> None:
         """Retention: roll old forwards into daily totals, trim the journal, VACUUM when it pays."""
         last = self.store.get_meta("last_maintenance_s", 0) or 0
         if now - last < 86400:
@@ -371,19 +310,14 @@ class Runtime:
         self.store.vacuum_if_worth()
         self.store.set_meta("last_maintenance_s", now)
 
-    def _record_cycle(self, summary: dict) -> None:
-        self.status_.last_cycle = summary
-        self.store.set_meta("last_fee_cycle", summary)
-        self.on_cycle(summary)
-
     # -- queries -----------------------------------------------------------------------------
 
     def explain(self, scid: str | None = None) -> dict:
         """What the policy would do for each channel (or one), and why; touches nothing."""
-        from revops.cli import explain_json
         policy = self.holder.current
         with self._cycle_lock:
-            _, facts, states, _ = self._observe()
+            obs = self.observe()
+        facts, states = obs.facts, obs.states
         if scid is not None:
             facts = [f for f in facts if f.scid == scid]
             if not facts:

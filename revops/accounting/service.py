@@ -1,5 +1,5 @@
 """The accounting RPCs as the plugin calls them: check the parameters, read the node and the
-store under the runtime's cycle lock (the store is not shared mid-cycle), answer JSON.
+store with no cycle running (`Runtime.exclusive()`) (the store is not shared mid-cycle), answer JSON.
 
 A node that cannot be read raises NodeRpcError (replies are checked in node/replies.py);
 plugin.py answers it as "cannot read the node: ..." like every other method."""
@@ -36,7 +36,7 @@ def _history(runtime, days: float | None) -> dict:
 def history(runtime, days: Any = None) -> dict:
     """revenue-history [days]: P&L per channel (open and closed) and in total."""
     days = _days(days)
-    with runtime._cycle_lock:
+    with runtime.exclusive():
         return _history(runtime, days)
 
 
@@ -45,19 +45,19 @@ def capacity(runtime, days: Any = 30) -> dict:
     if days is None:  # null is not "lifetime" here: recommendations weigh a recent window
         raise RequestError("days must be a positive number of days (at most 36500), got None")
     days = _days(days)
-    with runtime._cycle_lock:
+    with runtime.exclusive():
         lifetime = _history(runtime, None)
         recent = _history(runtime, days)
         feerates = runtime.rpc.call("feerates", {"style": "perkw"})
-        _, facts, _, now = runtime._observe()
+        obs = runtime.observe()
         latest = {d["scid"]: d for d in reversed(runtime.store.decisions(None, 10000))}
-    return recommend(facts, lifetime, recent, latest, feerates, days, now)
+    return recommend(obs.facts, lifetime, recent, latest, feerates, days, obs.now)
 
 
 def dashboard(runtime, rebalance: dict | None = None) -> dict:
     """revenue-dashboard: one human summary, printed flat by lightning-cli (format-hint simple);
     `rebalance` is the rebalancer's last summary (Metrics.on_rebalance), if any."""
-    with runtime._cycle_lock:
+    with runtime.exclusive():
         periods = {label: _history(runtime, days) for label, days in
                    (("24h", 1.0), ("7d", 7.0), ("30d", 30.0), ("lifetime", None))}
     text = dashboard_text(periods, runtime.status(), runtime.clock.now(), rebalance)

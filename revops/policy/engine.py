@@ -87,6 +87,26 @@ class Evaluation:
     values: Mapping[str, Any]  # every value the rules could read: facts, params, state, decision
     why: str | None = None  # the winning rule's rendered why
 
+
+@dataclass(slots=True)
+class Outcome:
+    """One channel's decision while the stages run: the target's fee after modifiers and
+    bounds (then peer sync), and who vetoed, suppressed or forced it. `_finish` turns it
+    into the frozen Decision."""
+
+    winner: CompiledRule | None
+    fee_ppm: int
+    old_fee_ppm: int
+    vetoed_by: str | None
+    applied: list[CompiledRule]  # the rules whose actions took effect, winner first
+    exempt: bool  # a clamp-exempt stage or hold(): modifiers and bounds do not apply
+    sync_rule: CompiledRule | None  # the sync_peer rule that applies, unless vetoed
+    forced_by: str | None = None
+    suppressed_by: str | None = None
+    skip_rebalance: str | None = None
+    rebalance: Mapping[str, Any] | None = None
+
+
 @dataclass
 class _Phase:
     name: str
@@ -354,7 +374,7 @@ class PreparedPolicy:
             pending.append((i, outcome, trace, errors))
         _sync_peers([(outcome, items[i][1], trace) for i, outcome, trace, _ in pending])
         for i, outcome, _, _ in pending:
-            items[i][1].update(_decision_values(outcome, outcome["old_fee_ppm"]))
+            items[i][1].update(_decision_values(outcome, outcome.old_fee_ppm))
         for post in posts:
             survivors = []
             post_items = [items[i] for i, *_ in pending]
@@ -362,25 +382,25 @@ class PreparedPolicy:
                 i, outcome, trace, errors = entry
                 values = items[i][1]
                 if problem is not None:
-                    fail(i, outcome["old_fee_ppm"], trace, problem)
+                    fail(i, outcome.old_fee_ppm, trace, problem)
                     continue
                 errors.update(post_errors)
                 try:
                     self._post(post, matched, values, outcome, trace)
                     values.update(_broadcast_values(outcome, values))
                 except Exception as err:  # noqa: BLE001
-                    fail(i, outcome["old_fee_ppm"], trace, err)
+                    fail(i, outcome.old_fee_ppm, trace, err)
                     continue
                 survivors.append(entry)
             pending = survivors
         for i, outcome, trace, errors in pending:
             facts, values = facts_list[i], items[i][1]
-            old_fee = outcome["old_fee_ppm"]
+            old_fee = outcome.old_fee_ppm
             try:
-                outcome["skip_rebalance"], outcome["rebalance"] = _rebalance_plan(outcome["applied"], values)
-                state_updates, notes = self._state_updates(outcome["applied"], values)
+                outcome.skip_rebalance, outcome.rebalance = _rebalance_plan(outcome.applied, values)
+                state_updates, notes = self._state_updates(outcome.applied, values)
                 decision = self._finish(facts, outcome, old_fee, state_updates, notes)
-                winner = outcome["winner"]
+                winner = outcome.winner
                 why = render_why(winner.why, values) if winner is not None else None
                 events = tuple(self._trace(values, trace, errors, explain)) if keep_trace else ()
             except Exception as err:  # noqa: BLE001
@@ -391,7 +411,7 @@ class PreparedPolicy:
             results = [r if not r.values else Evaluation(r.decision, r.trace, {}, r.why) for r in results]
         return results
 
-    def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> dict:
+    def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> Outcome:
         winner: CompiledRule | None = None
         for rule in phase.rules:
             if rule.id in matched and rule.is_target:
@@ -454,9 +474,8 @@ class PreparedPolicy:
         if not exempt:
             fee = self._clamp(fee, floors, ceilings, trace)
         fee_ppm = min(MAX_FEE_PPM, max(0, int(math.floor(fee + 0.5))))
-        return {"winner": winner, "fee_ppm": fee_ppm, "old_fee_ppm": old_fee, "vetoed_by": vetoed_by, "applied": applied,
-                "exempt": exempt, "forced_by": None, "suppressed_by": None, "skip_rebalance": None,
-                "sync_rule": sync_rule if not vetoed_by else None}
+        return Outcome(winner=winner, fee_ppm=fee_ppm, old_fee_ppm=old_fee, vetoed_by=vetoed_by, applied=applied,
+                       exempt=exempt, sync_rule=sync_rule if not vetoed_by else None)
 
     @staticmethod
     def _clamp(fee: float, floors, ceilings, trace: dict) -> float:
@@ -474,23 +493,23 @@ class PreparedPolicy:
                 fee = ceiling
         return fee
 
-    def _post(self, phase: _Phase, matched: set[str], values, outcome: dict, trace: dict) -> None:
+    def _post(self, phase: _Phase, matched: set[str], values, outcome: Outcome, trace: dict) -> None:
         for rule in phase.rules:
             if rule.id not in matched:
                 continue
             effects = []
             for action in rule.actions:
                 name = action.spec.name
-                if name == "force_broadcast" and outcome["forced_by"] is None:
-                    outcome["forced_by"] = rule.id
+                if name == "force_broadcast" and outcome.forced_by is None:
+                    outcome.forced_by = rule.id
                     effects.append({"action": name})
-                elif name == "suppress_broadcast" and outcome["suppressed_by"] is None:
-                    outcome["suppressed_by"] = rule.id
+                elif name == "suppress_broadcast" and outcome.suppressed_by is None:
+                    outcome.suppressed_by = rule.id
                     effects.append({"action": name, "reason": action.value(0, values)})
                 elif action.spec.kind == "rebalance":
                     effects.append({"action": name})
             trace[rule.id] = {"outcome": "applied", "effects": effects}
-            outcome["applied"].append(rule)
+            outcome.applied.append(rule)
 
     def _state_updates(self, applied: list[CompiledRule], values) -> tuple[dict[str, Any], tuple[str, ...]]:
         """(the state that changes, notes on updates refused for being out of bounds)."""
@@ -516,24 +535,24 @@ class PreparedPolicy:
         # and every update is a database write in the fee cycle.
         return {name: v for name, v in updates.items() if values.get(f"state.{name}") != v}, tuple(notes)
 
-    def _finish(self, facts, outcome: dict, old_fee: int, state_updates, notes: tuple[str, ...] = ()) -> Decision:
-        winner = outcome["winner"]
-        fee = outcome["fee_ppm"]
+    def _finish(self, facts, outcome: Outcome, old_fee: int, state_updates, notes: tuple[str, ...] = ()) -> Decision:
+        winner = outcome.winner
+        fee = outcome.fee_ppm
         changed = fee != old_fee
         action, broadcast = "hold", False
-        if outcome["vetoed_by"] and changed:
+        if outcome.vetoed_by and changed:
             action, fee = "vetoed", old_fee
-        elif changed and outcome["suppressed_by"] and not outcome["forced_by"]:
+        elif changed and outcome.suppressed_by and not outcome.forced_by:
             action = "suppressed"
         elif changed:
             action, broadcast = "set_fee", True
         return Decision(
             scid=facts.scid, peer_id=facts.peer_id, action=action, fee_ppm=fee, old_fee_ppm=old_fee,
             stage=winner.stage.name if winner else None, rule=winner.id if winner else None,
-            broadcast=broadcast, suppressed_by=outcome["suppressed_by"] if action == "suppressed" else None,
-            forced_by=outcome["forced_by"] if action == "set_fee" else None,
-            vetoed_by=outcome["vetoed_by"] if action == "vetoed" else None,
-            skip_rebalance=outcome["skip_rebalance"], rebalance=outcome.get("rebalance"),
+            broadcast=broadcast, suppressed_by=outcome.suppressed_by if action == "suppressed" else None,
+            forced_by=outcome.forced_by if action == "set_fee" else None,
+            vetoed_by=outcome.vetoed_by if action == "vetoed" else None,
+            skip_rebalance=outcome.skip_rebalance, rebalance=outcome.rebalance,
             state_updates=state_updates, notes=notes)
 
     def _error_evaluation(self, facts, old_fee: int, values, trace, message: str) -> Evaluation:
@@ -662,10 +681,10 @@ def _rebalance_plan(applied: list[CompiledRule], values) -> tuple[str | None, di
     return None, target or source
 
 
-def _broadcast_values(outcome: dict, values: Mapping[str, Any]) -> dict[str, Any]:
+def _broadcast_values(outcome: Outcome, values: Mapping[str, Any]) -> dict[str, Any]:
     """decision.broadcast / decision.suppressed as the post stages so far have left them."""
     changed = values["decision.changed"]
-    suppressed = changed and outcome["suppressed_by"] is not None and outcome["forced_by"] is None
+    suppressed = changed and outcome.suppressed_by is not None and outcome.forced_by is None
     return {"decision.broadcast": changed and not suppressed, "decision.suppressed": suppressed}
 
 
@@ -683,7 +702,7 @@ def _peer_chunks(facts_list: list) -> list[list[int]]:
     return [c for c in chunks if c]
 
 
-def _sync_peers(decided: list[tuple[dict, dict, dict]]) -> None:
+def _sync_peers(decided: list[tuple[Outcome, dict, dict]]) -> None:
     """Peer-level fee syncing on a baseline with floors (the roadmap's "Baseline/Floor
     architecture rather than Leader Override", High-02; docs/policy.md "Peer sync").
 
@@ -693,14 +712,14 @@ def _sync_peers(decided: list[tuple[dict, dict, dict]]) -> None:
     than its own ceiling. Emergency fees never take part. With the leader override they all
     took the highest fee, so whoever pushed one small channel's fee up (drain it and the
     balance curve prices it high) set the price of the peer's whole capacity."""
-    groups: dict[str, list[tuple[dict, dict, dict]]] = {}
+    groups: dict[str, list[tuple[Outcome, dict, dict]]] = {}
     for outcome, values, trace in decided:
-        if outcome.get("sync_rule") is not None:
+        if outcome.sync_rule is not None:
             groups.setdefault(values.get("peer.id", ""), []).append((outcome, values, trace))
     for members in groups.values():
         if len(members) < 2:
             continue
-        weighted = sorted((outcome["fee_ppm"], max(1.0, float(values.get("channel.capacity_sat") or 0)))
+        weighted = sorted((outcome.fee_ppm, max(1.0, float(values.get("channel.capacity_sat") or 0)))
                           for outcome, values, _ in members)
         half, seen, baseline = sum(w for _, w in weighted) / 2, 0.0, weighted[-1][0]
         for fee, weight in weighted:
@@ -711,10 +730,10 @@ def _sync_peers(decided: list[tuple[dict, dict, dict]]) -> None:
         for outcome, _, trace in members:
             floor, ceiling = _bounds(trace)
             price = min(MAX_FEE_PPM, max(0, int(math.floor(min(max(baseline, floor), ceiling) + 0.5))))
-            rid = outcome["sync_rule"].id
+            rid = outcome.sync_rule.id
             trace[rid].setdefault("effects", []).append(
-                {"action": "sync_peer", "baseline_ppm": baseline, "fee_ppm": [outcome["fee_ppm"], price]})
-            outcome["fee_ppm"] = price
+                {"action": "sync_peer", "baseline_ppm": baseline, "fee_ppm": [outcome.fee_ppm, price]})
+            outcome.fee_ppm = price
 
 
 def _bounds(trace: dict) -> tuple[float, float]:
@@ -729,9 +748,9 @@ def _bounds(trace: dict) -> tuple[float, float]:
     return floor, ceiling
 
 
-def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:
-    winner = outcome["winner"]
-    fee = old_fee if outcome["vetoed_by"] else outcome["fee_ppm"]
+def _decision_values(outcome: Outcome, old_fee: int) -> dict[str, Any]:
+    winner = outcome.winner
+    fee = old_fee if outcome.vetoed_by else outcome.fee_ppm
     changed = fee != old_fee
     return {
         "decision.fee_ppm": fee,
@@ -740,8 +759,8 @@ def _decision_values(outcome: dict, old_fee: int) -> dict[str, Any]:
         "decision.changed": changed,
         "decision.stage": winner.stage.name if winner else "",
         "decision.rule": winner.id if winner else "",
-        "decision.emergency": bool(outcome["exempt"]),
-        "decision.vetoed": outcome["vetoed_by"] is not None,
+        "decision.emergency": bool(outcome.exempt),
+        "decision.vetoed": outcome.vetoed_by is not None,
         # Before any post stage: a change is broadcast unless a post stage suppresses it.
         "decision.broadcast": changed,
         "decision.suppressed": False,
