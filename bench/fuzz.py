@@ -321,12 +321,12 @@ def _worker(conn, folder: str) -> None:
 class Runner:
     """One worker process at a time; a dead or stuck one is replaced."""
 
-    def __init__(self, scratch: Path, timeout_s: float):
+    def __init__(self, scratch: Path, timeout_s: float, start_method: str = "forkserver"):
         self.scratch = scratch
         self.timeout_s = timeout_s
         # forkserver: each worker forks from a small server, not from this process, whose heap
         # (every input generated so far) would otherwise count against the worker's memory limit.
-        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx = multiprocessing.get_context(start_method)
         self.proc = None
 
     def _start(self):
@@ -367,11 +367,13 @@ def known_engine_class(files: dict[str, str]) -> str | None:
 
 
 def fuzz(inputs: int, seed: int, timeout_s: float = 10.0, time_limit_s: float | None = None,
-         save: Path | None = None, allow_known: bool = False, progress=None) -> dict:
-    """Run up to `inputs` inputs (or until `time_limit_s`); return the figures."""
+         save: Path | None = None, allow_known: bool = False, progress=None,
+         start_method: str = "forkserver") -> dict:
+    """Run up to `inputs` inputs (or until `time_limit_s`); return the figures. `start_method`
+    "fork" lets a test patch this module in the workers."""
     gen = Generator(seed)
     scratch = Path(tempfile.mkdtemp(prefix="rvfuzz"))
-    runner = Runner(scratch, timeout_s)
+    runner = Runner(scratch, timeout_s, start_method)
     counts: Counter = Counter()
     codes: Counter = Counter()
     kinds: Counter = Counter()

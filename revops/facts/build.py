@@ -38,7 +38,7 @@ FLOOR_PERKW = 253
 #: Weights lightningd uses for onchain_fee_estimates (sat = perkw * weight / 1000).
 OPEN_WEIGHT = 702
 MUTUAL_CLOSE_WEIGHT = 673
-#: Costs used when feerates returns nothing at all (the original's ChainCostDefaults).
+#: Costs used when feerates returns nothing at all (a typical open and close, in sat).
 DEFAULT_OPEN_COST_SAT = 5000
 DEFAULT_CLOSE_COST_SAT = 3000
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 #: Reputation counts lose half their weight every this many days (float decay: a count of 1
-#: never collapses to 0 the way the original's hourly integer truncation did).
+#: never collapses to 0, as an hourly integer truncation would make it).
 REPUTATION_HALF_LIFE_DAYS = 7.0
 #: Forwards are known in three age bands (the flow windows); each band is weighted by the
 #: decay at its middle age, in days.
@@ -116,8 +116,8 @@ def profit_class(v: Mapping[str, Any], zombie_confirmed: bool) -> str:
 def flow_class(v: Mapping[str, Any]) -> str:
     """SOURCE (liquidity leaves: net outflow), SINK (net inflow) or BALANCED.
 
-    With flows too thin to say (turnover below FLOW_MIN_TURNOVER), the balance decides, as
-    in the original: a drained channel is a SOURCE, a filled one a SINK."""
+    With flows too thin to say (turnover below FLOW_MIN_TURNOVER), the balance decides: a
+    drained channel is a SOURCE, a filled one a SINK."""
     if v["channel.turnover_7d"] >= FLOW_MIN_TURNOVER:
         ratio = v["channel.flow_ratio_7d"]
         if ratio >= FLOW_CLASS_RATIO:

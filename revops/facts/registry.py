@@ -103,7 +103,7 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.spendable_msat", "number", "msat", "what we can send now (spendable_msat)"),
     ("channel.receivable_msat", "number", "msat", "what we can receive now (receivable_msat)"),
     ("channel.spendable_ratio", "number", "ratio",
-     "spendable_msat / total_msat, 0..1: the outbound ratio of the original fee algorithm"),
+     "spendable_msat / total_msat, 0..1: our outbound share of the channel"),
     # --- channel: age
     ("channel.age_blocks", "number", "blocks",
      "node blockheight minus the funding block in the scid (0 if in the future)"),

@@ -2,8 +2,8 @@
 
 Every thread that touches the store gets its own `sqlite3.Connection` (sqlite3 objects must
 not be shared across threads while in use), kept in a `threading.local`. The store also keeps
-a list of every connection it opened so `close_all` can close them all — the original closed
-only the calling thread's connection and leaked the rest.
+a list of every connection it opened so `close_all` can close them all, not only the calling
+thread's (the others would leak).
 
 Connections run in autocommit mode (`isolation_level=None`); writes go through `transaction`,
 which opens `BEGIN IMMEDIATE` (take the write lock up front, so two writers wait on

@@ -81,7 +81,7 @@ def set_override(conn: sqlite3.Connection, name: str, value: Any, at_s: float) -
         "ON CONFLICT (name) DO UPDATE SET value_json = excluded.value_json, "
         "updated_s = excluded.updated_s", (name, dumps(value), at_s))
     # Read back rather than echo the argument: the caller reports what is really stored
-    # (the original's "ghost config" check, done here once for every caller).
+    # (a value that did not stick is seen at once, here, for every caller).
     row = conn.execute("SELECT value_json FROM param_overrides WHERE name = ?", (name,)).fetchone()
     return loads(row[0])
 

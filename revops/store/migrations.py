@@ -4,7 +4,7 @@
 logs when each ran. A migration is a tuple of SQL statements (or a function of the
 connection, for data moves); never edit a released one — append a new one. Opening a
 database written by a newer revops (user_version above the last known) raises rather than
-guessing (the original patched its schema with ALTER TABLE inside try/except).
+guessing at a schema it does not know.
 
 docs/store.md describes every table.
 """
@@ -78,8 +78,8 @@ _V1_FORWARDS = (
         horizon_s REAL NOT NULL DEFAULT 0
     )""",
     "INSERT INTO forward_cursor (id) VALUES (1)",
-    # Daily per-channel rollups of pruned forwards, both directions (the original kept only
-    # the outgoing side, so sourced fees vanished after pruning). Columns mirror WindowFlow.
+    # Daily per-channel rollups of pruned forwards, both directions (with the outgoing side
+    # only, the fees a channel sourced would vanish after pruning). Columns mirror WindowFlow.
     """CREATE TABLE forward_daily (
         day TEXT NOT NULL,
         scid TEXT NOT NULL,

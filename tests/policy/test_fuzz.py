@@ -34,5 +34,5 @@ def test_the_fuzzer_counts_an_escaped_exception_as_a_traceback(monkeypatch):
     def broken(folder):
         raise RecursionError("maximum recursion depth exceeded")
     monkeypatch.setattr(fuzz, "verdict", broken)
-    report = fuzz.fuzz(3, seed=1, timeout_s=20)
+    report = fuzz.fuzz(3, seed=1, timeout_s=20, start_method="fork")  # fork: the workers see the patch
     assert report["tracebacks"] == 3 and "escaped RecursionError" in next(iter(report["findings"]))
