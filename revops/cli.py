@@ -274,12 +274,12 @@ def cmd_report(args) -> int:
     import tempfile
     from revops.policy.reload import build
     try:
-        params = build(args.policy).params
+        budget = build(args.policy).host.gossip_node_budget
     except DiagnosticError as err:
         _print_errors(err)
         return EXIT_ERRORS
     if args.db:
-        return _report(args, Path(args.db), params)
+        return _report(args, Path(args.db), budget)
     with tempfile.TemporaryDirectory(prefix="rvrep") as scratch:  # removed whatever happens (issue 12)
         from revops.sim.driver import simulate
         db = Path(scratch) / "revops.sqlite3"
@@ -288,10 +288,10 @@ def cmd_report(args) -> int:
         except Exception as err:
             print(f"report: simulate {args.scenario}: {err}", file=sys.stderr)
             return EXIT_ERRORS
-        return _report(args, db, params)
+        return _report(args, db, budget)
 
 
-def _report(args, db: Path, params) -> int:
+def _report(args, db: Path, budget: int | None) -> int:
     from revops.report import data as report_data
     from revops.report.html import render as render_report
     from revops.store import Store
@@ -300,7 +300,7 @@ def _report(args, db: Path, params) -> int:
         return EXIT_ERRORS
     try:
         with Store(db) as store:
-            data = report_data.load(store, params.get("gossip_max_updates_node_day"))
+            data = report_data.load(store, budget)
     except Exception as err:  # unreadable, newer or empty database
         print(f"report: {db}: {err}", file=sys.stderr)
         return EXIT_ERRORS

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from revops.act.fees import chain_fee_ppm
+from revops.facts import current_fee_ppm
 from revops.act.journal import CycleIntents, settle_quietly
 from revops.facts.build import market_facts
 from revops.node.rpc import NodeRpcError
@@ -66,7 +66,7 @@ class FeeCycleResult:
     summary: dict
     records: list[dict] | None = None
     facts: list | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
+    gossip_budget: int | None = None  # the node's broadcasts per 24 h (host settings), None: unset
     dry_run: bool = False
 
 
@@ -149,7 +149,7 @@ def act(rt: "Runtime", evaluations: list["Evaluation"], channels: dict, cycle_id
         "policy_name": compiled.name, "policy_version": compiled.version,
         "policy_digest": compiled.digest, "dry_run": dry_run})
     intent_ids = dict(zip(map(id, due), intents.record([
-        (journal_record(ev, applied=True, error=None), chain_fee_ppm(channels.get(ev.decision.scid)),
+        (journal_record(ev, applied=True, error=None), current_fee_ppm(channels.get(ev.decision.scid)),
          ev.decision.state_updates) for ev in due])))
     for ev, result in checks:
         d = ev.decision
@@ -201,7 +201,7 @@ def run_fee_cycle(rt: "Runtime") -> FeeCycleResult:
     except NodeRpcError as err:
         summary = {"cycle_id": cycle_id, "ok": False, "error": f"cannot read the node: {err}"}
         rt.log(f"fee cycle skipped: {summary['error']}", "warn")
-        return FeeCycleResult(summary, params=policy.params, dry_run=rt.options.dry_run)
+        return FeeCycleResult(summary, gossip_budget=policy.host.gossip_node_budget, dry_run=rt.options.dry_run)
     evaluations = evaluate(policy, obs)
     channels = {c.get("short_channel_id"): c for c in obs.rpc["listpeerchannels"].get("channels", [])}
     compiled = policy.compiled
@@ -212,4 +212,4 @@ def run_fee_cycle(rt: "Runtime") -> FeeCycleResult:
                "suppressed_by": dict(acted.suppressed_by), "dry_run": rt.options.dry_run,
                "policy_version": compiled.version,
                "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
-    return FeeCycleResult(summary, acted.records, obs.facts, policy.params, rt.options.dry_run)
+    return FeeCycleResult(summary, acted.records, obs.facts, policy.host.gossip_node_budget, rt.options.dry_run)

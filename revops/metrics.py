@@ -255,7 +255,7 @@ class Metrics(CycleObserver):
 
     def fee_cycle_done(self, result) -> None:
         """One fee cycle: its decisions and facts (when it could read the node), then its summary."""
-        decisions = [(self.on_decisions, result.records, result.facts, result.params, result.dry_run)]
+        decisions = [(self.on_decisions, result.records, result.facts, result.gossip_budget, result.dry_run)]
         self.run_steps(*(decisions if result.records is not None else []), (self.on_cycle, result.summary),
                        (self.write_textfile,))
 
@@ -282,7 +282,7 @@ class Metrics(CycleObserver):
         if summary.get("at") is not None:
             self.cycle_ts.set(summary["at"])
 
-    def on_decisions(self, records: list[dict], facts: list, params: Mapping[str, Any], dry_run: bool) -> None:
+    def on_decisions(self, records: list[dict], facts: list, budget: int | None, dry_run: bool) -> None:
         """One fee cycle's decision records and channel facts (revops.facts.build.ChannelFacts)."""
         # Counted first, then one inc per label set: 5,000 labels() lookups cost more than the counting.
         decided: Tally = Tally()
@@ -308,8 +308,7 @@ class Metrics(CycleObserver):
             # the facts were read before this cycle: add what it just sent
             node["updates_24h"] = float(first.get("node.fee_updates_24h", 0) + sent)
             node["fees_collected_msat"] = float(first.get("node.fees_collected_msat", 0))
-            budget = params.get("gossip_max_updates_node_day")
-            if isinstance(budget, (int, float)):
+            if budget is not None:
                 node["budget_remaining"] = float(max(0, budget - node["updates_24h"]))
         with self._snapshot.lock:
             self._snapshot.channels, self._snapshot.node = channels, node

@@ -12,13 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
+from revops.facts import current_fee_ppm
 from revops.facts.price import PriceBook, PriceSettings, cached_estimate, observe, parse_state
-
-
-def _fee_ppm(ch: Mapping[str, Any]) -> float:
-    local = (ch.get("updates") or {}).get("local") or {}
-    fee = local.get("fee_proportional_millionths", ch.get("fee_proportional_millionths", 0))
-    return float(fee) if isinstance(fee, (int, float)) and not isinstance(fee, bool) else 0.0
 
 
 def load_states(store, log: Callable[[str, str], None]) -> dict[str, dict]:
@@ -41,10 +36,9 @@ def load_states(store, log: Callable[[str, str], None]) -> dict[str, dict]:
     return out
 
 
-def update_price_book(store, channels: list, now_s: float, params: Mapping[str, Any],
+def update_price_book(store, channels: list, now_s: float, settings: PriceSettings,
                       log: Callable[[str, str], None], save: bool) -> PriceBook:
     """Returns the PriceBook as of now_s for the channels of listpeerchannels; saves it if `save`."""
-    settings = PriceSettings.from_params(params)
     states = load_states(store, log)
     attempts_by_since: dict[float, dict[str, int]] = {}
     new: dict[str, dict] = {}
@@ -52,7 +46,7 @@ def update_price_book(store, channels: list, now_s: float, params: Mapping[str, 
         scid = ch.get("short_channel_id") if isinstance(ch, Mapping) else None
         if not isinstance(scid, str):
             continue
-        fee = _fee_ppm(ch)
+        fee = float(current_fee_ppm(ch) or 0)
         active = ch.get("state") == "CHANNELD_NORMAL" and ch.get("peer_connected") is True
         old = states.get(scid)
         attempts = 0

@@ -62,10 +62,10 @@ class WalletReserve:
     """Checks the wallet against the active policy's reserve and remembers the last answer
     (read by revenue-status and the metrics exporter without any I/O)."""
 
-    def __init__(self, rpc, params: Callable[[], Mapping[str, Any]], now: Callable[[], float],
+    def __init__(self, rpc, reserve_sat: Callable[[], int], now: Callable[[], float],
                  log: Callable[[str, str], None]):
         self.rpc = rpc
-        self.params = params
+        self.reserve_sat = reserve_sat  # the active policy's wallet_reserve_sat (host settings)
         self.now = now
         self.log = log
         self.last: ReserveStatus | None = None
@@ -74,7 +74,7 @@ class WalletReserve:
     def check(self) -> ReserveStatus:
         """Reads the node now (raises NodeRpcError when it cannot); logs each change of state once."""
         funds = wallet_funds_sat(self.rpc.call("listfunds"), self.rpc.call("listpeerchannels"))
-        status = ReserveStatus(funds, int(self.params().get("wallet_reserve_sat", 0) or 0), self.now())
+        status = ReserveStatus(funds, self.reserve_sat(), self.now())
         with self._lock:
             before, self.last = self.last, status
         if before is None or before.suspended != status.suspended:

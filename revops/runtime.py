@@ -93,7 +93,7 @@ class Runtime:
         self.forward_events = ForwardEventBuffer(store, log)
         self.observers: tuple[CycleObserver, ...] = tuple(observers)
         self.lds_off_reason = lds_off_reason
-        self.reserve = WalletReserve(rpc, lambda: self.holder.current.params, clock.now, log)
+        self.reserve = WalletReserve(rpc, lambda: self.holder.current.host.wallet_reserve_sat, clock.now, log)
         self.lds = lds(self) if lds is not None else None  # revops.lds.driver.Lds when configured
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -233,14 +233,14 @@ class Runtime:
         flows = self.store.channel_flows(now)
         states = self.store.load_states()
         price = update_price_book(self.store, rpc["listpeerchannels"].get("channels", []), now,
-                                  self.holder.current.params, self.log, save=learn and not self.options.dry_run)
+                                  self.holder.current.host.price(), self.log, save=learn and not self.options.dry_run)
         facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows),
                             price)
         return Observation(rpc, facts, states, now)
 
     def _rebalance_history(self, now: float, flows: dict):
         """The store's rebalance ledger as facts need it, with the budget the active params give."""
-        settings = RebalanceSettings.from_params(self.holder.current.params)
+        settings = RebalanceSettings.from_host(self.holder.current.host)
         if settings is None:
             return None
         revenue_1d_msat = sum(f.window("1d").fees_msat for f in flows.values())
@@ -275,10 +275,10 @@ class Runtime:
             return self._record_rebalance({"ok": False, "skipped": "sling is not loaded: rebalancing is off",
                                            **({"expired": expired} if expired else {})})
         policy = self.holder.current
-        settings = RebalanceSettings.from_params(policy.params)
+        settings = RebalanceSettings.from_host(policy.host)
         if settings is None:
-            return self._record_rebalance({"ok": True, "skipped": "the active policy defines no rebalancing "
-                                           "(no rebalance_budget_sat param)"})
+            return self._record_rebalance({"ok": True, "skipped": "the active policy does not use the rebalancer "
+                                           "(not in its requires:, or no rebalance_budget_sat param)"})
         try:
             obs = self.observe()
         except NodeRpcError as err:
@@ -343,7 +343,7 @@ class Runtime:
             if rebalance is not None:
                 doc["rebalance"] = rebalance_to_json(rebalance)
             price = update_price_book(self.store, rpc["listpeerchannels"].get("channels", []), now,
-                                      self.holder.current.params, self.log, save=False)
+                                      self.holder.current.host.price(), self.log, save=False)
             doc["price"] = price_to_json(price)
             return doc
 

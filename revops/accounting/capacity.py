@@ -4,7 +4,7 @@ back to channels that do: "close A (loser), splice its funds into B (source winn
 Losers are open channels older than MIN_AGE_DAYS that the data says will not pay for their
 capital: a peer offline for the week (zombie), no routing income and no income sourced in the
 window (stagnant), the fee policy dumping them (Fire Sale, zero-fee probe), a lifetime loss
-(underwater), or a profit class of ZOMBIE / UNDERWATER / STAGNANT when the facts have one.
+(underwater), or a profit class of ZOMBIE / UNDERWATER / IDLE when the facts have one.
 Winners earn the most per sat of capacity in the window and are drained (local balance under
 half, or flowing out): more of our liquidity there earns at their rate. Every recommendation
 carries the numbers behind it and the on-chain cost at today's feerate (mutual close when
@@ -18,7 +18,7 @@ from typing import Any, Mapping
 MIN_AGE_DAYS = 14
 LOSER_STAGES = {"fire_sale": "Fire Sale: the policy is dumping its liquidity at minimum fee",
                 "zero_fee_probe": "Stagnant: the policy is probing it at 0 ppm"}
-LOSER_CLASSES = {"ZOMBIE", "UNDERWATER", "STAGNANT"}
+LOSER_CLASSES = {"ZOMBIE", "UNDERWATER", "IDLE"}
 MAX_RECOMMENDATIONS = 10
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from revops.act.limits import MAX_FEE_PPM, fee_refusal
+from revops.facts import current_fee_ppm
 from revops.node.rpc import NodeRpc, NodeRpcError
 
 
@@ -25,15 +26,6 @@ class FeeResult:
     would_apply: bool  # the decision calls for a change on chain (what dry-run reports)
     error: str | None = None
     refused: bool = False  # outside the actuator's hard limits: nothing was sent
-
-
-def chain_fee_ppm(channel: Mapping[str, Any] | None) -> int | None:
-    """The fee lightningd currently has for this channel."""
-    if not isinstance(channel, Mapping):
-        return None
-    local = (channel.get("updates") or {}).get("local") or {}
-    fee = local.get("fee_proportional_millionths", channel.get("fee_proportional_millionths"))
-    return fee if type(fee) is int else None
 
 
 class FeeActuator:
@@ -51,7 +43,7 @@ class FeeActuator:
         refusal = fee_refusal(decision.fee_ppm, self.max_fee_ppm, getattr(decision, "fee_base_msat", None))
         if refusal:
             return FeeResult(decision.scid, False, False, refusal, refused=True)
-        if channel is not None and chain_fee_ppm(channel) == decision.fee_ppm:
+        if channel is not None and current_fee_ppm(channel) == decision.fee_ppm:
             return FeeResult(decision.scid, False, False)  # already there: nothing to send
         if self.dry_run:
             return FeeResult(decision.scid, False, True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable, Mapping
 
-from revops.act.fees import chain_fee_ppm
+from revops.facts import current_fee_ppm
 from revops.node.rpc import NodeRpc, NodeRpcError
 
 RECOVERED = "journaled at the next start: the plugin stopped before the end of its cycle"
@@ -56,7 +56,7 @@ def _outcome(intent: dict, channels: Mapping[str, Mapping[str, Any]]) -> tuple[b
     channel = channels.get(intent["scid"])
     if channel is None:
         return False, "not applied: the channel is no longer listed by the node"
-    now_ppm = chain_fee_ppm(channel)
+    now_ppm = current_fee_ppm(channel)
     if now_ppm == intent["fee_ppm"]:
         return True, None
     if now_ppm is None:

@@ -22,30 +22,11 @@ from typing import Any, Callable, Mapping
 
 from revops.act.sling import STALLED, ScidStats, Sling
 from revops.node.rpc import NodeRpc, NodeRpcError
-
-#: Params the rebalancer reads from the policy (docs/rebalance.md); a policy without
-#: `rebalance_budget_sat` has no rebalancing.
-PARAM_DEFAULTS: Mapping[str, Any] = {
-    "rebalance_enabled": True,
-    "rebalance_budget_sat": 0,
-    "rebalance_budget_revenue_share": 0.0,
-    "wallet_reserve_sat": 0,
-    "rebalance_max_jobs": 1,
-    "rebalance_chunk_sat": 100_000,
-    "rebalance_min_amount_sat": 50_000,
-    "rebalance_max_candidates": 5,
-    "rebalance_job_max_age_h": 6.0,
-    "rebalance_stall_h": 1.0,
-    "rebalance_backoff_base_h": 1.0,
-    "rebalance_backoff_max_h": 48.0,
-    "rebalance_standing_jobs": False,
-    "rebalance_outppm_fence": False,
-}
-
+from revops.policy.host import HostSettings
 
 @dataclass(frozen=True)
 class Settings:
-    """The rebalancer's params as one value (read once per cycle from the active policy)."""
+    """The rebalancer's params as one value (read once per cycle from the active policy's host settings)."""
 
     enabled: bool
     budget_sat: int
@@ -63,15 +44,15 @@ class Settings:
     outppm_fence: bool = False  # pass sling `outppm` = target fee - max_ppm, and keep to it
 
     @staticmethod
-    def from_params(params: Mapping[str, Any]) -> "Settings | None":
-        """None when the policy defines no rebalance budget (rebalancing off)."""
-        if "rebalance_budget_sat" not in params:
+    def from_host(host: HostSettings) -> "Settings | None":
+        """None when the policy does not use the rebalancer (revops/policy/host.py)."""
+        if not host.rebalancer:
             return None
-        p = {**PARAM_DEFAULTS, **{k: params[k] for k in PARAM_DEFAULTS if k in params}}
+        p = host.values
         return Settings(
             enabled=bool(p["rebalance_enabled"]), budget_sat=int(p["rebalance_budget_sat"]),
             budget_revenue_share=float(p["rebalance_budget_revenue_share"]),
-            wallet_reserve_sat=int(p["wallet_reserve_sat"]), max_jobs=int(p["rebalance_max_jobs"]),
+            wallet_reserve_sat=host.wallet_reserve_sat, max_jobs=int(p["rebalance_max_jobs"]),
             chunk_sat=max(1, int(p["rebalance_chunk_sat"])), min_amount_sat=int(p["rebalance_min_amount_sat"]),
             max_candidates=max(1, int(p["rebalance_max_candidates"])),
             job_max_age_s=float(p["rebalance_job_max_age_h"]) * 3600, stall_s=float(p["rebalance_stall_h"]) * 3600,

@@ -9,13 +9,13 @@
 Never imports pyln, sqlite3 or prometheus_client.
 """
 
-from revops.facts.build import ChannelFacts, build_facts
+from revops.facts.build import ChannelFacts, build_facts, current_fee_ppm
 from revops.facts.flow import ChannelFlow, WindowFlow, flows_from_forwards
 from revops.facts.registry import FACTS, NEVER_S, WINDOWS_S, FactSpec
 from revops.facts.snapshot import FORMAT, Snapshot, load_snapshot, parse_snapshot, snapshot_to_json
 
 __all__ = [
     "FACTS", "FORMAT", "NEVER_S", "WINDOWS_S", "ChannelFacts", "ChannelFlow", "FactSpec",
-    "Snapshot", "WindowFlow", "build_facts", "flows_from_forwards", "load_snapshot",
+    "Snapshot", "WindowFlow", "build_facts", "current_fee_ppm", "flows_from_forwards", "load_snapshot",
     "parse_snapshot", "snapshot_to_json",
 ]

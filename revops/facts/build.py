@@ -181,6 +181,23 @@ def _onchain(listfunds: Mapping[str, Any]) -> tuple[int, int]:
     return conf // 1000, unconf // 1000
 
 
+def current_fee_ppm(channel: Any) -> int | None:
+    """The proportional fee lightningd has in force for a listpeerchannels entry: its
+    `updates.local` value, else the top-level field; None when it reports neither.
+
+    The one source of "the channel's fee": the channel.fee_ppm fact, the actuator's
+    idempotency check and the journal's "fee on chain" all read it here."""
+    if not _is_map(channel):
+        return None
+    loc = _dict(_dict(channel.get("updates")).get("local"))
+    for v in (loc.get("fee_proportional_millionths"), channel.get("fee_proportional_millionths")):
+        if type(v) is int:
+            return v
+        if type(v) is float and math.isfinite(v):
+            return int(v)
+    return None
+
+
 def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: float,
                    flow: ChannelFlow) -> dict[str, Any]:
     """Returns the channel.* facts of one listpeerchannels entry with its flow aggregates."""
@@ -228,8 +245,7 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
         "channel.spendable_ratio": min(1.0, spendable / total) if total > 0 else 0.0,
         "channel.age_blocks": age_blocks,
         "channel.age_days": age_blocks * BLOCK_S / 86_400,
-        "channel.fee_ppm": _int(loc.get("fee_proportional_millionths"),
-                                _int(g("fee_proportional_millionths"))),
+        "channel.fee_ppm": current_fee_ppm(ch) or 0,
         "channel.fee_base_msat": _int(loc.get("fee_base_msat"), _int(g("fee_base_msat"))),
         "channel.htlc_min_msat": _int(loc.get("htlc_minimum_msat"),
                                       _int(g("minimum_htlc_out_msat"))),

@@ -32,8 +32,8 @@ STAGNANT_DAYS = 7.0        # no settled forward in or out for this long (and at 
 #: Flow classes: net flow share over 7 d, and the turnover below which balance decides.
 FLOW_CLASS_RATIO = 0.5
 FLOW_MIN_TURNOVER = 0.001  # capacity turned over per day below which flows are too thin to say
-DRAINED_LOCAL_RATIO = 0.3  # no meaningful flow: less local than this counts as SOURCE (drained)
-FILLED_LOCAL_RATIO = 0.7   # ... and more than this as SINK (filled)
+DRAINED_LOCAL_RATIO = 0.3  # no meaningful flow: less local than this counts as DRAINING
+FILLED_LOCAL_RATIO = 0.7   # ... and more than this as FILLING
 
 #: Stagnant inventory (a rebalance source): balanced but idle.
 STAGNANT_INVENTORY_RATIO = (0.4, 0.6)
@@ -99,13 +99,13 @@ def is_stagnant(v: Mapping[str, Any]) -> bool:
 
 
 def profit_class(v: Mapping[str, Any], zombie_confirmed: bool) -> str:
-    """ZOMBIE, STAGNANT, PROFITABLE, UNDERWATER or BREAK_EVEN, first match in that order.
+    """ZOMBIE, IDLE, PROFITABLE, UNDERWATER or BREAK_EVEN, first match in that order.
 
-    ZOMBIE is STAGNANT plus the Defibrillator's verdict: the policy's 0 ppm probe ran its
+    ZOMBIE is IDLE plus the Defibrillator's verdict: the policy's 0 ppm probe ran its
     window and nothing routed (the state flag `zombie`), so no channel is called a zombie
     before it was offered for free."""
     if is_stagnant(v):
-        return "ZOMBIE" if zombie_confirmed else "STAGNANT"
+        return "ZOMBIE" if zombie_confirmed else "IDLE"
     if v["channel.return_on_cost_30d"] > PROFITABLE_ROI:
         return "PROFITABLE"
     if v["channel.return_on_cost_30d"] < UNDERWATER_ROI:
@@ -114,21 +114,23 @@ def profit_class(v: Mapping[str, Any], zombie_confirmed: bool) -> str:
 
 
 def flow_class(v: Mapping[str, Any]) -> str:
-    """SOURCE (liquidity leaves: net outflow), SINK (net inflow) or BALANCED.
+    """DRAINING (liquidity leaves: net outflow), FILLING (net inflow) or BALANCED.
+
+    Not to be confused with a rebalance *source*, a channel with liquidity to spare.
 
     With flows too thin to say (turnover below FLOW_MIN_TURNOVER), the balance decides: a
-    drained channel is a SOURCE, a filled one a SINK."""
+    drained channel counts as DRAINING, a filled one as FILLING."""
     if v["channel.turnover_7d"] >= FLOW_MIN_TURNOVER:
         ratio = v["channel.flow_ratio_7d"]
         if ratio >= FLOW_CLASS_RATIO:
-            return "SOURCE"
+            return "DRAINING"
         if ratio <= -FLOW_CLASS_RATIO:
-            return "SINK"
+            return "FILLING"
         return "BALANCED"
     if v["channel.local_ratio"] < DRAINED_LOCAL_RATIO:
-        return "SOURCE"
+        return "DRAINING"
     if v["channel.local_ratio"] > FILLED_LOCAL_RATIO:
-        return "SINK"
+        return "FILLING"
     return "BALANCED"
 
 

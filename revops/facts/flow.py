@@ -3,7 +3,8 @@
 `ChannelFlow` holds only counts, sums, sums of squares and latest times per window, so the
 plugin's store can fill it with SQL aggregates (`COUNT`, `SUM`, `MAX` over `WHERE t >= now - w`)
 instead of replaying forwards. `flows_from_forwards` is the in-memory equivalent over
-`listforwards.forwards`, written as a single pass for speed (100k forwards in well under 0.1 s).
+`listforwards.forwards`, counting each forward with `apply_row`, the same per-forward function
+the store's incremental cache applies.
 
 Counting rules (see docs/facts.md):
 - Only `settled` forwards count as volume and fees. Fees are credited to the outgoing channel
@@ -75,6 +76,8 @@ EMPTY_WINDOW = WindowFlow()
 # Offsets of WindowFlow's fields in the flat accumulators of flows_from_forwards.
 _FIELDS = [f.name for f in fields(WindowFlow)]
 _NFIELDS = len(_FIELDS)
+#: Offset of each WindowFlow field in the accumulators (Windows).
+FIELD_INDEX = {name: i for i, name in enumerate(_FIELDS)}
 (_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _OUT_FAILED_LIQUIDITY,
  _OUT_FAILED_POLICY, _OUT_FAILED_REMOTE, _IN_FAILED, _HOLD_COUNT, _HOLD_SUM, _HOLD_SUMSQ) = (
     _FIELDS.index(n) for n in (
@@ -97,96 +100,184 @@ class ChannelFlow:
         return self.windows.get(label, EMPTY_WINDOW)
 
 
-_BOUNDS = tuple(sorted(WINDOWS_S.values()))
-_LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))
-_NB = len(_BOUNDS)
-assert _NB == 3, "flows_from_forwards buckets by exactly three nested windows"
+#: The windows, shortest first: their lengths in seconds and their labels ("1d", "7d", "30d").
+WINDOW_BOUNDS = tuple(sorted(WINDOWS_S.values()))
+WINDOW_LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))
+
+
+# --- one forward: the counting rules, shared by every aggregation -----------------------------
+# flows_from_forwards below (a listforwards reply), the store's incremental cache
+# (store/flowcache.py) and its row columns (store/forwards.py) all count a forward through
+# these functions; the store's SQL sums (store/flows.py) are the same sums, proven equal by
+# tests/store/test_flows.py.
+
+#: How a forward counts: the store's `kind` column.
+K_OFFERED, K_SETTLED, K_REMOTE, K_LIQUIDITY, K_POLICY = 0, 1, 2, 3, 4
+
+
+def forward_kind(status: str, failcode: Any) -> int | None:
+    """Returns the K_* of a forward's status ("offered", "settled", "failed", "local_failed");
+    local_failed splits by failcode into policy (4107-4110) and liquidity (anything else,
+    or none). None for an unknown status."""
+    if status == "settled":
+        return K_SETTLED
+    if status == "failed":
+        return K_REMOTE
+    if status == "local_failed":
+        return K_POLICY if failcode in POLICY_FAILCODES else K_LIQUIDITY
+    return K_OFFERED if status == "offered" else None
+
+
+def forward_times(kind: int, received: float | None, resolved: float | None
+                  ) -> tuple[float, float | None]:
+    """Returns (t, hold_s): t is resolved_time, else received_time, else 0 (a zero time
+    counts as absent); hold_s is resolved - received for settled and failed forwards with
+    both times, else None."""
+    t = resolved or received or 0.0
+    hold = resolved - received if (kind in (K_SETTLED, K_REMOTE) and resolved and received) else None
+    return t, hold
+
+
+#: Window sums of one channel: one list of SLOTS counters per window, shortest first,
+#: nested (a forward in the 1-day window is in the 7- and 30-day ones too). The first
+#: _NFIELDS are WindowFlow's fields; then, per window, the magnitude (sum of |terms|) that
+#: went through the hold sums, for the incremental cache's error bound (store/flows.py).
+Windows = list  # list[list[int | float]]
+MAG_SUM, MAG_SQ = _NFIELDS, _NFIELDS + 1
+SLOTS = _NFIELDS + 2
+FAIL_FIELD = {K_REMOTE: _OUT_FAILED_REMOTE, K_LIQUIDITY: _OUT_FAILED_LIQUIDITY,
+              K_POLICY: _OUT_FAILED_POLICY}
+
+
+def fresh_windows() -> Windows:
+    """Returns all-zero Windows."""
+    return [[0] * SLOTS for _ in WINDOW_BOUNDS]
+
+
+def first_window(now_s: float, t: float) -> int:
+    """Returns the index of the shortest window holding a forward of time t as of now_s,
+    len(WINDOW_BOUNDS) when none does; the same float test as the SQL (`(now - t) < bound`)."""
+    age = now_s - t
+    for i, b in enumerate(WINDOW_BOUNDS):
+        if age < b:
+            return i
+    return len(WINDOW_BOUNDS)
+
+
+def apply_row(acc: dict[str, Windows], row: tuple, sign: int, lo: int, hi: int) -> list[str]:
+    """Adds (sign 1) or removes (sign -1) one forward's counters in windows lo..hi-1 of its
+    channels; returns the channels touched.
+
+    `row` is a flow row: (kind, t, out_channel, in_channel, out_msat, in_msat, fee_msat,
+    hold_s). Hold-time sums of a window left without samples are reset to 0.0, so float
+    rounding never outlives the samples it came from; otherwise each update adds to the
+    window's error bookkeeping (MAG_SUM, MAG_SQ).
+    """
+    kind, _t, out, inc, out_msat, in_msat, fee, hold = row
+    if kind == K_OFFERED or lo >= hi:
+        return []
+    touched = []
+    if out is not None:
+        ws = acc.get(out) or acc.setdefault(out, fresh_windows())
+        for i in range(lo, hi):
+            v = ws[i]
+            if kind == K_SETTLED:
+                v[_OUT_COUNT] += sign
+                v[_OUT_MSAT] += sign * (out_msat or 0)
+                v[_FEES] += sign * (fee or 0)
+            else:
+                v[FAIL_FIELD[kind]] += sign
+            if hold is not None:
+                v[_HOLD_COUNT] += sign
+                if v[_HOLD_COUNT]:
+                    sq = hold * hold
+                    v[_HOLD_SUM] += sign * hold
+                    v[_HOLD_SUMSQ] += sign * sq
+                    v[MAG_SUM] += abs(hold)
+                    v[MAG_SQ] += sq
+                else:
+                    v[_HOLD_SUM] = v[_HOLD_SUMSQ] = v[MAG_SUM] = v[MAG_SQ] = 0.0
+        touched.append(out)
+    if inc is not None:
+        ws = acc.get(inc) or acc.setdefault(inc, fresh_windows())
+        for i in range(lo, hi):
+            v = ws[i]
+            if kind == K_SETTLED:
+                v[_IN_COUNT] += sign
+                v[_IN_MSAT] += sign * (in_msat or 0)
+                v[_SOURCED] += sign * (fee or 0)
+            else:
+                v[_IN_FAILED] += sign
+        touched.append(inc)
+    return touched
+
+
+def window_flows(ws: Windows) -> dict[str, WindowFlow]:
+    """Returns label -> WindowFlow of one channel's Windows."""
+    return {label: WindowFlow(*ws[i][:_NFIELDS]) for i, label in enumerate(WINDOW_LABELS)}
+
+
+# --- a listforwards reply ---------------------------------------------------------------------
+
+def _flow_row(f: Mapping[str, Any]) -> tuple | None:
+    """Returns the flow row of one listforwards entry; None when it counts for nothing
+    (offered) or is malformed (no status, a non-integer amount, a non-numeric time)."""
+    g = f.get
+    kind = forward_kind(f["status"], g("failcode"))
+    if kind is None or kind == K_OFFERED:
+        return None
+    out_msat, in_msat, fee = g("out_msat") or 0, g("in_msat") or 0, g("fee_msat") or 0
+    received, resolved = g("received_time"), g("resolved_time")
+    if type(out_msat) is not int or type(in_msat) is not int or type(fee) is not int or \
+            (received is not None and type(received) not in _TIME_TYPES) or \
+            (resolved is not None and type(resolved) not in _TIME_TYPES):
+        return None
+    t, hold = forward_times(kind, received, resolved)
+    return (kind, t, g("out_channel"), g("in_channel"), out_msat, in_msat, fee, hold)
+
+
+_TIME_TYPES = (int, float)  # exact types: a bool is not a time
 
 
 def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],
                         now_s: float) -> dict[str, ChannelFlow]:
     """Returns scid -> ChannelFlow aggregated from listforwards entries, as of `now_s`.
 
-    Channels that appear in no forward get no entry (callers treat that as an empty flow).
-    An entry without `status` or with mistyped fields is skipped, never raised on.
+    Each entry is counted by apply_row, the function the store's incremental cache uses.
+    Channels that appear in no counted forward get no entry (callers treat that as an empty
+    flow); a settled forward too old for any window still sets the last times. An entry
+    without `status` or with mistyped fields is skipped, never raised on.
     """
-    # acc[scid] = flat list: 3 disjoint age buckets (<1d, 1d..7d, 7d..30d) of _NFIELDS
-    # counters laid out as WindowFlow's fields, then last_out, last_in. Disjoint buckets keep
-    # the per-forward work constant; they are cumulated into the nested windows at the end.
-    acc: dict[str, list] = {}
-    size = _NB * _NFIELDS
-    b0, b1, b2 = _BOUNDS
-    fresh = [0] * size + [None, None]
-
+    acc: dict[str, Windows] = {}
+    last: dict[str, list] = {}  # scid -> [last_out_s, last_in_s]
+    nb = len(WINDOW_BOUNDS)
     for f in forwards:
         try:
-            status = f["status"]
-            settled = status == "settled"
-            if not settled and status != "failed" and status != "local_failed":
-                continue  # offered: still pending, counts for nothing here
-            rt = f.get("resolved_time")
-            rv = f.get("received_time")
-            t = rt or rv or 0.0
-            age = now_s - t
-            if age < b0:
-                base = 0
-            elif age < b1:
-                base = _NFIELDS
-            elif age < b2:
-                base = 2 * _NFIELDS
-            elif settled:
-                base = -1  # too old for any window, still counts for the last times
-            else:
-                continue
-            out = f.get("out_channel")
-            if out is not None:
-                a = acc.get(out)
-                if a is None:
-                    a = acc[out] = fresh.copy()
-                if base >= 0:
-                    if settled:
-                        a[base + _OUT_COUNT] += 1
-                        a[base + _OUT_MSAT] += f.get("out_msat") or 0
-                        a[base + _FEES] += f.get("fee_msat") or 0
-                    elif status == "failed":
-                        a[base + _OUT_FAILED_REMOTE] += 1
-                    elif f.get("failcode") in POLICY_FAILCODES:
-                        a[base + _OUT_FAILED_POLICY] += 1
-                    else:
-                        a[base + _OUT_FAILED_LIQUIDITY] += 1
-                    if rt and rv and status != "local_failed":
-                        h = rt - rv
-                        a[base + _HOLD_COUNT] += 1
-                        a[base + _HOLD_SUM] += h
-                        a[base + _HOLD_SUMSQ] += h * h
-                if settled and (a[size] is None or t > a[size]):
-                    a[size] = t
-            inc = f.get("in_channel")
-            if inc is not None:
-                a = acc.get(inc)
-                if a is None:
-                    a = acc[inc] = fresh.copy()
-                if settled:
-                    if base >= 0:
-                        a[base + _IN_COUNT] += 1
-                        a[base + _IN_MSAT] += f.get("in_msat") or 0
-                        a[base + _SOURCED] += f.get("fee_msat") or 0
-                    if a[size + 1] is None or t > a[size + 1]:
-                        a[size + 1] = t
-                else:
-                    a[base + _IN_FAILED] += 1
+            row = _flow_row(f)
         except (KeyError, TypeError, AttributeError):
             continue  # a malformed entry; the snapshot loader reports these with a position
-
-    result: dict[str, ChannelFlow] = {}
-    for scid, a in acc.items():
-        if not isinstance(scid, str):
+        if row is None:
             continue
-        windows = {}
-        run = [0] * _NFIELDS
-        for i, label in enumerate(_LABELS):
-            off = i * _NFIELDS
-            run = [x + y for x, y in zip(run, a[off:off + _NFIELDS])]
-            windows[label] = WindowFlow(*run)
-        result[scid] = ChannelFlow(scid, MappingProxyType(windows), a[size], a[size + 1])
+        kind, t, out, inc = row[:4]
+        w = first_window(now_s, t)
+        if w < nb:  # into its shortest window only: the windows are nested at the end
+            apply_row(acc, row, 1, w, w + 1)
+        if kind == K_SETTLED:
+            for side, scid in enumerate((out, inc)):
+                if scid is not None:
+                    lt = last.get(scid) or last.setdefault(scid, [None, None])
+                    if lt[side] is None or t > lt[side]:
+                        lt[side] = t
+    result: dict[str, ChannelFlow] = {}
+    for scid in {*acc, *last}:
+        if isinstance(scid, str):
+            ws = acc.get(scid)
+            lo, li = last.get(scid) or (None, None)
+            if ws is not None:
+                for i in range(1, nb):  # a forward in a shorter window is in every longer one
+                    ws[i] = [x + y for x, y in zip(ws[i - 1], ws[i])]
+                windows = window_flows(ws)
+            else:
+                windows = {label: EMPTY_WINDOW for label in WINDOW_LABELS}
+            result[scid] = ChannelFlow(scid, MappingProxyType(windows), lo, li)
     return result

@@ -128,7 +128,8 @@ def bin_fee(index: float) -> float:
 
 @dataclass(frozen=True)
 class PriceSettings:
-    """The learner's knobs, from the active policy's params (absent params take these defaults)."""
+    """The learner's knobs (revops/policy/host.py reads them from the active policy; a
+    policy that does not require the price_learner feature runs on these defaults)."""
 
     floor_ppm: float = 10
     ceiling_ppm: float = 2500
@@ -137,19 +138,6 @@ class PriceSettings:
     min_samples: float = 5
     half_life_s: float = 7 * 86400
     explore_step: float = 0.3     # a draw stays within e^(+-step) of the estimate
-
-    @staticmethod
-    def from_params(params: Mapping[str, Any]) -> "PriceSettings":
-        d = PriceSettings()
-        floor = float(params.get("min_fee_ppm", d.floor_ppm))
-        ceiling = float(params.get("max_fee_ppm", d.ceiling_ppm))
-        return PriceSettings(
-            floor_ppm=max(1.0, min(floor, ceiling)), ceiling_ppm=max(1.0, ceiling),
-            prior_ppm=float(params.get("base_fee_ppm", d.prior_ppm)),
-            adopt_min_ppm=float(params.get("hc_adopt_min_ppm", d.adopt_min_ppm)),
-            min_samples=float(params.get("price_min_samples", d.min_samples)),
-            half_life_s=max(3600.0, float(params.get("price_half_life_days", 7)) * 86400),
-            explore_step=float(params.get("price_explore_step", d.explore_step)))
 
     def clamp(self, fee: float) -> float:
         return min(self.ceiling_ppm, max(self.floor_ppm, fee))

@@ -172,12 +172,12 @@ _ROWS: list[tuple[str, str, str, str]] = [
      "(contribution - rebalance cost) / rebalance cost over 30d (sunk open cost ignored); "
      "with no rebalance cost 1.0 if it contributed, else 0.0"),
     ("channel.profit_class", "string", "",
-     "ZOMBIE | STAGNANT | PROFITABLE | UNDERWATER | BREAK_EVEN, first match: stagnant = no "
-     "settled forward in or out for 7 days (and 7 days old), ZOMBIE = stagnant after a failed "
+     "ZOMBIE | IDLE | PROFITABLE | UNDERWATER | BREAK_EVEN, first match: IDLE = no "
+     "settled forward in or out for 7 days (and 7 days old), ZOMBIE = IDLE after a failed "
      "0 ppm probe (state zombie); return_on_cost_30d > 0.10 PROFITABLE, < -0.10 UNDERWATER"),
     ("channel.flow_class", "string", "",
-     "SOURCE (net outflow: flow_ratio_7d >= 0.5) | SINK (<= -0.5) | BALANCED; with turnover_7d "
-     "< 0.001 local_ratio < 0.3 is SOURCE and > 0.7 SINK"),
+     "DRAINING (net outflow: flow_ratio_7d >= 0.5) | FILLING (<= -0.5) | BALANCED; with turnover_7d "
+     "< 0.001 local_ratio < 0.3 is DRAINING and > 0.7 FILLING"),
     ("channel.stagnant_inventory", "bool", "",
      "0.4 <= local_ratio <= 0.6 and turnover_7d < 0.0015: balanced but idle, a rebalance source"),
     # --- channel: fee-change history (the store's decision journal)

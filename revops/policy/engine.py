@@ -32,6 +32,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template, with_lets
 from revops.policy.dsl import Ref, walk
 from revops.policy.encode import FactError, as_double
+from revops.policy.host import HostSettings
 from revops.policy.interp import EVAL_ERRORS, EvalError, evaluate, explain_false, format_value
 from revops.policy.lower import Derived, DerivedFacts, LoweredRule, LoweringError, alias, lower_rule
 from revops.policy.rete import ReteError, RuleSession
@@ -131,6 +132,8 @@ class PreparedPolicy:
         self.params = dict(params)
         self.overrides = dict(overrides)
         self.layers = None  # overrides.Layers: groups.yaml facts and per-channel params (issue 13)
+        # What revops' own code reads of this policy (rebalancer, price learner, reserve, gossip)
+        self.host = HostSettings.of(compiled.source.requires, self.params)
         self._param_values = {f"params.{k}": v for k, v in params.items()}
         self._state_defaults = {f"state.{k}": s.default for k, s in compiled.source.state.items()}
         # The decide phase, then one phase per post stage, in order: a later post stage sees

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from revops.diagnostics import Diagnostic, DiagnosticError
+from revops.policy import host
 from revops.policy.limits import MAX_EXPRESSION_CHARS, MAX_FILES, MAX_INCLUDE_CHARS, number_problem
 from revops.policy.model import (API_VERSION, PARAM_TYPES, PHASES, STATE_TYPES, DslText, ParamSpec,
                                  PolicySource, RuleSource, Stage, StateSpec)
@@ -22,7 +23,8 @@ ROOT_FILE = "policy.yaml"
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-ROOT_KEYS = {"apiVersion", "name", "version", "description", "include", "stages", "params", "state", "rules"}
+ROOT_KEYS = {"apiVersion", "name", "version", "description", "include", "stages", "params", "state", "rules",
+             "requires"}
 INCLUDED_KEYS = {"apiVersion", "description", "include", "params", "state", "rules"}
 PARAM_KEYS = {"type", "default", "min", "max", "values", "unit", "doc"}
 STATE_KEYS = {"type", "default", "doc"}
@@ -127,6 +129,7 @@ def load_policy(path: str | Path) -> PolicySource:
     for rule in rules:
         if stages and rule.stage not in stage_names:
             c.error(rule.pos, f"rule {rule.id!r} names unknown stage {rule.stage!r} (stages: {', '.join(s.name for s in stages)})")
+    requires = _requires(header, params, c)
     _lint_unincluded(root_dir, files, c)
     if c.errors:
         raise DiagnosticError(c.errors)
@@ -134,7 +137,35 @@ def load_policy(path: str | Path) -> PolicySource:
     return attach_groups(PolicySource(
         name=name, version=str(version), api_version=api_version, description=description,
         root=root_dir, stages=tuple(stages), params=params, state=state, rules=tuple(rules),
-        files=tuple(files), digest=_digest(files), lint=tuple(sorted(c.lint))))
+        files=tuple(files), digest=_digest(files), lint=tuple(sorted(c.lint)), requires=requires))
+
+
+def _requires(header: YMap, params: dict[str, ParamSpec], c: _Collector) -> tuple[str, ...] | None:
+    """The host features policy.yaml's `requires:` names (policy/host.py), checked against the
+    params: each feature's params declared, with a type its code reads. None without the key."""
+    raw = header.get("requires") if "requires" in header else None
+    if "requires" in header and not (isinstance(raw, YList) and all(isinstance(x, str) for x in raw)):
+        c.error(header.pos("requires"), f"requires must be a list of host features ({', '.join(host.FEATURES)})")
+        return None
+    requires = tuple(raw) if raw is not None else None
+    for i, feature in enumerate(requires or ()):
+        for _, why in host.requires_problems((feature,), params):
+            c.error(raw.pos(i), why)
+    in_use = requires if requires is not None else host.inferred_features(params)
+    for feature in in_use:
+        for hp in host.FEATURES.get(feature, ()):
+            spec = params.get(hp.name)
+            why = host.type_problem(hp.name, spec.type) if spec is not None else None
+            if why:
+                c.error(spec.pos, why)
+    if requires is None:
+        declared = [hp.name for f in in_use for hp in host.FEATURES[f] if hp.name in params]
+        if declared:
+            c.lint.append(Diagnostic(header.at.file, header.at.line, header.at.col, "policy_lint",
+                                     f"no requires: key, yet revops' code reads {', '.join(declared[:3])}"
+                                     f"{' and more' if len(declared) > 3 else ''} of this policy by name; "
+                                     f"declare requires: [{', '.join(in_use)}] so a missing param is an error"))
+    return requires
 
 
 def _digest(files: list[tuple[str, str]]) -> str:

@@ -146,3 +146,4 @@ class PolicySource:
     digest: str
     lint: tuple = field(default=())  # Diagnostics that are warnings only (exit 3 in check)
     groups: Any = None  # revops.policy.groups.GroupsConfig when the folder has a groups.yaml
+    requires: tuple[str, ...] | None = None  # host features (policy/host.py); None: no requires: key

@@ -44,7 +44,7 @@ import sqlite3
 import threading
 from typing import Iterable
 
-from revops.facts.flow import ChannelFlow
+from revops.facts.flow import WINDOW_BOUNDS, ChannelFlow, Windows, apply_row, first_window
 from revops.store import flows as fl
 
 #: A full recompute at least this often, in seconds of `now` progress.
@@ -57,7 +57,7 @@ MAX_APPLIED_CHANGES = 200_000
 #: Forwards whose age may cross a bound between two times: t in (lo, hi], kind != 0.
 _LEAVING_SQL = ("SELECT kind, t, out_channel, in_channel, out_msat, in_msat, fee_msat, hold_s "
                 "FROM forwards INDEXED BY forwards_t WHERE kind != 0 AND t > ? AND t <= ?")
-_NB = len(fl._BOUNDS)
+_NB = len(WINDOW_BOUNDS)
 _ALL = (1 << _NB) - 1  # every window
 
 
@@ -65,7 +65,7 @@ class _State:
     """Window sums of every channel as of `now` (mutated in place), their ChannelFlows and
     the bookkeeping that decides the next full recompute."""
 
-    def __init__(self, acc: dict[str, fl.Windows], now_s: float):
+    def __init__(self, acc: dict[str, Windows], now_s: float):
         self.acc = acc
         self.now = now_s
         self.full_now = now_s
@@ -88,8 +88,8 @@ class _State:
         for old, new in changes:
             for row, sign in ((old, -1), (new, 1)):
                 if row is not None:
-                    lo = fl.first_window(now, row[1])
-                    self._touch(fl.apply_row(acc, row, sign, lo, _NB), lo, _NB)
+                    lo = first_window(now, row[1])
+                    self._touch(apply_row(acc, row, sign, lo, _NB), lo, _NB)
                     if row[7] is not None:
                         self.float_ops += 1
             self.applied += 1
@@ -106,12 +106,12 @@ class _State:
         a, b = self.now, now_s
         removed = 0
         if b > a:
-            for i, bound in enumerate(fl._BOUNDS):
+            for i, bound in enumerate(WINDOW_BOUNDS):
                 # The 1 s margins only widen the index range; the exact test is below.
                 for row in conn.execute(_LEAVING_SQL, (a - bound - 1.0, b - bound + 1.0)):
                     t = row[1]
                     if (a - t) < bound and not (b - t) < bound:
-                        self._touch(fl.apply_row(self.acc, row, -1, i, i + 1), i, i + 1)
+                        self._touch(apply_row(self.acc, row, -1, i, i + 1), i, i + 1)
                         self.float_ops += row[7] is not None
                         removed += 1
         self.now = b

@@ -14,9 +14,9 @@ Last times come from `channel_last` (kept at write time, never pruned), so a cha
 only settled forwards were pruned still reports `last_out_s`/`last_in_s` and gets an entry,
 as an old settled forward does in flows_from_forwards.
 
-The second half of this module counts one forward at a time (`apply_row`), by the same
-rules, for the incremental cache in flowcache.py. Its hold-time float sums carry an error
-bound, and `needs_refresh` says when cancellation (a huge hold time leaving a window of
+The incremental cache (flowcache.py) counts one forward at a time with facts/flow.py's
+`apply_row`, the function flows_from_forwards counts with, into the same Windows this module
+fills. Its hold-time float sums carry an error bound, and `needs_refresh` says when cancellation (a huge hold time leaving a window of
 small ones) could have left more than rounding, so that channel is summed again in SQL.
 """
 
@@ -25,13 +25,19 @@ from __future__ import annotations
 import sqlite3
 from types import MappingProxyType
 
-from revops.facts.flow import ChannelFlow, WindowFlow
-from revops.facts.registry import WINDOWS_S
-from revops.store.forwards import K_LIQUIDITY, K_OFFERED, K_POLICY, K_REMOTE, K_SETTLED
+from revops.facts.flow import (FAIL_FIELD, FIELD_INDEX, K_SETTLED, MAG_SQ, MAG_SUM,
+                               WINDOW_BOUNDS as _BOUNDS, WINDOW_LABELS as _LABELS, ChannelFlow,
+                               WindowFlow, Windows, fresh_windows)
 
-_BOUNDS = tuple(sorted(WINDOWS_S.values()))
-_LABELS = tuple(sorted(WINDOWS_S, key=WINDOWS_S.__getitem__))  # ("1d", "7d", "30d")
-_NFIELDS = 13  # WindowFlow's fields
+__all__ = ["channel_flows", "channel_last", "has_forwards", "make_flow", "needs_refresh",
+           "window_sums"]
+
+(_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _LIQ, _POL, _REMOTE,
+ _IN_FAILED, _HOLD_N, _HOLD_SUM, _HOLD_SQ) = (FIELD_INDEX[n] for n in (
+    "out_count", "out_msat", "fees_msat", "in_count", "in_msat", "sourced_fees_msat",
+    "out_failed_liquidity", "out_failed_policy", "out_failed_remote", "in_failed",
+    "hold_count", "hold_sum_s", "hold_sumsq_s2"))
+_NFIELDS = len(FIELD_INDEX)
 
 
 def _window_sums(cols: tuple[str, ...]) -> str:
@@ -68,25 +74,6 @@ _ALL = (_OUT_SQL.format(one=""), _IN_SQL.format(one=""))
 _ONE = (_OUT_SQL.format(one="AND out_channel = :scid"),
         _IN_SQL.format(one="AND in_channel = :scid"))
 
-# WindowFlow field offsets (see flow.py).
-(_OUT_COUNT, _OUT_MSAT, _FEES, _IN_COUNT, _IN_MSAT, _SOURCED, _LIQ, _POL, _REMOTE,
- _IN_FAILED, _HOLD_N, _HOLD_SUM, _HOLD_SQ) = range(_NFIELDS)
-_FAIL_FIELD = {K_REMOTE: _REMOTE, K_LIQUIDITY: _LIQ, K_POLICY: _POL}
-# Error bookkeeping after WindowFlow's fields, per window: the magnitude (sum of |terms|)
-# that went through the hold sums, samples and later updates alike.
-_MAG_SUM, _MAG_SQ = _NFIELDS, _NFIELDS + 1
-_SLOTS = _NFIELDS + 2
-
-
-#: Window sums of one channel: one list of _SLOTS counters per window, shortest first,
-#: nested (a forward in the 1-day window is in the 7- and 30-day ones too).
-Windows = list  # list[list[int | float]]
-
-
-def _fresh() -> Windows:
-    return [[0] * _SLOTS for _ in _BOUNDS]
-
-
 def window_sums(conn: sqlite3.Connection, now_s: float, scid: str | None = None
                 ) -> dict[str, Windows]:
     """Returns scid -> Windows as of `now_s` for every channel (or only `scid`) with a
@@ -98,7 +85,7 @@ def window_sums(conn: sqlite3.Connection, now_s: float, scid: str | None = None
     width = 1 + len(_OUT_COLS)
     for row in conn.execute(out_sql, params):
         scid, kind = row[0], row[1]
-        ws = acc.get(scid) or acc.setdefault(scid, _fresh())
+        ws = acc.get(scid) or acc.setdefault(scid, fresh_windows())
         for i in range(nb):
             n, out_msat, fees, hsum, hsq = row[2 + i * width: 2 + (i + 1) * width]
             v = ws[i]
@@ -107,14 +94,14 @@ def window_sums(conn: sqlite3.Connection, now_s: float, scid: str | None = None
                 v[_OUT_MSAT] += out_msat or 0
                 v[_FEES] += fees or 0
             else:
-                v[_FAIL_FIELD[kind]] += n
+                v[FAIL_FIELD[kind]] += n
             v[_HOLD_N] += row[2 + nb * width + i]
             v[_HOLD_SUM] += hsum or 0
             v[_HOLD_SQ] += hsq or 0
     width = 1 + len(_IN_COLS)
     for row in conn.execute(in_sql, params):
         scid, kind = row[0], row[1]
-        ws = acc.get(scid) or acc.setdefault(scid, _fresh())
+        ws = acc.get(scid) or acc.setdefault(scid, fresh_windows())
         for i in range(nb):
             n, in_msat, sourced = row[2 + i * width: 2 + (i + 1) * width]
             v = ws[i]
@@ -127,7 +114,7 @@ def window_sums(conn: sqlite3.Connection, now_s: float, scid: str | None = None
     for ws in acc.values():
         for v in ws:
             # Hold times are >= 0 (resolved after received): |sum| is the sum of |terms|.
-            v[_MAG_SUM], v[_MAG_SQ] = abs(v[_HOLD_SUM]), abs(v[_HOLD_SQ])
+            v[MAG_SUM], v[MAG_SQ] = abs(v[_HOLD_SUM]), abs(v[_HOLD_SQ])
     return acc
 
 
@@ -145,12 +132,10 @@ def make_flow(scid: str, ws: Windows | None, last: tuple | None,
     lo, li = last or (None, None)
     if prev is not None and not changed:
         return ChannelFlow(scid, prev.windows, lo, li)
-    ws = ws or _fresh()
+    ws = ws or fresh_windows()
     old = prev.windows if prev is not None else None
-    windows = {}
-    for i, label in enumerate(_LABELS):
-        windows[label] = (WindowFlow(*ws[i][:_NFIELDS]) if old is None or changed >> i & 1
-                          else old[label])
+    windows = {label: WindowFlow(*ws[i][:_NFIELDS]) if old is None or changed >> i & 1 else old[label]
+               for i, label in enumerate(_LABELS)}
     return ChannelFlow(scid, MappingProxyType(windows), lo, li)
 
 
@@ -162,64 +147,7 @@ def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFl
     return {scid: make_flow(scid, acc.get(scid), last.get(scid)) for scid in {*acc, *last}}
 
 
-# --- one forward at a time (the incremental cache, flowcache.py) ---------------------------
-
-def first_window(now_s: float, t: float) -> int:
-    """Returns the index of the shortest window holding a forward of time t as of now_s,
-    len(_BOUNDS) when none does; the same float test as the SQL (`(now - t) < bound`)."""
-    age = now_s - t
-    for i, b in enumerate(_BOUNDS):
-        if age < b:
-            return i
-    return len(_BOUNDS)
-
-
-def apply_row(acc: dict[str, Windows], row: tuple, sign: int, lo: int, hi: int) -> list[str]:
-    """Adds (sign 1) or removes (sign -1) one forward's counters in windows lo..hi-1 of its
-    channels, exactly as window_sums counts it; returns the channels touched.
-
-    `row` is a forwards.flow_row: (kind, t, out_channel, in_channel, out_msat, in_msat,
-    fee_msat, hold_s). Hold-time sums of a window left without samples are reset to 0.0,
-    so float rounding never outlives the samples it came from; otherwise each update adds
-    to the window's error bookkeeping (see needs_refresh).
-    """
-    kind, _t, out, inc, out_msat, in_msat, fee, hold = row
-    if kind == K_OFFERED or lo >= hi:
-        return []
-    touched = []
-    if out is not None:
-        ws = acc.get(out) or acc.setdefault(out, _fresh())
-        for i in range(lo, hi):
-            v = ws[i]
-            if kind == K_SETTLED:
-                v[_OUT_COUNT] += sign
-                v[_OUT_MSAT] += sign * (out_msat or 0)
-                v[_FEES] += sign * (fee or 0)
-            else:
-                v[_FAIL_FIELD[kind]] += sign
-            if hold is not None:
-                v[_HOLD_N] += sign
-                if v[_HOLD_N]:
-                    sq = hold * hold
-                    v[_HOLD_SUM] += sign * hold
-                    v[_HOLD_SQ] += sign * sq
-                    v[_MAG_SUM] += abs(hold)
-                    v[_MAG_SQ] += sq
-                else:
-                    v[_HOLD_SUM] = v[_HOLD_SQ] = v[_MAG_SUM] = v[_MAG_SQ] = 0.0
-        touched.append(out)
-    ws = acc.get(inc) or acc.setdefault(inc, _fresh())
-    for i in range(lo, hi):
-        v = ws[i]
-        if kind == K_SETTLED:
-            v[_IN_COUNT] += sign
-            v[_IN_MSAT] += sign * (in_msat or 0)
-            v[_SOURCED] += sign * (fee or 0)
-        else:
-            v[_IN_FAILED] += sign
-    touched.append(inc)
-    return touched
-
+# --- for the incremental cache (flowcache.py), which counts with facts/flow.py's apply_row --
 
 def has_forwards(ws: Windows) -> bool:
     """Returns whether Windows count any forward (window_sums gives the channel an entry)."""
@@ -238,5 +166,5 @@ def needs_refresh(ws: Windows) -> bool:
     a stuck HTLC's days-long hold leaving a window of second-long ones). Incremental
     updates are error-free in the integer fields, so only the floats need this.
     """
-    return any(v[_HOLD_N] and (v[_MAG_SUM] > REFRESH_RATIO * abs(v[_HOLD_SUM]) or
-                               v[_MAG_SQ] > REFRESH_RATIO * abs(v[_HOLD_SQ])) for v in ws)
+    return any(v[_HOLD_N] and (v[MAG_SUM] > REFRESH_RATIO * abs(v[_HOLD_SUM]) or
+                               v[MAG_SQ] > REFRESH_RATIO * abs(v[_HOLD_SQ])) for v in ws)

@@ -36,7 +36,7 @@ import math
 import sqlite3
 from typing import Any, Iterable, Mapping
 
-from revops.facts.flow import POLICY_FAILCODES
+from revops.facts.flow import K_OFFERED, forward_kind, forward_times
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +115,12 @@ def _time(v: Any, name: str) -> float | None:
     return float(v)
 
 
-#: kind column: how a forward counts in flows (see flow.py's counting rules).
-K_OFFERED, K_SETTLED, K_REMOTE, K_LIQUIDITY, K_POLICY = 0, 1, 2, 3, 4
-
-
 def derived(status: int, failcode: int | None, received: float | None,
             resolved: float | None) -> tuple[float, float | None, int]:
-    """Returns (t, hold_s, kind) with flows_from_forwards' rules.
-
-    t is resolved_time, else received_time, else 0 (a zero time counts as absent, as there);
-    hold_s is resolved - received for settled and failed forwards with both times, else None;
-    kind is one of K_*: local_failed splits by failcode into policy (4107-4110) and
-    liquidity (anything else, or none).
-    """
-    t = resolved or received or 0.0
-    hold = resolved - received if (status in (SETTLED, FAILED) and resolved and received) else None
-    if status == LOCAL_FAILED:
-        kind = K_POLICY if failcode in POLICY_FAILCODES else K_LIQUIDITY
-    else:
-        kind = status  # offered, settled, failed map onto K_OFFERED, K_SETTLED, K_REMOTE
-    return t, hold, kind
+    """Returns the (t, hold_s, kind) columns of a stored forward, by the counting rules of
+    facts/flow.py (forward_kind, forward_times)."""
+    kind = forward_kind(STATUS_NAMES[status], failcode)
+    return (*forward_times(kind, received, resolved), kind)
 
 
 def normalize(f: Mapping[str, Any]) -> tuple:

@@ -63,7 +63,7 @@ def test_profitability_and_profit_classes():
     cost = open_cost_sat * 1000 * 30 / 365
     assert f[A]["channel.contribution_30d_msat"] == 100_000
     assert f[A]["channel.return_on_cost_30d"] == pytest.approx((100_000 - cost) / cost)
-    assert f[A]["channel.profit_class"] == "STAGNANT"          # nothing for 20 days
+    assert f[A]["channel.profit_class"] == "IDLE"          # nothing for 20 days
     assert f[C]["channel.return_on_cost_30d"] == 0.0                        # no cost, no contribution
     # fresh routing makes A earn far more than its share of the open cost
     f = build(chans, fwds + [fwd(B, A, "settled", NOW - H, 10**8, 5_000_000)])
@@ -84,7 +84,7 @@ def test_rebalance_cost_counts_against_profit():
 
 def test_zombie_needs_the_defibrillators_verdict():
     chans = [chan(A, P1, 10**9, 9 * 10**8)]
-    assert build(chans, [])[A]["channel.profit_class"] == "STAGNANT"
+    assert build(chans, [])[A]["channel.profit_class"] == "IDLE"
     assert build(chans, [], states={A: {"zombie": True}})[A]["channel.profit_class"] == "ZOMBIE"
     # a routing channel is never a zombie, whatever the stale flag says
     busy = build(chans, [fwd(A, B, "settled", NOW - H, 10**6, 100)], states={A: {"zombie": True}})
@@ -95,8 +95,8 @@ def test_flow_classes_and_stagnant_inventory():
     out = [fwd(B, A, "settled", NOW - H - i, 10**8, 100) for i in range(5)]
     f = build([chan(A, P1, 10**9, 5 * 10**8), chan(B, P2, 10**9, 5 * 10**8),
                chan(C, P1, 10**9, 10**8), chan(Dc, P2, 10**9, 5 * 10**8)], out)
-    assert f[A]["channel.flow_class"] == "SOURCE" and f[B]["channel.flow_class"] == "SINK"
-    assert f[C]["channel.flow_class"] == "SOURCE"      # no flow: drained means SOURCE
+    assert f[A]["channel.flow_class"] == "DRAINING" and f[B]["channel.flow_class"] == "FILLING"
+    assert f[C]["channel.flow_class"] == "DRAINING"      # no flow: drained means DRAINING
     assert f[Dc]["channel.flow_class"] == "BALANCED"
     assert f[Dc]["channel.stagnant_inventory"] and not f[A]["channel.stagnant_inventory"]
     assert not f[C]["channel.stagnant_inventory"]      # 10 % local is not balanced

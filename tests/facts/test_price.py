@@ -13,6 +13,7 @@ from revops.facts.build import build_facts
 from revops.facts.price import (PRIOR_SD, PriceBook, PriceSettings, cached_estimate, estimate, fee_bin,
                                 new_state, observe, parse_state, price_from_json, price_to_json)
 from revops.facts.snapshot import load_snapshot
+from revops.policy.host import HostSettings
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "snapshot.json"
@@ -97,7 +98,7 @@ def test_few_samples_do_not_produce_wild_fees():
 @given(bins=st.dictionaries(st.floats(1, 90_000), st.tuples(st.floats(0, 5000), st.floats(0, 5000)), max_size=8),
        floor=st.integers(0, 500), span=st.integers(1, 5000), anchor=st.floats(1, 50_000), now=st.floats(0, 1e9))
 def test_never_outside_floor_and_ceiling(bins, floor, span, anchor, now):
-    s = PriceSettings.from_params({"min_fee_ppm": floor, "max_fee_ppm": floor + span, "price_min_samples": 1})
+    s = HostSettings.of(None, {"min_fee_ppm": floor, "max_fee_ppm": floor + span, "price_min_samples": 1}).price()
     e = estimate(state_with(bins, anchor), "3x3x3", now, s)
     for v in (e.estimate_ppm, e.next_ppm):
         assert math.isfinite(v) and s.floor_ppm <= v <= s.ceiling_ppm

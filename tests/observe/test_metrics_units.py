@@ -47,21 +47,21 @@ def test_decisions_channels_and_classes():
                 "suppressed_by": "too soon", "applied": False},
                {"scid": "3x3x0", "action": "hold", "rule": "r3", "stage": "safety", "applied": False}]
     facts = [ChannelFacts("1x1x0", "02aa", {"channel.fee_ppm": 10, "channel.local_ratio": 0.25,
-                                           "channel.flow_class": "SOURCE", "channel.profit_class": "PROFITABLE",
+                                           "channel.flow_class": "DRAINING", "channel.profit_class": "PROFITABLE",
                                            "node.fee_updates_24h": 7, "node.fees_collected_msat": 99})]
-    m.on_decisions(records, facts, {"gossip_max_updates_node_day": 10}, False)
+    m.on_decisions(records, facts, 10, False)
     s = samples(m)
     assert s[("revops_decisions_total", (("outcome", "applied"), ("rule", "r1"), ("stage", "discovery")))] == 1
     assert s[("revops_decisions_total", (("outcome", "suppressed"), ("rule", "r2"), ("stage", "discovery")))] == 1
     assert s[("revops_decisions_suppressed_total", (("reason", "too soon"),))] == 1
     assert s[("revops_fee_broadcasts_total", ())] == 1
     assert s[("revops_channel_fee_ppm", (("peer_id", "02aa"), ("scid", "1x1x0")))] == 10
-    assert s[("revops_channel_class", (("class", "SOURCE"), ("kind", "flow"), ("scid", "1x1x0")))] == 1
+    assert s[("revops_channel_class", (("class", "DRAINING"), ("kind", "flow"), ("scid", "1x1x0")))] == 1
     assert s[("revops_channel_class", (("class", "PROFITABLE"), ("kind", "profit"), ("scid", "1x1x0")))] == 1
     assert s[("revops_gossip_updates_24h", ())] == 7 + 1  # the facts' count plus this cycle's broadcast
     assert s[("revops_gossip_node_budget_remaining", ())] == 10 - 8
     # the next cycle replaces the channel series: a closed channel's series go away
-    m.on_decisions([], [], {}, False)
+    m.on_decisions([], [], None, False)
     assert not any(name == "revops_channel_fee_ppm" for name, _ in samples(m))
 
 

@@ -120,9 +120,9 @@ def test_promtool_accepts_every_series_including_the_rebalancers():
                     "budget_left_msat": 0, "reservations": 1, "wallet_reserve_ok": False})
     m.on_decisions([{"scid": "1x1x0", "action": "suppressed", "rule": "r", "stage": "gossip",
                      "suppressed_by": "too soon", "applied": False}],
-                   [ChannelFacts("1x1x0", "02aa", {"channel.fee_ppm": 5, "channel.flow_class": "SINK",
+                   [ChannelFacts("1x1x0", "02aa", {"channel.fee_ppm": 5, "channel.flow_class": "FILLING",
                                                    "node.fee_updates_24h": 1})],
-                   {"gossip_max_updates_node_day": 5}, False)
+                   5, False)
     m.on_forward_event({"status": "settled", "fee_msat": 3, "out_msat": 1000, "out_channel": "1x1x0"})
     m.on_connection(True)
     body = generate_latest(m.registry)

@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from revops.act.rebalance import Rebalancer, Settings
 from revops.node.rpc import NodeRpcError
+from revops.policy.host import HostSettings
 from revops.store import Store
+
+
+def settings_of(params):
+    """The rebalancer's Settings of a policy with these params and no requires: key."""
+    return Settings.from_host(HostSettings.of(None, params))
+
 
 DAY_S = 86_400
 BUDGET_MSAT = 2_000_000
@@ -106,9 +113,9 @@ def plan(sling: FakeSling, rng: random.Random, settings_: Settings) -> tuple[lis
 
 
 def make_settings(max_jobs: int, chunk_sat: int) -> Settings:
-    return Settings.from_params({"rebalance_budget_sat": BUDGET_MSAT // 1000, "rebalance_max_jobs": max_jobs,
-                                 "rebalance_chunk_sat": chunk_sat, "rebalance_min_amount_sat": 20_000,
-                                 "rebalance_job_max_age_h": 3, "rebalance_stall_h": 100})
+    return settings_of({"rebalance_budget_sat": BUDGET_MSAT // 1000, "rebalance_max_jobs": max_jobs,
+                        "rebalance_chunk_sat": chunk_sat, "rebalance_min_amount_sat": 20_000,
+                        "rebalance_job_max_age_h": 3, "rebalance_stall_h": 100})
 
 
 # Cycles, completions and short waits dominate, so most runs spend their budget many times.

@@ -11,7 +11,8 @@ from revops.act.rebalance import Rebalancer, Settings, reservation_msat
 from revops.act.sling import Sling, parse_rebamount, parse_scid_stats, parse_states
 from revops.store import Store
 
-from .test_budget_property import BUDGET_MSAT, FakeSling, make_settings, plan
+from .test_budget_property import BUDGET_MSAT, FakeSling, make_settings, plan, settings_of
+
 
 NOW = 1_700_000_000.0
 
@@ -50,10 +51,10 @@ def test_reservation_is_the_worst_case_of_the_move():
 
 
 def test_budget_follows_revenue_when_asked_and_never_above_the_cap():
-    s = Settings.from_params({"rebalance_budget_sat": 5000, "rebalance_budget_revenue_share": 0.5})
+    s = settings_of({"rebalance_budget_sat": 5000, "rebalance_budget_revenue_share": 0.5})
     assert s.budget_msat(2_000_000) == 1_000_000 and s.budget_msat(50_000_000) == 5_000_000
-    assert Settings.from_params({"rebalance_budget_sat": 5000}).budget_msat(0) == 5_000_000
-    assert Settings.from_params({"min_fee_ppm": 1}) is None  # no budget param: no rebalancing
+    assert settings_of({"rebalance_budget_sat": 5000}).budget_msat(0) == 5_000_000
+    assert settings_of({"min_fee_ppm": 1}) is None  # no budget param: no rebalancing
 
 
 def test_a_job_runs_is_measured_and_settled(tmp_path):
@@ -115,7 +116,7 @@ def test_a_job_someone_deleted_is_settled_with_what_it_spent(tmp_path):
 
 def test_the_outppm_fence_goes_to_sling_and_keeps_dear_sources_out(tmp_path):
     sling = FakeSling(random.Random(3))
-    conf = Settings.from_params({"rebalance_budget_sat": 2000, "rebalance_max_jobs": 6, "rebalance_chunk_sat": 50_000,
+    conf = settings_of({"rebalance_budget_sat": 2000, "rebalance_max_jobs": 6, "rebalance_chunk_sat": 50_000,
                                  "rebalance_min_amount_sat": 20_000, "rebalance_outppm_fence": True})
     with Store(tmp_path / "db") as store:
         reb = Rebalancer(sling, store, dry_run=False, log=lambda m, lvl: None)

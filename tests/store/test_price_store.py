@@ -56,7 +56,7 @@ def test_corrupt_rows_start_fresh_with_one_log_line(store):
     # the cycle's book still covers the channel, from scratch, and saving repairs the row
     chans = [{"short_channel_id": scid, "state": "CHANNELD_NORMAL", "peer_connected": True,
               "updates": {"local": {"fee_proportional_millionths": 250}}} for scid in ("2x2x2", "3x3x3")]
-    book = update_price_book(store, chans, T0 + 1800, {}, lambda m, lvl: None, save=True)
+    book = update_price_book(store, chans, T0 + 1800, PriceSettings(), lambda m, lvl: None, save=True)
     assert book.states["3x3x3"]["bins"] == {} and book.states["3x3x3"]["last_s"] == T0 + 1800
     assert book.states["2x2x2"]["bins"]           # half an hour at 250 ppm credited
     assert load_states(store, lambda m, lvl: logs.append(m)) .keys() == {"2x2x2", "3x3x3"}
