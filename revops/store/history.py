@@ -4,7 +4,7 @@ opening-feerate series, and `history(conn, now_s)` putting them together with pe
 Costs (docs/store.md, measured at 5,000 channels and a 1M-row journal): the 24 h counts read
 only the applied decisions of the last day's batches (partial index `decisions_applied`), the
 last changes one small row per channel (`channel_fee_last`), the series at most 14 days of
-one-per-cycle samples.
+one-per-cycle samples, the in-channel sums only the forwards of their window (forwards_t).
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ SELECT d.scid, count(*), max(b.at_s) FROM journal_batches b
 CROSS JOIN decisions d INDEXED BY decisions_applied ON d.batch_id = b.id AND d.applied = 1
 WHERE b.at_s > ? AND b.at_s <= ?
 GROUP BY d.scid"""
+
+
+# Settled forwards of a window summed per (out, in) channel pair. The partial time index
+# (kind != 0) reads only the window: without it SQLite scanned every forward ever stored
+# (137 ms at 1M forwards, twice a cycle; 7 ms for 1 day and 45 ms for 7 days with it).
+_IN_SUMS = """
+SELECT out_channel, in_channel, SUM({column}) FROM forwards INDEXED BY forwards_t
+WHERE kind != 0 AND t > ? AND t <= ? AND kind = 1 AND out_channel IS NOT NULL
+GROUP BY out_channel, in_channel"""
 
 
 def note_applied(conn: sqlite3.Connection, records: list, at_s: float) -> None:
@@ -74,10 +83,7 @@ def in_fees(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATE
     """Returns out_scid -> {in_scid: SUM(column)} of settled forwards with now - window < t <= now."""
     assert column in ("fee_msat", "out_msat")
     pairs: dict[str, dict[str, int]] = {}
-    for out, inc, fee in conn.execute(
-            f"SELECT out_channel, in_channel, SUM({column}) FROM forwards "
-            "WHERE kind = 1 AND t > ? AND t <= ? AND out_channel IS NOT NULL "
-            "GROUP BY out_channel, in_channel", (now_s - window_s, now_s)):
+    for out, inc, fee in conn.execute(_IN_SUMS.format(column=column), (now_s - window_s, now_s)):
         pairs.setdefault(out, {})[inc] = int(fee or 0)
     return pairs
 

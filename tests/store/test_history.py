@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 
 from revops.facts.history import FeerateSample, PeerUptime
 from revops.store import Store
 from revops.store import history as hist
 from revops.store.migrations import MIGRATIONS, migrate
+
+from .gen import NOW_S, forward
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0
@@ -95,8 +98,26 @@ def test_empty_store_history(store):
     assert (dict(h.peers), dict(h.channels), h.node_fee_updates_24h, h.feerates) == ({}, {}, 0, ())
 
 
+def test_in_channel_sums_read_only_their_window_and_count_settled_forwards(store):
+    rng = random.Random(7)
+    chans = [f"1x{i}x0" for i in range(6)]
+    forwards = [forward(i, rng, chans) for i in range(3000)]
+    store.ingest_forwards(forwards)
+    for window, column, field in ((DAY, "fee_msat", "fee_msat"), (7 * DAY, "out_msat", "out_msat")):
+        want: dict = {}
+        for f in forwards:
+            t = f.get("resolved_time") or f.get("received_time")
+            if f["status"] == "settled" and f.get("out_channel") and NOW_S - window < t <= NOW_S:
+                pair = want.setdefault(f["out_channel"], {})
+                pair[f["in_channel"]] = pair.get(f["in_channel"], 0) + f.get(field, 0)
+        assert hist.in_fees(store._conn(), NOW_S, window, column) == want
+
+
 def test_queries_use_their_indexes(store):
     conn = store._conn()
+    plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + hist._IN_SUMS.format(column="fee_msat"),
+                                               (0, 1)))
+    assert "forwards_t" in plan and "SCAN" not in plan, plan
     plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + hist._UPDATES, (0, 1)))
     assert "journal_batches_at" in plan and "decisions_applied" in plan, plan
     plan = " ".join(r[3] for r in conn.execute(
