@@ -19,10 +19,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING
 
-from revops.facts import current_fee_ppm
 from revops.act.journal import CycleIntents, settle_quietly
+from revops.facts import current_fee_ppm
 from revops.facts.build import market_facts
 from revops.node.rpc import NodeRpcError
 

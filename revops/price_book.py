@@ -10,7 +10,7 @@ saves; explain and the rebalance cycle only read).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from revops.facts import current_fee_ppm
 from revops.facts.price import PriceBook, PriceSettings, cached_estimate, observe, parse_state

@@ -24,6 +24,7 @@ from revops.act.sling import STALLED, ScidStats, Sling
 from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.host import HostSettings
 
+
 @dataclass(frozen=True)
 class Settings:
     """The rebalancer's params as one value (read once per cycle from the active policy's host settings)."""

@@ -219,6 +219,9 @@ def window_flows(ws: Windows) -> dict[str, WindowFlow]:
 
 # --- a listforwards reply ---------------------------------------------------------------------
 
+_TIME_TYPES = (int, float)  # exact types: a bool is not a time
+
+
 def _flow_row(f: Mapping[str, Any]) -> tuple | None:
     """Returns the flow row of one listforwards entry; None when it counts for nothing
     (offered) or is malformed (no status, a non-integer amount, a non-numeric time)."""
@@ -234,9 +237,6 @@ def _flow_row(f: Mapping[str, Any]) -> tuple | None:
         return None
     t, hold = forward_times(kind, received, resolved)
     return (kind, t, g("out_channel"), g("in_channel"), out_msat, in_msat, fee, hold)
-
-
-_TIME_TYPES = (int, float)  # exact types: a bool is not a time
 
 
 def flows_from_forwards(forwards: Iterable[Mapping[str, Any]],

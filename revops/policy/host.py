@@ -71,19 +71,16 @@ _BY_NAME = {p.name: p for ps in FEATURES.values() for p in ps}
 _ACCEPTS = {"int": ("int",), "number": ("int", "number"), "bool": ("bool",)}
 
 
-def requires_problems(requires: tuple[str, ...], params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Returns (feature, why) for each required feature the params (name -> ParamSpec) do
-    not serve: an unknown feature, or one of its params missing."""
-    out = []
-    for feature in requires:
-        if feature not in FEATURES:
-            out.append((feature, f"unknown host feature {feature!r} (known: {', '.join(FEATURES)})"))
-            continue
-        missing = [p.name for p in FEATURES[feature] if p.name not in params]
-        if missing:
-            out.append((feature, f"requires {feature}, whose code reads {', '.join(missing)}: "
-                                 f"declare {'it' if len(missing) == 1 else 'them'} under params"))
-    return out
+def requires_problem(feature: str, params: Mapping[str, Any]) -> str | None:
+    """Why the params (name -> ParamSpec) do not serve a required feature (it is unknown, or
+    one of its params is missing), or None."""
+    if feature not in FEATURES:
+        return f"unknown host feature {feature!r} (known: {', '.join(FEATURES)})"
+    missing = [p.name for p in FEATURES[feature] if p.name not in params]
+    if missing:
+        return (f"requires {feature}, whose code reads {', '.join(missing)}: "
+                f"declare {'it' if len(missing) == 1 else 'them'} under params")
+    return None
 
 
 def type_problem(name: str, declared_type: str) -> str | None:

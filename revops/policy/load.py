@@ -143,13 +143,14 @@ def load_policy(path: str | Path) -> PolicySource:
 def _requires(header: YMap, params: dict[str, ParamSpec], c: _Collector) -> tuple[str, ...] | None:
     """The host features policy.yaml's `requires:` names (policy/host.py), checked against the
     params: each feature's params declared, with a type its code reads. None without the key."""
-    raw = header.get("requires") if "requires" in header else None
+    raw = header.get("requires")
     if "requires" in header and not (isinstance(raw, YList) and all(isinstance(x, str) for x in raw)):
         c.error(header.pos("requires"), f"requires must be a list of host features ({', '.join(host.FEATURES)})")
         return None
     requires = tuple(raw) if raw is not None else None
     for i, feature in enumerate(requires or ()):
-        for _, why in host.requires_problems((feature,), params):
+        why = host.requires_problem(feature, params)
+        if why:
             c.error(raw.pos(i), why)
     in_use = requires if requires is not None else host.inferred_features(params)
     for feature in in_use:

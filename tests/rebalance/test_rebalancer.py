@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from revops.act.rebalance import Rebalancer, Settings, reservation_msat
+from revops.act.rebalance import Rebalancer, reservation_msat
 from revops.act.sling import Sling, parse_rebamount, parse_scid_stats, parse_states
 from revops.store import Store
 
