@@ -94,7 +94,7 @@ def test_the_default_policy_tests_kill_the_six_broken_rules_of_issue_16():
         ("scarcity-premium", "let ema: scale `params.scarcity_ema_down`"),
         ("one-way-street-premium", "drop conjunct `channel.oneway_out_volume_7d_msat"),
         ("channel-daily-budget", "remove the rule"),
-        ("emergency-broadcast", "drop alternative `channel.htlc_util >= params.congestion_util`"),
+        ("emergency-broadcast", "drop conjunct `channel.htlc_util >= params.congestion_util`"),
     ]
     mutations = policy_mutations(prepared.compiled)
     for rule, what in wanted:
