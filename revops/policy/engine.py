@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Generator, Iterable, Mapping
 
 from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import DECISION_FACTS, CompiledPolicy, CompiledRule, Template, with_lets
@@ -41,6 +42,7 @@ from revops.policy.limits import MAX_WHY_CHARS
 MAX_FEE_PPM = 2**32 - 1  # setchannel's feeppm is a u32
 MATCHERS = ("durable", "reference")
 CHUNK = 256  # channels decided together: bounds the memory of a cycle, keeps batches large
+PIPELINE = 4  # chunks in flight, so the engine worker always has a request waiting (2: -10 %)
 # A state number is a finite double within ±2**53 (every integer up to it is exact, so it
 # survives SQLite and JSON unchanged); a state string holds at most 1,000 characters.
 STATE_NUMBER_LIMIT = 2 ** 53
@@ -120,6 +122,10 @@ class _Phase:
     rebalance_only: bool = False
     sub_rules: dict[str, str] = field(default_factory=dict)  # durable-rules rule name -> rule id
     always: frozenset = frozenset()  # rules whose condition is constantly true
+
+    def __post_init__(self):
+        self.number_refs = [(name, prop) for name, prop, kind in self.refs if kind == "number"]
+        self.other_refs = [ref for ref in self.refs if ref[2] != "number"]
 
 
 
@@ -216,19 +222,19 @@ class PreparedPolicy:
         Both matchers call this, so a bad fact is the same error under either."""
         fact: dict[str, Any] = {"scid": key}
         try:
-            for name, prop, kind in phase.refs:
+            for name, prop in phase.number_refs:  # most facts: checked on the fast path
                 v = values[name]
-                if kind == "number":
-                    if v.__class__ is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
-                        fact[prop] = v
-                        continue
-                    if v.__class__ is int and -_INT_FAST < v < _INT_FAST:
-                        fact[prop] = float(v)
-                        continue
-                    v = as_double(v, name)
-                elif kind == "bool" and v.__class__ is not bool:
+                if v.__class__ is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+                    fact[prop] = v
+                elif v.__class__ is int and -_INT_FAST < v < _INT_FAST:
+                    fact[prop] = float(v)
+                else:
+                    fact[prop] = as_double(v, name)
+            for name, prop, kind in phase.other_refs:
+                v = values[name]
+                if kind == "bool" and v.__class__ is not bool:
                     raise FactError(f"{name} is not a bool ({v!r:.40})")
-                elif kind == "string" and v.__class__ is not str:
+                if kind == "string" and v.__class__ is not str:
                     raise FactError(f"{name} is not a string ({v!r:.40})")
                 fact[prop] = v
         except KeyError as err:
@@ -247,11 +253,10 @@ class PreparedPolicy:
                     errors.setdefault(rid, _reason(err))
         return errors
 
-    def _match_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> list[tuple[set[str], dict, str | None]]:
-        """Post one fact per channel to the phase's durable-rules rulesets.
-
-        Returns per channel (matched rule ids, {rule id: error}, the channel's error or None).
-        """
+    def _submit_durable(self, phase: _Phase, items: list[tuple[str, dict]]) -> Callable[[], list]:
+        """Post one fact per channel to the phase's durable-rules rulesets; returns the call
+        that waits for the answer: per channel (matched rule ids, {rule id: error}, the
+        channel's error or None)."""
         results: list = []
         facts, posted = [], []
         for i, (_, values) in enumerate(items):
@@ -263,18 +268,30 @@ class PreparedPolicy:
             results.append((None, self._derive(phase, values, fact), None))
             facts.append(fact)
             posted.append(i)
-        found: dict[str, set[str]] = {}
-        if phase.session is not None and facts:
-            try:
-                found = phase.session.match(facts)
-            except ReteError as err:
-                for i in posted:
-                    results[i] = (set(), {}, f"durable-rules: {err}; fees untouched")
-                return results
+        session = phase.session if facts else None
+        try:
+            ticket = session.submit(facts) if session is not None else None
+        except ReteError as err:
+            return lambda: self._engine_failed(results, posted, err)
+
+        def collect() -> list:
+            found: dict[str, set[str]] = {}
+            if session is not None:
+                try:
+                    found = session.collect(facts, ticket)
+                except ReteError as err:
+                    return self._engine_failed(results, posted, err)
+            for i in posted:
+                _, errors, _ = results[i]
+                matched = {phase.sub_rules[name] for name in found.get(str(i), ())} | phase.always
+                results[i] = (matched - errors.keys(), errors, None)
+            return results
+        return collect
+
+    @staticmethod
+    def _engine_failed(results: list, posted: list[int], err: ReteError) -> list:
         for i in posted:
-            _, errors, _ = results[i]
-            matched = {phase.sub_rules[name] for name in found.get(str(i), ())} | phase.always
-            results[i] = (matched - errors.keys(), errors, None)
+            results[i] = (set(), {}, f"durable-rules: {err}; fees untouched")
         return results
 
     def _match_reference(self, phase: _Phase, values: Mapping[str, Any]) -> tuple[set[str], dict, str | None]:
@@ -294,11 +311,13 @@ class PreparedPolicy:
                 errors[rule.id] = _reason(err)
         return matched, errors, None
 
-    def _match(self, phase: _Phase, items: list[tuple[str, dict]], matcher: str) -> list[tuple[set[str], dict, str | None]]:
+    def _submit(self, phase: _Phase, items: list[tuple[str, dict]], matcher: str) -> Callable[[], list]:
+        """Start matching a phase for these channels; the returned call gives the results."""
         if matcher == "durable":
-            return self._match_durable(phase, items)
+            return self._submit_durable(phase, items)
         if matcher == "reference":
-            return [self._match_reference(phase, values) for _, values in items]
+            results = [self._match_reference(phase, values) for _, values in items]
+            return lambda: results
         raise ValueError(f"unknown matcher {matcher!r}; use one of {MATCHERS}")
 
     # -- evaluation ------------------------------------------------------------------------
@@ -341,16 +360,27 @@ class PreparedPolicy:
 
     def _evaluate_all(self, facts_list: list, states, *, matcher: str, explain: bool, keep_values: bool,
                       keep_trace: bool, rebalance: bool) -> list[Evaluation]:
+        """PIPELINE chunks in flight: while the engine worker matches one chunk's phase, Python
+        decides another (each chunk is a generator that yields at every engine request)."""
         results: list[Evaluation] = [None] * len(facts_list)  # type: ignore[list-item]
-        for chunk in _peer_chunks(facts_list):
-            done = self._evaluate_chunk([facts_list[i] for i in chunk], states, matcher, explain,
-                                        keep_values, keep_trace, rebalance)
-            for i, evaluation in zip(chunk, done):
-                results[i] = evaluation
-        return results
+        chunks = iter(_peer_chunks(facts_list))
+        running: deque = deque()  # (chunk, its steps, the answer it waits for or None)
+        while True:
+            while len(running) < PIPELINE and (chunk := next(chunks, None)) is not None:
+                steps = self._chunk_steps([facts_list[i] for i in chunk], states, matcher, explain,
+                                          keep_values, keep_trace, rebalance)
+                running.append((chunk, steps, None))
+            if not running:
+                return results
+            chunk, steps, waiting = running.popleft()
+            try:
+                running.append((chunk, steps, steps.send(waiting() if waiting else None)))
+            except StopIteration as done:
+                for i, evaluation in zip(chunk, done.value):
+                    results[i] = evaluation
 
-    def _evaluate_chunk(self, facts_list: list, states, matcher: str, explain: bool,
-                        keep_values: bool, keep_trace: bool, rebalance: bool = True) -> list[Evaluation]:
+    def _chunk_steps(self, facts_list: list, states, matcher: str, explain: bool, keep_values: bool,
+                     keep_trace: bool, rebalance: bool = True) -> Generator[Callable[[], list], list, list[Evaluation]]:
         items = [(f.scid, self.base_values(f.values, states.get(f.scid))) for f in facts_list]
         decide, posts = self._phases[0], self._phases[1:]
         if not rebalance:
@@ -363,7 +393,8 @@ class PreparedPolicy:
             results[i] = self._error_evaluation(facts_list[i], old_fee, items[i][1], trace, reason)
 
         pending = []  # (index, outcome, trace, errors) of channels that reach the post phases
-        for i, ((scid, values), (matched, errors, problem)) in enumerate(zip(items, self._match(decide, items, matcher))):
+        decided = yield self._submit(decide, items, matcher)
+        for i, ((scid, values), (matched, errors, problem)) in enumerate(zip(items, decided)):
             old_fee = _old_fee(values)
             trace: dict[str, dict] = {}
             if problem is not None:
@@ -381,7 +412,8 @@ class PreparedPolicy:
         for post in posts:
             survivors = []
             post_items = [items[i] for i, *_ in pending]
-            for entry, (matched, post_errors, problem) in zip(pending, self._match(post, post_items, matcher)):
+            post_results = yield self._submit(post, post_items, matcher)
+            for entry, (matched, post_errors, problem) in zip(pending, post_results):
                 i, outcome, trace, errors = entry
                 values = items[i][1]
                 if problem is not None:
@@ -416,8 +448,9 @@ class PreparedPolicy:
 
     def _decide(self, phase: _Phase, matched: set[str], values, old_fee: int, trace: dict) -> Outcome:
         winner: CompiledRule | None = None
-        for rule in phase.rules:
-            if rule.id in matched and rule.is_target:
+        in_order = [rule for rule in phase.rules if rule.id in matched]  # a few of many
+        for rule in in_order:
+            if rule.is_target:
                 winner = rule
                 break
         fee = float(old_fee)
@@ -434,8 +467,8 @@ class PreparedPolicy:
         ceilings: list[tuple[float, str]] = []
         vetoed_by = None
         sync_rule = None
-        for rule in phase.rules:
-            if rule.id not in matched or rule is winner:
+        for rule in in_order:
+            if rule is winner:
                 continue
             if rule.is_target:
                 trace[rule.id] = {"outcome": "shadowed", "by": winner.id if winner else None}

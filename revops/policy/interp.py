@@ -216,12 +216,69 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
     """Return a function computing `evaluate(node, values)`: the same operations, built once.
 
     Actions and `why` templates run for every channel of every cycle; walking the tree
-    each time was the largest cost of a decision. The closures call the same functions
-    and raise the same EvalError as `evaluate`.
+    each time was the largest cost of a decision. The expression becomes one Python
+    function (`_generated`: a function call per expression, not per operator); when it
+    raises anything, the same expression is evaluated again by closures (`_closures`) that
+    call the same functions step by step and raise the exact EvalError `evaluate` would.
 
     `let_scope` (a rule id) makes `let.x` read the rule's own value, stored in the values
     under `let.<rule>.x`, so two rules' lets of the same name never meet.
     """
+    careful = _closures(node, let_scope)
+    names: dict[str, Any] = {"careful": careful}
+    body = _generated(node, let_scope, names)
+    source = f"def fast(v):\n    try:\n        return {body}\n    except Exception:\n        return careful(v)\n"
+    exec(compile(source, "<policy expression>", "exec"), names)  # noqa: S102 — built from our own AST only
+    return names["fast"]
+
+
+def _generated(node, let_scope: str | None, names: dict[str, Any]) -> str:
+    """Python source for the expression over `v` (the values); constants and functions are
+    passed in `names`, never written as text, so no policy string becomes code."""
+    def bind(value: Any) -> str:
+        key = f"k{len(names)}"
+        names[key] = value
+        return key
+
+    def gen(n) -> str:
+        if isinstance(n, (Num, Str, Bool)):
+            return bind(n.value)
+        if isinstance(n, Ref):
+            name = n.name
+            if let_scope is not None and n.path[0] == "let":
+                name = f"let.{let_scope}.{n.path[1]}"
+            return f"v[{bind(name)}]"
+        if isinstance(n, Arith):
+            if n.op == "/":
+                return f"{bind(_divide)}({gen(n.left)}, {gen(n.right)})"
+            return f"({gen(n.left)} {n.op} {gen(n.right)})"
+        if isinstance(n, Neg):
+            return f"(-{gen(n.operand)})"
+        if isinstance(n, Call):
+            return f"{bind(FUNCTIONS[n.func][2])}({', '.join(gen(a) for a in n.args)})"
+        if isinstance(n, Compare):
+            return f"{bind(_COMPARE[n.op])}({bind(_double)}({gen(n.left)}), {bind(_double)}({gen(n.right)}))"
+        if isinstance(n, In):
+            items = "".join(f"{gen(i)}, " for i in n.items)
+            return f"({bind(_member)}({gen(n.operand)}, ({items})) != {bind(n.negated)})"
+        if isinstance(n, (And, Or)):  # every operand evaluated, as in evaluate()
+            return f"{'all' if isinstance(n, And) else 'any'}(({''.join(gen(i) + ', ' for i in n.items)}))"
+        if isinstance(n, Not):
+            return f"(not {gen(n.operand)})"
+        raise EvalError(f"cannot compile {type(n).__name__}")
+    return gen(node)
+
+
+def _divide(a, b):
+    return _arith("/", a, b)
+
+
+def _member(v, items: tuple) -> bool:
+    return any([compare_values("==", v, x) for x in items])
+
+
+def _closures(node, let_scope: str | None = None) -> Callable[[Mapping[str, Any]], Any]:
+    """`compile_expr`'s careful form: one closure per operator, each raising what `evaluate` raises."""
     if isinstance(node, (Num, Str, Bool)):
         value = node.value
         return lambda values: value
@@ -237,7 +294,7 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
                 raise EvalError(f"{name} has no value") from None
         return ref
     if isinstance(node, Arith):
-        left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
+        left, right = _closures(node.left, let_scope), _closures(node.right, let_scope)
         op = node.op
         # The same operations as _arith; + - * inline (the hot path), their rare
         # OverflowError (an int too large for a float) turned into EvalError like _arith's.
@@ -252,11 +309,11 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
                 raise EvalError(f"'{op}' overflows a double") from None
         return arith
     if isinstance(node, Neg):
-        operand = compile_expr(node.operand, let_scope)
+        operand = _closures(node.operand, let_scope)
         return lambda values: -operand(values)
     if isinstance(node, Call):
         fn = FUNCTIONS[node.func][2]
-        args = [compile_expr(a, let_scope) for a in node.args]
+        args = [_closures(a, let_scope) for a in node.args]
         func = node.func
 
         def call(values):
@@ -267,11 +324,11 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
         return call
     if isinstance(node, Compare):
         op = node.op
-        left, right = compile_expr(node.left, let_scope), compile_expr(node.right, let_scope)
+        left, right = _closures(node.left, let_scope), _closures(node.right, let_scope)
         return lambda values: compare_values(op, left(values), right(values))
     if isinstance(node, In):
-        operand = compile_expr(node.operand, let_scope)
-        items = [compile_expr(i, let_scope) for i in node.items]
+        operand = _closures(node.operand, let_scope)
+        items = [_closures(i, let_scope) for i in node.items]
         negated = node.negated
 
         def member(values):
@@ -279,11 +336,11 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
             return any([compare_values("==", v, x) for x in [i(values) for i in items]]) != negated
         return member
     if isinstance(node, (And, Or)):  # every operand evaluated, as in evaluate()
-        items = [compile_expr(i, let_scope) for i in node.items]
+        items = [_closures(i, let_scope) for i in node.items]
         if isinstance(node, And):
             return lambda values: all([i(values) for i in items])
         return lambda values: any([i(values) for i in items])
     if isinstance(node, Not):
-        operand = compile_expr(node.operand, let_scope)
+        operand = _closures(node.operand, let_scope)
         return lambda values: not operand(values)
     raise EvalError(f"cannot compile {type(node).__name__}")

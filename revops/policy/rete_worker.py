@@ -4,18 +4,24 @@ It reads requests on stdin and answers each with one line on stdout:
 
     C <name>\\n<definition JSON>\\n      create a ruleset           -> ok | err <message>
     D <name> <name> ...\\n                delete rulesets            -> ok
-    M <name>,<name>,... <sid> <sid> ...\\n  then one line per sid: a JSON list of facts carrying
-                                          that "sid"; every batch goes into every named ruleset
+    M <name>,<name>,... <bytes>\\n         then <bytes> of marshal data: a list of (sid, facts)
+                                          batches, each fact carrying that "sid"; every batch
+                                          goes into every named ruleset
                                           -> a JSON list of [rule, scid] pairs (catch-all left out)
 
-It imports nothing of revops beyond this module, so it starts in tens of milliseconds and
-a crash in the engine takes down this process only.
+The parent sends facts as marshal data (its own process, our own format: cheap to write);
+the worker writes the JSON durable-rules reads with `encode.dumps` (no bare exponents).
+It imports nothing of revops beyond this module and encode.py (standard library only), so
+it starts in tens of milliseconds and a crash in the engine takes down this process only.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import sys
+
+from revops.policy.encode import dumps
 
 CATCH_ALL = "__handled"  # matches every fact, so no fact is ever "not handled"
 _PREFIX = '":{"m":{"scid": "'
@@ -77,12 +83,14 @@ def serve(stdin, stdout) -> None:
                         engine.delete_ruleset(handle)
                 reply("ok")
             elif op == "M":
-                sids = args[1:]
-                batches = [stdin.readline().decode() for _ in sids]
+                payload = stdin.read(int(args[1]))
+                # facts as JSON text are passed on as they are (tests send what dumps never writes)
+                batches = [(sid, facts if isinstance(facts, str) else dumps(facts))
+                           for sid, facts in marshal.loads(payload)]
                 found: list = []
                 for name in args[0].split(","):
                     handle = handles[name]
-                    for batch, sid in zip(batches, sids):
+                    for sid, batch in batches:
                         _match(engine, handle, batch, sid, found)
                 reply(json.dumps(found))
             else:
