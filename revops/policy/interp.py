@@ -228,7 +228,10 @@ def compile_expr(node, let_scope: str | None = None) -> Callable[[Mapping[str, A
     names: dict[str, Any] = {"careful": careful}
     body = _generated(node, let_scope, names)
     source = f"def fast(v):\n    try:\n        return {body}\n    except Exception:\n        return careful(v)\n"
-    exec(compile(source, "<policy expression>", "exec"), names)  # noqa: S102 — built from our own AST only
+    try:
+        exec(compile(source, "<policy expression>", "exec"), names)  # noqa: S102 — built from our own AST only
+    except (SyntaxError, RecursionError, MemoryError):  # nesting beyond Python's parser: closures only
+        return careful
     return names["fast"]
 
 
