@@ -129,7 +129,7 @@ def evaluate(node, values: Mapping[str, Any]) -> Any:
         v = evaluate(node.operand, values)
         # Every item is evaluated (no short cut), like `and`/`or` below.
         items = [evaluate(i, values) for i in node.items]
-        return any([compare_values("==", v, i) for i in items]) != node.negated
+        return _member(v, items) != node.negated
     # `and`/`or` evaluate every operand: an operand that cannot be evaluated makes the whole
     # condition an error, whatever the others say (docs/policy.md "Conditions"; the
     # durable-rules path computes every operand in Python before matching, so it cannot
@@ -276,7 +276,8 @@ def _divide(a, b):
     return _arith("/", a, b)
 
 
-def _member(v, items: tuple) -> bool:
+def _member(v, items) -> bool:
+    """`v in items` as conditions mean it: == on every item (each compared, none skipped)."""
     return any([compare_values("==", v, x) for x in items])
 
 
@@ -336,7 +337,7 @@ def _closures(node, let_scope: str | None = None) -> Callable[[Mapping[str, Any]
 
         def member(values):
             v = operand(values)
-            return any([compare_values("==", v, x) for x in [i(values) for i in items]]) != negated
+            return _member(v, [i(values) for i in items]) != negated
         return member
     if isinstance(node, (And, Or)):  # every operand evaluated, as in evaluate()
         items = [_closures(i, let_scope) for i in node.items]

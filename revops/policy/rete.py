@@ -107,13 +107,9 @@ class EngineWorker:
 
     # -- matching ---------------------------------------------------------------------------
 
-    def match(self, names: list[str], facts: list[dict[str, Any]], batch: int) -> list[tuple[str, str]]:
-        """Assert the facts (each with a unique "scid" first) into every named ruleset, `batch`
-        facts per session; return the (rule, scid) pairs that matched."""
-        return self.collect(self.submit(names, facts, batch))
-
     def submit(self, names: list[str], facts: list[dict[str, Any]], batch: int) -> tuple[int, int]:
-        """Send a match request (see `match`) without waiting for it; `collect` the ticket."""
+        """Send the facts (each with a unique "scid" first) to be asserted into every named
+        ruleset, `batch` facts per session, without waiting; `collect` the ticket."""
         with self._lock:
             self._ensure()
             for name in names:
@@ -132,7 +128,7 @@ class EngineWorker:
             return self._send(f"M {','.join(names)} {len(payload)}\n".encode() + payload)
 
     def collect(self, ticket: tuple[int, int]) -> list[tuple[str, str]]:
-        """The (rule, scid) pairs of a submitted match request; raise EngineFailure/ReteError."""
+        """The (rule, scid) pairs that matched in a submitted request; raise EngineFailure/ReteError."""
         with self._lock:
             answer = self._receive(ticket)
         if answer.startswith("err "):
