@@ -7,7 +7,8 @@ For each scenario and seed (issue 14 item 3):
   policies/baselines/static under the plugin, see tests/sim/test_inprocess.py), and keeps the
   best point: the best fixed fee in hindsight;
 * runs the oracle (revops/sim/oracle.py, an upper reference that reads the hidden demand
-  curves), in-process;
+  curves and prices each channel's true balance, its balance curve the best in hindsight),
+  in-process;
 * runs the real plugin with the default policy and with the proportional baseline
   (`--fair-baselines`: anchored on T).
 
@@ -36,7 +37,7 @@ from revops.resources import default_policy_dir
 from revops.sim.driver import simulate, typical_ref_fee_ppm
 from revops.sim.inprocess import FixedFee, simulate_setter
 from revops.sim.model_build import build_node
-from revops.sim.oracle import Oracle
+from revops.sim.oracle import run_oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"default": default_policy_dir(), "static": ROOT / "policies/baselines/static",
@@ -51,14 +52,15 @@ def _row(scenario: str, seed: int, name: str, r) -> dict:
     return {"scenario": scenario, "seed": seed, "policy": name, "net_msat": r.net_profit_msat,
             "fees_msat": r.routing_fees_msat, "rebalance_msat": r.rebalance_spend_msat,
             "broadcasts_per_ch_day": r.fee_updates_per_channel_day,
-            "budget_breaches": r.budget_breaches, "wall_s": r.wall_s}
+            "budget_breaches": r.budget_breaches, "wall_s": r.wall_s,
+            "oracle_balance_curve": r.params.get("oracle_balance_curve")}
 
 
 def one(job: tuple) -> dict:
     """One run: ("sweep", fee) and "oracle" in-process, a policy name under the plugin."""
     scenario, seed, what, days = job
     if what == "oracle":
-        return _row(scenario, seed, "oracle", simulate_setter(scenario, Oracle(), "oracle", days=days, seed=seed))
+        return _row(scenario, seed, "oracle", run_oracle(scenario, days=days, seed=seed))
     if isinstance(what, tuple):
         fee = what[1]
         row = _row(scenario, seed, f"fixed {fee}", simulate_setter(scenario, FixedFee(fee), str(fee), days=days,

@@ -20,7 +20,7 @@ from pathlib import Path
 from revops.resources import default_policy_dir
 from revops.sim.driver import simulate
 from revops.sim.inprocess import FixedFee, simulate_setter
-from revops.sim.oracle import Oracle
+from revops.sim.oracle import run_oracle
 
 #: Fixed fees swept (ppm): 10 % steps over the scenarios' competitor prices.
 FIXED_GRID = [round(40 * 1.1 ** i) for i in range(0, 31)]   # 40 .. 700 ppm
@@ -32,7 +32,7 @@ def one(job: tuple) -> dict:
         r = simulate(scenario, arg, days=days, seed=seed)
         name = Path(arg).name if Path(arg) != default_policy_dir() else "default"
     elif kind == "oracle":
-        r = simulate_setter(scenario, Oracle(), "oracle", days=days, seed=seed)
+        r = run_oracle(scenario, days=days, seed=seed)
         name = "oracle"
     else:
         r = simulate_setter(scenario, FixedFee(arg), f"fixed-{arg}", days=days, seed=seed)

@@ -252,10 +252,8 @@ def cmd_simulate(args) -> int:
             print(file=sys.stderr)
     if args.oracle:
         from revops.sim.driver import add_capture
-        from revops.sim.inprocess import simulate_setter
-        from revops.sim.oracle import ORACLE_NOTE, Oracle
-        oracle = simulate_setter(args.scenario, Oracle(), "oracle", days=args.days, seed=args.seed)
-        oracle.note = ORACLE_NOTE
+        from revops.sim.oracle import run_oracle
+        oracle = run_oracle(args.scenario, days=args.days, seed=args.seed)
         reports.append(oracle)
         add_capture(reports, oracle)
     if args.json:

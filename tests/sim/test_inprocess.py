@@ -10,7 +10,7 @@ from pathlib import Path
 from revops.sim.driver import simulate, typical_ref_fee_ppm
 from revops.sim.inprocess import FixedFee, simulate_setter
 from revops.sim.model_build import build_node
-from revops.sim.oracle import Oracle, best_fee_ppm
+from revops.sim.oracle import BALANCE_CURVES, Oracle, best_fee_ppm, run_oracle
 from revops.sim.rpc import SimRpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,48 @@ def test_oracle_beats_fixed_fees_and_reports_capture_through_the_cli():
     static, orc = json.loads(run.stdout)["policies"]
     assert orc["policy"] == "oracle" and "upper reference" in orc["note"] and orc["capture"] == 1.0
     assert static["capture"] == round(static["net_profit_msat"] / orc["net_profit_msat"], 4)
+
+
+def test_the_oracle_prices_each_channels_true_balance():
+    node = build_node("hub", seed=2)
+    ch = next(c for c in node.channels if c.scid)
+    blind, priced = Oracle(), Oracle(balance_curve=1.0)
+    market = blind.target_ppm(node, ch)
+    fees = {}
+    for ratio in (0.1, 0.5, 0.9):
+        ch.to_us_msat = int(ch.total_msat * ratio)
+        assert blind.target_ppm(node, ch) == market        # the blind oracle ignores balance
+        fees[ratio] = priced.target_ppm(node, ch)
+    # dearer as the channel drains, cheaper as it fills, the market's price when balanced
+    assert fees[0.1] > fees[0.5] > fees[0.9] and abs(fees[0.5] - market) <= 1
+    assert abs(fees[0.1] / market - 2.718281828 ** 0.4) < 0.01
+
+
+def test_the_oracle_keeps_the_default_policys_gossip_budget():
+    # a steep balance curve wants a new fee at every cycle on a draining channel; the oracle
+    # still sends at most 2 updates per channel in any 24 h, 6 h apart
+    sent: list[tuple[str, float]] = []
+    oracle = Oracle(balance_curve=3.0)
+
+    def recording(node, rpc, now_s):
+        oracle(node, lambda method, params: (sent.append((params["id"], now_s)), rpc(method, params))[1], now_s)
+
+    simulate_setter("hub", recording, "oracle", days=4, seed=2)
+    by_scid: dict[str, list[float]] = {}
+    for scid, t in sent:
+        by_scid.setdefault(scid, []).append(t)
+    assert any(len(ts) >= 4 for ts in by_scid.values())      # it did move fees with balance
+    for ts in by_scid.values():
+        assert all(b - a >= 6 * 3600 for a, b in zip(ts, ts[1:]))
+        assert all(sum(1 for u in ts if t <= u < t + 86400) <= 2 for t in ts)
+
+
+def test_run_oracle_keeps_its_best_balance_curve_in_hindsight():
+    best = run_oracle("sink-drain", days=3, seed=2)
+    blind = simulate_setter("sink-drain", Oracle(), "oracle", days=3, seed=2)
+    curve = best.params["oracle_balance_curve"]
+    assert curve in BALANCE_CURVES and best.net_profit_msat >= blind.net_profit_msat
+    assert f"balance curve {curve:g}" in best.note and "upper reference" in best.note
 
 
 def test_param_overrides_turn_rebalancing_off_through_the_plugin():
