@@ -42,6 +42,7 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
     states = load_states(store, log)
     attempts_by_since: dict[float, dict[str, int]] = {}
     new: dict[str, dict] = {}
+    estimates = {}
     for ch in channels:
         scid = ch.get("short_channel_id") if isinstance(ch, Mapping) else None
         if not isinstance(scid, str):
@@ -56,7 +57,7 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
                 attempts_by_since[since] = store.forward_attempts(since, now_s)
             attempts = attempts_by_since[since].get(scid, 0)
         state = observe(old, now_s, fee, attempts, active, settings)
-        _, cache = cached_estimate(state, scid, now_s, fee, settings)
+        estimates[scid], cache = cached_estimate(state, scid, now_s, fee, settings)
         if cache is not None:
             state["cache"] = cache
         new[scid] = state
@@ -65,4 +66,4 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
             store.save_price_states(new, now_s)
         except Exception as err:  # the decision still runs on this cycle's book
             log(f"price learner: cannot save its state ({type(err).__name__}: {err})", "warn")
-    return PriceBook(states=new, settings=settings)
+    return PriceBook(states=new, settings=settings, estimates=estimates)

@@ -232,10 +232,14 @@ class Runtime:
         rpc["listforwards"] = {"forwards": []}  # flows come from the store
         flows = self.store.channel_flows(now)
         states = self.store.load_states()
-        price = update_price_book(self.store, rpc["listpeerchannels"].get("channels", []), now,
-                                  self.holder.current.host.price(), self.log, save=learn and not self.options.dry_run)
-        facts = build_facts(rpc, now, flows, self.store.history(now), states, self._rebalance_history(now, flows),
-                            price)
+        price = reads.price_book
+        if price is None:
+            price = reads.price_book = update_price_book(
+                self.store, rpc["listpeerchannels"].get("channels", []), now, self.holder.current.host.price(),
+                self.log, save=learn and not self.options.dry_run)
+        history = self.store.history(now, reads.forward_sums)
+        reads.forward_sums = (history.in_fees_1d, history.in_volume_7d)
+        facts = build_facts(rpc, now, flows, history, states, self._rebalance_history(now, flows), price)
         return Observation(rpc, facts, states, now)
 
     def _rebalance_history(self, now: float, flows: dict):

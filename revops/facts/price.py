@@ -165,6 +165,9 @@ class PriceBook:
 
     states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     settings: PriceSettings = PriceSettings()
+    # scid -> the estimate as of the book's time (update_price_book): the rebalance half of a
+    # cycle reads the fee half's instead of working the posterior out again
+    estimates: Mapping[str, "PriceEstimate"] = field(default_factory=dict, compare=False)
 
 
 EMPTY_PRICE = PriceBook()
@@ -334,7 +337,9 @@ def price_facts(book: PriceBook, scid: str, now_s: float, fee_ppm: float) -> dic
     if state is None:
         fee = book.settings.clamp(fee_ppm)
         return PriceEstimate(fee, PRIOR_SD, 0.0, fee, "not learned yet").facts()
-    e, _ = cached_estimate(state, scid, now_s, fee_ppm, book.settings)
+    e = book.estimates.get(scid)
+    if e is None:
+        e, _ = cached_estimate(state, scid, now_s, fee_ppm, book.settings)
     return e.facts()
 
 

@@ -68,6 +68,11 @@ class CycleReads:
 
     def __init__(self) -> None:
         self._first: dict[str, Any] | None = None
+        # the price learner's book of this cycle (runtime.observe): its states and estimates
+        # do not change between the halves, only the fees do, and an estimate ignores the fee
+        self.price_book: Any = None
+        # and its forward sums (History.in_fees_1d, in_volume_7d): the fee half moves no forward
+        self.forward_sums: tuple | None = None
 
     @property
     def first(self) -> bool:

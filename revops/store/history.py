@@ -96,8 +96,10 @@ def _uptime(u: dict) -> PeerUptime:
                       min(float(UPTIME_WINDOW_S), max(0.0, u["known_s"])))
 
 
-def history(conn: sqlite3.Connection, now_s: float) -> History:
-    """Returns the History as of now_s (call inside one read transaction for one snapshot)."""
+def history(conn: sqlite3.Connection, now_s: float, forward_sums: tuple | None = None) -> History:
+    """Returns the History as of now_s (call inside one read transaction for one snapshot).
+    `forward_sums`: (in_fees_1d, in_volume_7d) of a History read moments earlier in the same
+    cycle, taken as they are (the fee half of a cycle changes fees, not forwards)."""
     uptime = peers.peer_uptime(conn, now_s, UPTIME_WINDOW_S)
     counts = fee_updates(conn, now_s)
     chans = {scid: ChannelFeeHistory(0, t) for scid, t in last_fee_changes(conn, now_s).items()}
@@ -112,7 +114,8 @@ def history(conn: sqlite3.Connection, now_s: float) -> History:
         channels=MappingProxyType(chans),
         node_fee_updates_24h=sum(n for n, _ in counts.values()),
         feerates=tuple(feerate_samples(conn, now_s)),
-        in_fees_1d=MappingProxyType({out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s).items()}),
-        in_volume_7d=MappingProxyType({out: MappingProxyType(ins) for out, ins
-                                       in in_fees(conn, now_s, 7 * 86_400, "out_msat").items()}),
+        in_fees_1d=forward_sums[0] if forward_sums else MappingProxyType(
+            {out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s).items()}),
+        in_volume_7d=forward_sums[1] if forward_sums else MappingProxyType(
+            {out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s, 7 * 86_400, "out_msat").items()}),
     )

@@ -260,13 +260,14 @@ class Store(RebalanceStore, PriceStore):
         with transaction(self._conn()) as conn:
             hist.record_feerate(conn, at_s, opening_perkw)
 
-    def history(self, now_s: float) -> History:
+    def history(self, now_s: float, forward_sums: tuple | None = None) -> History:
         """Returns the History as of now_s (peer uptime over 7 d, applied fee changes, feerate
-        samples of 7 d), read in one read transaction so its parts agree."""
+        samples of 7 d), read in one read transaction so its parts agree; `forward_sums`
+        reuses the forward sums of a History read earlier in the same cycle (store/history.py)."""
         conn = self._conn()
         conn.execute("BEGIN")
         try:
-            return hist.history(conn, now_s)
+            return hist.history(conn, now_s, forward_sums)
         finally:
             conn.execute("COMMIT")
 

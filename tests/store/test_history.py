@@ -124,3 +124,19 @@ def test_queries_use_their_indexes(store):
         "EXPLAIN QUERY PLAN SELECT at_s, opening_perkw FROM feerate_samples WHERE at_s > ? "
         "AND at_s <= ? ORDER BY at_s", (0, 1)))
     assert "SEARCH" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_history_reuses_the_forward_sums_it_is_given(store):
+    """The rebalance half of a cycle passes the fee half's forward sums (runtime.observe):
+    taken as they are, everything else read afresh."""
+    rng = random.Random(3)
+    store.ingest_forwards([forward(i, rng, ["1x1x0", "1x2x0"]) for i in range(200)])
+    first = store.history(NOW_S)
+    assert first.in_fees_1d and first.in_volume_7d
+    journal(store, NOW_S, [rec("1x1x0", True)])        # the fee half's change
+    sums = ({"9x9x9": {"1x1x0": 5}}, {})
+    again = store.history(NOW_S, sums)
+    assert (again.in_fees_1d, again.in_volume_7d) == sums
+    assert again.channels["1x1x0"].last_change_s == NOW_S
+    fresh = store.history(NOW_S, (first.in_fees_1d, first.in_volume_7d))
+    assert fresh == store.history(NOW_S)
