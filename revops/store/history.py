@@ -101,6 +101,7 @@ def history(conn: sqlite3.Connection, now_s: float, forward_sums: tuple | None =
     `forward_sums`: (in_fees_1d, in_volume_7d) of a History read moments earlier in the same
     cycle, taken as they are (the fee half of a cycle changes fees, not forwards)."""
     uptime = peers.peer_uptime(conn, now_s, UPTIME_WINDOW_S)
+    fees_1d, volume_7d = forward_sums or _forward_sums(conn, now_s)
     counts = fee_updates(conn, now_s)
     chans = {scid: ChannelFeeHistory(0, t) for scid, t in last_fee_changes(conn, now_s).items()}
     for scid, (n, t) in counts.items():
@@ -114,8 +115,14 @@ def history(conn: sqlite3.Connection, now_s: float, forward_sums: tuple | None =
         channels=MappingProxyType(chans),
         node_fee_updates_24h=sum(n for n, _ in counts.values()),
         feerates=tuple(feerate_samples(conn, now_s)),
-        in_fees_1d=forward_sums[0] if forward_sums else MappingProxyType(
-            {out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s).items()}),
-        in_volume_7d=forward_sums[1] if forward_sums else MappingProxyType(
-            {out: MappingProxyType(ins) for out, ins in in_fees(conn, now_s, 7 * 86_400, "out_msat").items()}),
+        in_fees_1d=fees_1d,
+        in_volume_7d=volume_7d,
     )
+
+
+def _forward_sums(conn: sqlite3.Connection, now_s: float) -> tuple:
+    """Returns (in_fees_1d, in_volume_7d): per out channel, settled fees over 1 d and volume
+    over 7 d by in channel."""
+    def frozen(sums: dict) -> MappingProxyType:
+        return MappingProxyType({out: MappingProxyType(ins) for out, ins in sums.items()})
+    return frozen(in_fees(conn, now_s)), frozen(in_fees(conn, now_s, 7 * 86_400, "out_msat"))
