@@ -92,6 +92,10 @@ def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
 
     loaded: list[LoadedCase] = []
     errors: list[Diagnostic] = []
+    # Most cases share one snapshot, and many its time and state too: read each snapshot once
+    # and build facts once per (snapshot, now, state). Both are pure and never changed after.
+    snapshots: dict[Path, object] = {}  # path -> Snapshot, or the DiagnosticError it raised
+    built: dict[tuple, list] = {}
     for file in files:
         try:
             doc = load_yaml(read_policy_file(file, str(file)), str(file))
@@ -122,19 +126,27 @@ def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
                 errors.append(Diagnostic(pos.file, pos.line, pos.col, "policy_test_error", why))
                 continue
             result = CaseResult(pos.file, pos.line, str(case.get("note", f"case {i + 1}")))
-            try:
-                snapshot = load_snapshot(file.parent / case["snapshot"])
-            except DiagnosticError as err:
-                result.failures.append(str(err))
+            path = file.parent / case["snapshot"]
+            if path not in snapshots:
+                try:
+                    snapshots[path] = load_snapshot(path)
+                except DiagnosticError as err:
+                    snapshots[path] = err
+            snapshot = snapshots[path]
+            if isinstance(snapshot, DiagnosticError):
+                result.failures.append(str(snapshot))
                 loaded.append(LoadedCase(case, result, [], {}, {}))
                 continue
             # A case's state patches the snapshot's, channel by channel, as its facts do.
             states = {scid: dict(st) for scid, st in snapshot.state.items()}
             for scid, patch in (case.get("state") or {}).items():
                 states[scid] = {**states.get(scid, {}), **patch}
-            facts = build_facts(snapshot.rpc, float(case.get("now", snapshot.captured_at)),
-                                history=snapshot.history, states=states, rebalance=snapshot.rebalance,
-                                price=snapshot.price)
+            now = float(case.get("now", snapshot.captured_at))
+            key = (path, now, repr(states))  # repr tells 1, 1.0 and True apart
+            if key not in built:
+                built[key] = build_facts(snapshot.rpc, now, history=snapshot.history, states=states,
+                                         rebalance=snapshot.rebalance, price=snapshot.price)
+            facts = built[key]
             patches = case.get("facts") or {}
             facts = [replace(f, values={**f.values, **patches.get(f.scid, {})}) for f in facts]
             loaded.append(LoadedCase(case, result, facts, states, {**file_params, **(case.get("params") or {})}))
@@ -170,12 +182,32 @@ def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) 
 
 def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult, matchers=MATCHERS) -> None:
     explain = bool(case.get("want_trace"))
-    if len(matchers) == 1:  # mutation runs: only the channels the case looks at, and their peers' others
-        wanted = set(case.get("want") or {}) | set(case.get("want_trace") or {})
+
+    def decide(matcher: str, facts: list, explain: bool) -> dict:
+        return {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=matcher, explain=explain,
+                                                                 keep_trace=explain)}
+
+    def with_peers(scids) -> list:  # these channels and their peers' others (decided together)
+        wanted = set(scids)
         peers = {f.peer_id for f in facts if f.scid in wanted}
-        facts = [f for f in facts if f.peer_id in peers]
-    by_matcher = {m: {e.decision.scid: e for e in policy.evaluate_many(facts, states, matcher=m, explain=explain)}
-                  for m in matchers}
+        return [f for f in facts if f.peer_id in peers]
+
+    if len(matchers) == 1:  # mutation runs: only the channels the case looks at
+        facts = with_peers([*(case.get("want") or {}), *(case.get("want_trace") or {})])
+        by_matcher = {matchers[0]: decide(matchers[0], facts, explain)}
+        traced = by_matcher[matchers[0]]
+    else:
+        # A decision never depends on the trace, and explaining every rule of every channel
+        # was most of the run: the matchers decide every channel without a trace, and only
+        # the channels want_trace names are decided again, with one, by the first matcher.
+        by_matcher = {m: decide(m, facts, False) for m in matchers}
+        traced = decide(matchers[0], with_peers(case["want_trace"]), True) if explain else {}
+        for scid, evaluation in traced.items():  # cannot differ; say so if it ever does
+            untraced = by_matcher[matchers[0]][scid].decision
+            if evaluation.decision != untraced:
+                result.failures.append(f"{scid}: decided differently when traced:\n"
+                                       f"      untraced: {json.dumps(untraced.to_json())}\n"
+                                       f"      traced:   {json.dumps(evaluation.decision.to_json())}")
     for scid, evaluation in by_matcher[matchers[0]].items():
         other = by_matcher[matchers[-1]][scid]
         if evaluation.decision != other.decision:
@@ -194,7 +226,7 @@ def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult,
             elif got[key] != expected:
                 result.failures.append(f"{scid}.{key}: want {json.dumps(expected)}, got {json.dumps(got[key])}")
     for scid, wanted_events in (case.get("want_trace") or {}).items():
-        trace = {e["rule"]: e for e in decisions[scid].trace} if scid in decisions else {}
+        trace = {e["rule"]: e for e in traced[scid].trace} if scid in traced else {}
         for wanted in wanted_events:
             event = trace.get(wanted.get("rule"))
             if event is None:
