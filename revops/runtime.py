@@ -104,6 +104,7 @@ class Runtime:
         if not result.ok:
             raise DiagnosticError(list(result.errors))
         settle_quietly(self.store, self.rpc, self.log)  # fee changes a crash left unjournaled
+        self.store.mark_watching(self.clock.now())
         if self.check_dependencies().sling and not self.options.dry_run:
             self.rebalancer.cleanup(self.clock.now(), "startup: a job of a previous run")
         try:

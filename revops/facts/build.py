@@ -42,6 +42,10 @@ MUTUAL_CLOSE_WEIGHT = 673
 DEFAULT_OPEN_COST_SAT = 5000
 DEFAULT_CLOSE_COST_SAT = 3000
 
+#: The shortest span a window's rate is taken over (channel.flow_days_30d): one forward
+#: minutes after revops first saw the node is not a day's flow a hundred times over.
+MIN_FLOW_DAYS = 0.25
+
 #: States whose balances count in peer.* and node.* sums ("open" channels).
 OPEN_STATES = frozenset({"CHANNELD_NORMAL", "CHANNELD_AWAITING_SPLICE"})
 
@@ -198,8 +202,20 @@ def current_fee_ppm(channel: Any) -> int | None:
     return None
 
 
+def flow_days(age_days: float | None, forwards_since_s: float | None, now_s: float) -> float:
+    """Returns the days of the last 30 that a channel's flow windows really cover: no more
+    than the channel's age (None: unknown) and the time since the record of forwards begins
+    (None: unknown), and at least MIN_FLOW_DAYS."""
+    days = 30.0
+    if age_days is not None:
+        days = min(days, age_days)
+    if forwards_since_s is not None:
+        days = min(days, (now_s - forwards_since_s) / 86_400)
+    return max(MIN_FLOW_DAYS, days)
+
+
 def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: float,
-                   flow: ChannelFlow) -> dict[str, Any]:
+                   flow: ChannelFlow, forwards_since_s: float | None = None) -> dict[str, Any]:
     """Returns the channel.* facts of one listpeerchannels entry with its flow aggregates."""
     g = ch.get
     total = _int(g("total_msat"))
@@ -216,7 +232,9 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     rem = _dict(rem)
 
     start = scid_block(scid)
-    age_blocks = max(0, blockheight - start) if start is not None and blockheight else 0
+    age_known = start is not None and blockheight > 0
+    age_blocks = max(0, blockheight - start) if age_known else 0
+    days = flow_days(age_blocks * BLOCK_S / 86_400 if age_known else None, forwards_since_s, now_s)
 
     max_htlcs = _int(g("max_accepted_htlcs"), DEFAULT_MAX_HTLCS) or DEFAULT_MAX_HTLCS
     n_htlcs = 0
@@ -245,6 +263,7 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
         "channel.spendable_ratio": min(1.0, spendable / total) if total > 0 else 0.0,
         "channel.age_blocks": age_blocks,
         "channel.age_days": age_blocks * BLOCK_S / 86_400,
+        "channel.flow_days_30d": days,
         "channel.fee_ppm": current_fee_ppm(ch) or 0,
         "channel.fee_base_msat": _int(loc.get("fee_base_msat"), _int(g("fee_base_msat"))),
         "channel.htlc_min_msat": _int(loc.get("htlc_minimum_msat"),
@@ -282,8 +301,9 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
                                       if last_in is not None else NEVER_S)
     v["channel.net_flow_7d_msat"] = out7 - in7
     v["channel.flow_ratio_7d"] = (out7 - in7) / (out7 + in7) if out7 + in7 > 0 else 0.0
-    v["channel.turnover_7d"] = (out7 + in7) / 7 / total if total > 0 else 0.0
-    v["channel.revenue_rate_7d_msat_per_h"] = w7.fees_msat / (WINDOWS_S["7d"] / 3600)
+    days_7d = min(7.0, days)
+    v["channel.turnover_7d"] = (out7 + in7) / days_7d / total if total > 0 else 0.0
+    v["channel.revenue_rate_7d_msat_per_h"] = w7.fees_msat / (days_7d * 24)
     v["channel.in_reputation_7d"] = laplace(w7.in_count, w7.in_failed)
     return v
 
@@ -328,7 +348,8 @@ def _loop_facts(v: dict, ins: Mapping[str, int], peer_id: str, peer_of: Mapping[
     amount scaled to 7 days), is a loop; the rest is its genuine one-way outflow."""
     same_peer = sum(msat for scid, msat in ins.items() if peer_of.get(scid) == peer_id)
     out7, in7 = v["channel.out_volume_7d_msat"], v["channel.in_volume_7d_msat"]
-    loop = min(out7, same_peer + v.get("channel.rebalanced_30d_msat", 0) * 7 // 30)
+    days = v["channel.flow_days_30d"]
+    loop = min(out7, same_peer + int(v.get("channel.rebalanced_30d_msat", 0) * min(7.0, days) / days))
     oneway = out7 - loop
     v["channel.loop_out_volume_7d_msat"] = loop
     v["channel.loop_ratio_7d"] = loop / out7 if out7 > 0 else 0.0
@@ -387,7 +408,7 @@ def build_facts(rpc: Mapping[str, Any], now_s: float,
         if not isinstance(scid, str) or not scid or not isinstance(peer_id, str):
             continue
         flow = flows.get(scid) or _EMPTY_FLOW
-        v = _channel_facts(ch, scid, blockheight, now_s, flow)
+        v = _channel_facts(ch, scid, blockheight, now_s, flow, history.forwards_since_s)
         v.update(channel_history_facts(history, scid, now_s))
         v.update(price_facts(price or EMPTY_PRICE, scid, now_s, v["channel.fee_ppm"]))
         chans.append((scid, peer_id, v))

@@ -67,7 +67,8 @@ def profitability(v: Mapping[str, Any]) -> dict[str, Any]:
     rebalance_cost_30d_msat = v["channel.rebalance_cost_30d_msat"]
     contribution = v["channel.fees_earned_30d_msat"] + v["channel.fees_sourced_30d_msat"]
     open_cost_msat = v["market.open_cost_sat"] * 1000 if v["channel.opener_local"] else 0
-    cost = rebalance_cost_30d_msat + open_cost_msat * 30.0 / OPEN_COST_AMORTISE_DAYS
+    days = v["channel.flow_days_30d"]  # the open cost of the days the window really covers
+    cost = rebalance_cost_30d_msat + open_cost_msat * days / OPEN_COST_AMORTISE_DAYS
     net = contribution - cost
     if cost > 0:
         roi = net / cost
@@ -82,15 +83,16 @@ def profitability(v: Mapping[str, Any]) -> dict[str, Any]:
         "channel.open_cost_estimate_sat": open_cost_msat // 1000,
         "channel.net_profit_30d_msat": round(net),
         "channel.return_on_cost_30d": roi,
-        "channel.capital_return_annual": capital_return_annual(net, v["channel.local_msat"]),
+        "channel.capital_return_annual": capital_return_annual(net, v["channel.local_msat"], days),
         "channel.marginal_roi_30d": marginal,
     }
 
 
-def capital_return_annual(net_30d_msat: float, local_msat: float) -> float:
-    """Net profit over 30 days per unit of our capital in the channel (its local balance now),
-    annualised (x 365/30): what an operator means by ROI. 0 with no local balance."""
-    return net_30d_msat / local_msat * 365.0 / 30.0 if local_msat > 0 else 0.0
+def capital_return_annual(net_30d_msat: float, local_msat: float, days: float = 30.0) -> float:
+    """Net profit over the 30-day window (which covers `days`) per unit of our capital in the
+    channel (its local balance now), annualised (x 365/days): what an operator means by ROI.
+    0 with no local balance."""
+    return net_30d_msat / local_msat * 365.0 / days if local_msat > 0 else 0.0
 
 
 def is_stagnant(v: Mapping[str, Any]) -> bool:

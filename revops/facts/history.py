@@ -74,6 +74,12 @@ class History:
     # Volume forwarded over the last 7 d by (outgoing scid -> incoming scid -> out_msat), to
     # tell self-loops (in and out through one peer) from one-way streets; None as above.
     in_volume_7d: Mapping[str, Mapping[str, int]] | None = None
+    # When the record of forwards begins: the earlier of the oldest forward stored and when
+    # revops started watching the node. A node younger than 30 days (or revops on a node whose
+    # forwards lightningd autocleaned) has seen less than the 30-day window: rates over a
+    # window divide by the days it really covers (channel.flow_days_30d). None: unknown, the
+    # windows count as full.
+    forwards_since_s: float | None = None
 
 
 EMPTY_HISTORY = History()
@@ -142,7 +148,8 @@ def history_to_json(h: History) -> dict:
                         "known_s": p.known_s} for pid, p in h.peers.items()},
         "channels": {scid: {"fee_updates_24h": c.updates_24h, "last_fee_change_s": c.last_change_s}
                      for scid, c in h.channels.items()},
-        "node": {"fee_updates_24h": h.node_fee_updates_24h},
+        "node": {"fee_updates_24h": h.node_fee_updates_24h,
+                 **({} if h.forwards_since_s is None else {"forwards_since_s": h.forwards_since_s})},
         "feerates": [{"at_s": s.at_s, "opening_perkw": s.opening_perkw} for s in h.feerates],
         **({} if h.in_fees_1d is None else
            {"in_fees_1d": {out: dict(ins) for out, ins in h.in_fees_1d.items()}}),
@@ -166,6 +173,7 @@ def history_from_json(doc: Mapping[str, Any]) -> History:
                                                            c["last_fee_change_s"])
                                    for scid, c in chans.items()}),
         node_fee_updates_24h=node.get("fee_updates_24h", 0),
+        forwards_since_s=node.get("forwards_since_s"),
         feerates=tuple(sorted((FeerateSample(s["at_s"], s["opening_perkw"])
                                for s in doc.get("feerates") or ()), key=lambda s: s.at_s)),
         in_fees_1d=(None if doc.get("in_fees_1d") is None else MappingProxyType(

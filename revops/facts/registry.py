@@ -108,6 +108,10 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.age_blocks", "number", "blocks",
      "node blockheight minus the funding block in the scid (0 if in the future)"),
     ("channel.age_days", "number", "days", "age_blocks * 600 s / 86400"),
+    ("channel.flow_days_30d", "number", "days",
+     "days of the last 30 its flow windows really cover: min(30, age_days, time since the node's "
+     "record of forwards begins), at least 0.25; rates over a window divide by it (a node or "
+     "channel younger than the window has not seen 30 days of flow)"),
     # --- channel: fees and HTLC limits
     ("channel.fee_ppm", "number", "ppm", "our proportional fee (updates.local, else top level)"),
     ("channel.fee_base_msat", "number", "msat", "our base fee (updates.local, else top level)"),
@@ -141,15 +145,17 @@ _ROWS: list[tuple[str, str, str, str]] = [
      "(out - in) / (out + in) volume over 7d, -1..1 (+1 pure source, -1 pure sink, 0 if none)"),
     ("channel.loop_out_volume_7d_msat", "number", "msat",
      "outflow over 7d that is a self-loop: forwarded out after coming in through the same peer, "
-     "plus what revops' rebalances put back in (rebalanced_30d_msat x 7/30), at most out_volume_7d_msat"),
+     "plus what revops' rebalances put back in (rebalanced_30d_msat x min(7, flow_days_30d) / flow_days_30d), "
+     "at most out_volume_7d_msat"),
     ("channel.loop_ratio_7d", "number", "ratio", "loop_out_volume_7d_msat / out_volume_7d_msat (0 if none)"),
     ("channel.oneway_out_volume_7d_msat", "number", "msat",
      "genuine one-way outflow over 7d: out_volume_7d_msat - loop_out_volume_7d_msat"),
     ("channel.oneway_flow_ratio_7d", "number", "ratio",
      "flow_ratio_7d without the loops: (oneway_out - in) / (oneway_out + in) over 7d, -1..1"),
     ("channel.turnover_7d", "number", "ratio",
-     "(out + in volume over 7d) / 7 / capacity: capacity turned over per day"),
-    ("channel.revenue_rate_7d_msat_per_h", "number", "msat/h", "fees_earned_7d_msat / 168"),
+     "(out + in volume over 7d) / min(7, flow_days_30d) / capacity: capacity turned over per day"),
+    ("channel.revenue_rate_7d_msat_per_h", "number", "msat/h",
+     "fees_earned_7d_msat / (min(7, flow_days_30d) x 24)"),
     ("channel.in_reputation_7d", "number", "ratio",
      "Laplace score (s+1)/(s+f+2) of forwards entering here over 7d (0.5 when none)"),
     ("channel.rep_weighted_fees_1d_msat", "number", "msat",
@@ -161,12 +167,12 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.open_cost_estimate_sat", "number", "sat",
      "market.open_cost_sat when we opened the channel, else 0 (today's price of the open)"),
     ("channel.net_profit_30d_msat", "number", "msat",
-     "contribution_30d_msat - rebalance_cost_30d_msat - open cost x 30/365"),
+     "contribution_30d_msat - rebalance_cost_30d_msat - open cost x flow_days_30d/365"),
     ("channel.capital_return_annual", "number", "ratio",
-     "return on capital, annualised: net_profit_30d / our local balance x 365/30 (0 with none); "
+     "return on capital, annualised: net_profit_30d / our local balance x 365/flow_days_30d (0 with none); "
      "what an operator calls ROI"),
     ("channel.return_on_cost_30d", "number", "ratio",
-     "net_profit_30d / (rebalance cost + open cost x 30/365); with no cost 1.0 if it "
+     "net_profit_30d / (rebalance cost + open cost x flow_days_30d/365); with no cost 1.0 if it "
      "contributed, else 0.0"),
     ("channel.marginal_roi_30d", "number", "ratio",
      "(contribution - rebalance cost) / rebalance cost over 30d (sunk open cost ignored); "

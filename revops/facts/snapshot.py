@@ -275,8 +275,10 @@ class _Checker:
                 self.bounded(c, "last_fee_change_s", "number", cp, 0)
         node = self.member(h, "node", "object", H, required=False)
         if node is not None:
-            self.keys_known(node, ("fee_updates_24h",), H + ("node",))
+            self.keys_known(node, ("fee_updates_24h", "forwards_since_s"), H + ("node",))
             self.bounded(node, "fee_updates_24h", "integer", H + ("node",), 0)
+            if "forwards_since_s" in node:
+                self.bounded(node, "forwards_since_s", "number", H + ("node",), 0)
         samples = self.member(h, "feerates", "array", H, required=False)
         for i, smp in enumerate(samples or ()):
             sp = H + ("feerates", i)

@@ -15,7 +15,10 @@ from types import MappingProxyType
 from revops.facts.history import (FEE_UPDATES_WINDOW_S, FEERATE_KEEP_S, FEERATE_WINDOWS_S,
                                   UPTIME_WINDOW_S, ChannelFeeHistory, FeerateSample, History,
                                   PeerUptime)
-from revops.store import peers
+from revops.store import kv, peers
+
+#: meta key: when revops first watched this node's forwards (Store.mark_watching)
+WATCHING_SINCE_KEY = "forwards_watched_since_s"
 
 # Batches by time (journal_batches_at), then only their applied decisions (partial index);
 # CROSS JOIN and INDEXED BY pin that plan: with a condition on scid or without statistics
@@ -117,7 +120,18 @@ def history(conn: sqlite3.Connection, now_s: float, forward_sums: tuple | None =
         feerates=tuple(feerate_samples(conn, now_s)),
         in_fees_1d=fees_1d,
         in_volume_7d=volume_7d,
+        forwards_since_s=forwards_since(conn),
     )
+
+
+def forwards_since(conn: sqlite3.Connection) -> float | None:
+    """Returns when the record of forwards begins: the earlier of the oldest resolved forward
+    stored (the partial time index: one step) and when revops started watching; None when
+    neither is known."""
+    oldest = conn.execute("SELECT min(t) FROM forwards INDEXED BY forwards_t WHERE kind != 0").fetchone()[0]
+    watched = kv.get_meta(conn, WATCHING_SINCE_KEY)
+    known = [float(t) for t in (oldest, watched) if isinstance(t, (int, float))]
+    return min(known) if known else None
 
 
 def _forward_sums(conn: sqlite3.Connection, now_s: float) -> tuple:

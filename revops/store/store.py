@@ -271,6 +271,13 @@ class Store(RebalanceStore, PriceStore):
         finally:
             conn.execute("COMMIT")
 
+    def mark_watching(self, now_s: float) -> None:
+        """Remembers when revops started watching this node's forwards (the first call wins):
+        the flow windows cover no more than that (History.forwards_since_s)."""
+        conn = self._conn()
+        if kv.get_meta(conn, hist.WATCHING_SINCE_KEY) is None:
+            kv.set_meta(conn, hist.WATCHING_SINCE_KEY, float(now_s))
+
     # --- meta
 
     def get_meta(self, key: str, default: Any = None) -> Any:

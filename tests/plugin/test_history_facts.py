@@ -121,3 +121,30 @@ def test_mempool_shock_raises_the_shock_ratio(node, tmp_path):
         f["market.opening_feerate_perkw"] / f["market.opening_feerate_ma_7d_perkw"])
     assert f["market.opening_feerate_ma_7d_perkw"] == pytest.approx(
         calm["market.opening_feerate_ma_7d_perkw"], rel=0.2)
+
+
+def test_flow_windows_count_only_the_days_revops_has_watched(node, tmp_path):
+    """A node revops started watching two days ago (the simulated node has no older forwards)
+    has two days of flow in its 30-day window: rates divide by two days, not thirty. Before,
+    the chain-cost floor read a thirtieth of the real flow and sat at its 500 ppm cap."""
+    t0 = node.sim.now_s                          # the plugin's clock at start
+    node.advance(2 * 86400)
+    node.cycle()
+    live = assert_offline_equals_live(node, tmp_path)   # the snapshot carries when watching began
+    days = (node.sim.now_s - t0) / 86400
+    routed = 0
+    for c in live["channels"]:
+        f = c["facts"]
+        assert f["channel.flow_days_30d"] == pytest.approx(max(0.25, min(days, f["channel.age_days"]))), c["scid"]
+        out30 = f["channel.out_volume_30d_msat"]
+        if not out30 or f["channel.age_days"] < days:
+            continue
+        routed += 1
+        volume7 = f["channel.out_volume_7d_msat"] + f["channel.in_volume_7d_msat"]
+        assert f["channel.turnover_7d"] == pytest.approx(volume7 / days / (f["channel.capacity_sat"] * 1000))
+        assert f["channel.revenue_rate_7d_msat_per_h"] == pytest.approx(f["channel.fees_earned_7d_msat"] / (days * 24))
+        floor = next(e for e in c["trace"] if e["rule"] == "chain-cost-floor")
+        assert floor["matched"]
+        want = min(500, f["market.replacement_cost_sat"] * 1e9 / (out30 / days * 365))
+        assert next(x["ppm"] for x in floor["effects"] if x["action"] == "raise_floor") == pytest.approx(want)
+    assert routed >= 10

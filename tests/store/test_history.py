@@ -98,6 +98,18 @@ def test_empty_store_history(store):
     assert (dict(h.peers), dict(h.channels), h.node_fee_updates_24h, h.feerates) == ({}, {}, 0, ())
 
 
+def test_forwards_since_is_the_earlier_of_the_oldest_forward_and_when_watching_began(store):
+    assert store.history(T0).forwards_since_s is None                 # nothing known: full windows
+    store.mark_watching(T0 - 2 * DAY)
+    store.mark_watching(T0 - DAY)                                     # the first call wins
+    assert store.history(T0).forwards_since_s == T0 - 2 * DAY
+    settled = {"created_index": 1, "in_channel": "1x1x0", "in_htlc_id": 1, "out_channel": "1x2x0",
+               "in_msat": 1_000_000, "out_msat": 999_000, "fee_msat": 1_000, "status": "settled",
+               "received_time": T0 - 5 * DAY, "resolved_time": T0 - 5 * DAY + 2, "style": "tlv"}
+    store.ingest_forwards([settled])                                  # backfilled: older history
+    assert store.history(T0).forwards_since_s == T0 - 5 * DAY + 2
+
+
 def test_in_channel_sums_read_only_their_window_and_count_settled_forwards(store):
     rng = random.Random(7)
     chans = [f"1x{i}x0" for i in range(6)]
