@@ -24,6 +24,11 @@ revenue-maximising fee of a grid point is r x g(rho) (g below), independent of L
 Too little data (fewer than `min_samples` attempts) gives the prior's wide uncertainty and the
 conservative fee: the channel's own fee when revops first saw it (or `prior_ppm` when that was
 lightningd's default), never a wild one, and always within the policy's floor and ceiling.
+Past that, the estimate and the draw stay within `explore_step` of the fees the channel was
+really offered at (for at least TRIED_MIN_H hours): at one fee the data cannot tell a busy
+channel from a cheap one, and the prior's mass above that fee pulled the mean up to 2-3x it
+(day one of the simulator, fees of 1,000 ppm on a 300 ppm market); an untried fee is now
+reached step by step, one explore_step per change.
 
 Pure: no I/O. The state is a JSON-able dict per channel that the store keeps (store/price.py);
 `observe` moves it forward, `estimate` reads it. A state that does not parse starts fresh
@@ -58,6 +63,8 @@ RECOMPUTE_S = 3 * 3600
 #: An interval longer than this (the plugin was down) counts only this much exposure.
 MAX_GAP_S = 6 * 3600
 STATE_VERSION = 1
+#: A fee bin counts as tried once the channel was offered at it this long (decayed hours).
+TRIED_MIN_H = 1.0
 
 ROWS: list[tuple[str, str, str, str]] = [
     ("channel.price_estimate_ppm", "number", "ppm",
@@ -293,6 +300,9 @@ def estimate(state: Mapping[str, Any] | None, scid: str, now_s: float,
     w, logf, _ = posterior(state, settings)
     mean = sum(wi * f for wi, f in zip(w, logf))
     sd = math.sqrt(max(0.0, sum(wi * (f - mean) ** 2 for wi, f in zip(w, logf))))
+    lo_tried, hi_tried = tried_span(state, settings.explore_step)
+    held = not lo_tried <= mean <= hi_tried
+    mean = min(hi_tried, max(lo_tried, mean))
     est = settings.clamp(math.exp(mean))
     # Thompson sampling: one draw of f* per 12 h epoch (stable between cycles, so the
     # proposal does not flicker), kept within explore_step of the estimate.
@@ -303,12 +313,25 @@ def estimate(state: Mapping[str, Any] | None, scid: str, now_s: float,
         if acc >= u:
             draw = f
             break
-    lo, hi = mean - settings.explore_step, mean + settings.explore_step
+    lo, hi = max(lo_tried, mean - settings.explore_step), min(hi_tried, mean + settings.explore_step)
     nxt = settings.clamp(math.exp(min(hi, max(lo, draw))))
     where = "above" if nxt > est * 1.005 else "below" if nxt < est * 0.995 else "at"
     reason = (f"posterior draw {math.exp(draw):.0f} ppm, tried at {nxt:.0f} ({where} the estimate "
               f"{est:.0f} +-{sd:.0%})")
+    if held:
+        reason += (f"; the estimate is held within {math.exp(settings.explore_step) - 1:.0%} of the fees "
+                   f"tried so far ({math.exp(lo_tried + settings.explore_step):.0f}.."
+                   f"{math.exp(hi_tried - settings.explore_step):.0f} ppm)")
     return PriceEstimate(est, sd, n_total, nxt, reason)
+
+
+def tried_span(state: Mapping[str, Any], step: float) -> tuple[float, float]:
+    """Returns the log-fee span the data speak for: from `step` below the lowest fee tried for
+    TRIED_MIN_H hours to `step` above the highest (unbounded when none was)."""
+    tried = [int(k) for k, (t_h, _) in state["bins"].items() if t_h >= TRIED_MIN_H]
+    if not tried:
+        return -math.inf, math.inf
+    return min(tried) * STEP - step, max(tried) * STEP + step
 
 
 def cached_estimate(state: Mapping[str, Any] | None, scid: str, now_s: float, fee_ppm: float,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from revops.facts.build import build_facts
-from revops.facts.price import (PRIOR_SD, PriceBook, PriceSettings, cached_estimate, estimate, fee_bin,
-                                new_state, observe, parse_state, price_from_json, price_to_json)
+from revops.facts.price import (PRIOR_SD, STEP, TRIED_MIN_H, PriceBook, PriceSettings, cached_estimate, estimate,
+                                fee_bin, new_state, observe, parse_state, price_from_json, price_to_json)
 from revops.facts.snapshot import load_snapshot
 from revops.policy.host import HostSettings
 from pathlib import Path
@@ -86,12 +86,26 @@ def test_no_data_is_conservative_and_uncertain():
 
 
 def test_few_samples_do_not_produce_wild_fees():
-    """Just above min_samples, at a single fee: the draw stays within explore_step of the estimate."""
+    """Just above min_samples, at a single fee: the estimate and the draw stay within
+    explore_step of the one fee tried (the data cannot say more; the prior's mass above it
+    put the estimate at 2-3x it before), and the reason says the estimate is held."""
     st_ = state_with({300: (10.0, 6.0)})
+    bin_fee_ppm = math.exp(fee_bin(300) * STEP)
     for epoch in range(20):
         e = estimate(st_, "2x2x2", epoch * 43_200, SETTINGS)
         assert abs(math.log(e.next_ppm / e.estimate_ppm)) <= SETTINGS.explore_step + 1e-9
-        assert 0.25 < e.estimate_ppm / 300 < 4
+        for fee in (e.estimate_ppm, e.next_ppm):
+            assert abs(math.log(fee / bin_fee_ppm)) <= SETTINGS.explore_step + 1e-9
+    assert "held within 35% of the fees tried so far" in e.reason
+
+
+def test_the_span_grows_with_the_fees_tried():
+    """Once higher fees were tried (and still accepted), the estimate may follow them up; a fee
+    offered for under TRIED_MIN_H hours does not count as tried."""
+    brief = estimate(state_with({300: (10.0, 6.0), 900: (TRIED_MIN_H / 2, 0.0)}), "5x5x5", 0, SETTINGS)
+    assert brief.estimate_ppm <= math.exp(fee_bin(300) * STEP + SETTINGS.explore_step) + 1e-9
+    wide = estimate(state_with({300: (40.0, 160.0), 500: (40.0, 158.0), 800: (40.0, 150.0)}), "5x5x5", 0, SETTINGS)
+    assert wide.estimate_ppm > 800
 
 
 @hsettings(max_examples=60, deadline=None)
