@@ -234,7 +234,8 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     start = scid_block(scid)
     age_known = start is not None and blockheight > 0
     age_blocks = max(0, blockheight - start) if age_known else 0
-    days = flow_days(age_blocks * BLOCK_S / 86_400 if age_known else None, forwards_since_s, now_s)
+    age_days = age_blocks * BLOCK_S / 86_400
+    days = flow_days(age_days if age_known else None, forwards_since_s, now_s)
 
     max_htlcs = _int(g("max_accepted_htlcs"), DEFAULT_MAX_HTLCS) or DEFAULT_MAX_HTLCS
     n_htlcs = 0
@@ -262,7 +263,7 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
         "channel.receivable_msat": _int(g("receivable_msat")),
         "channel.spendable_ratio": min(1.0, spendable / total) if total > 0 else 0.0,
         "channel.age_blocks": age_blocks,
-        "channel.age_days": age_blocks * BLOCK_S / 86_400,
+        "channel.age_days": age_days,
         "channel.flow_days_30d": days,
         "channel.fee_ppm": current_fee_ppm(ch) or 0,
         "channel.fee_base_msat": _int(loc.get("fee_base_msat"), _int(g("fee_base_msat"))),

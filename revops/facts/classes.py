@@ -88,7 +88,7 @@ def profitability(v: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def capital_return_annual(net_30d_msat: float, local_msat: float, days: float = 30.0) -> float:
+def capital_return_annual(net_30d_msat: float, local_msat: float, days: float) -> float:
     """Net profit over the 30-day window (which covers `days`) per unit of our capital in the
     channel (its local balance now), annualised (x 365/days): what an operator means by ROI.
     0 with no local balance."""
