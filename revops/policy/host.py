@@ -63,6 +63,7 @@ FEATURES: Mapping[str, tuple[HostParam, ...]] = MappingProxyType({
         HostParam("price_min_samples", "number", _PRICE.min_samples),
         HostParam("price_half_life_days", "number", _PRICE.half_life_s / 86400),
         HostParam("price_explore_step", "number", _PRICE.explore_step),
+        HostParam("price_estimate_quantile", "number", _PRICE.estimate_quantile),
     ),
     "wallet_reserve": (HostParam("wallet_reserve_sat", "int", 0),),
     "gossip_budget": (HostParam("gossip_max_updates_node_day", "int", None),),
@@ -138,4 +139,5 @@ class HostSettings:
             prior_ppm=float(v["base_fee_ppm"]), adopt_min_ppm=float(v["hc_adopt_min_ppm"]),
             min_samples=float(v["price_min_samples"]),
             half_life_s=max(3600.0, float(v["price_half_life_days"]) * 86400),
-            explore_step=float(v["price_explore_step"]))
+            explore_step=float(v["price_explore_step"]),
+            estimate_quantile=min(1.0, max(0.0, float(v["price_estimate_quantile"]))))

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
+from revops.facts.price import estimate, price_from_json
+from revops.sim.errors import RpcError
 from tests.plugin.conftest import Node
 
 PRICE_RULES = ("price-explore", "price-exploit")
@@ -72,5 +76,36 @@ def test_corrupt_price_state_starts_fresh_with_a_log_line(workdir):
         ld.wait_for_log(lambda level, msg: "corrupt" in msg and scid in msg, timeout_s=10)
         facts = price_facts(node.call("revenue-explain", {"scid": scid}))[scid]
         assert facts["channel.price_samples"] < 1          # half an hour since the fresh start
+    finally:
+        node.stop()
+
+
+def test_estimate_quantile_is_an_operator_knob_that_takes_effect_at_once(workdir):
+    """price_estimate_quantile through revenue-config: a dearer quantile gives dearer learned
+    prices in the very next revenue-explain (the cached estimates are recomputed), never
+    outside the bounds, and the default's are the cheaper ones."""
+    node = Node(workdir, scenario="hub", seed=11)
+    node.start()
+    try:
+        node.call("revenue-config", {"key": "price_min_samples", "value": 3})
+        run_cycles(node, 16)
+        low = price_facts(node.call("revenue-explain"))
+        node.call("revenue-config", {"key": "price_estimate_quantile", "value": 0.9})
+        high = price_facts(node.call("revenue-explain"))
+        book = price_from_json(node.call("revenue-snapshot")["price"])
+        assert book.settings.estimate_quantile == 0.9
+        learned = [s for s, f in low.items() if f["channel.price_samples"] >= 3]
+        assert learned
+        for s in learned:
+            assert high[s]["channel.price_estimate_ppm"] >= low[s]["channel.price_estimate_ppm"]
+            assert 10 <= high[s]["channel.price_estimate_ppm"] <= 2500
+            # what the learner works out afresh under the new settings, not a cached estimate
+            fresh = estimate(book.states[s], s, node.sim.now_s, book.settings)
+            assert high[s]["channel.price_estimate_ppm"] == pytest.approx(fresh.estimate_ppm)
+        assert any(high[s]["channel.price_estimate_ppm"] > low[s]["channel.price_estimate_ppm"] * 1.05
+                   for s in learned)
+        with pytest.raises(RpcError) as refused:       # outside the param's declared 0.05..0.95
+            node.call("revenue-config", {"key": "price_estimate_quantile", "value": 1.5})
+        assert "price_estimate_quantile" in refused.value.message
     finally:
         node.stop()
