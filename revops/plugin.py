@@ -369,10 +369,9 @@ def on_block_added(plugin, block_added=None, **kwargs):
         plugin.runtime.on_event("block_added", payload)
 
 
-@plugin.subscribe("coin_movement")
-def on_coin_movement(plugin, coin_movement=None, **kwargs):
-    if plugin.runtime is not None and isinstance(coin_movement, dict):
-        plugin.runtime.on_event("coin_movement", coin_movement)
+# Not subscribed: coin_movement. lightningd sends one for each leg of every forward (as many
+# as forward_event on a routing node) and revops reads none of them: its costs come from
+# bookkeeper (bkpr-listincome), its forwards from forward_event.
 
 
 @plugin.subscribe("balance_snapshot")

@@ -71,9 +71,12 @@ class WalletReserve:
         self.last: ReserveStatus | None = None
         self._lock = threading.Lock()
 
-    def check(self) -> ReserveStatus:
-        """Reads the node now (raises NodeRpcError when it cannot); logs each change of state once."""
-        funds = wallet_funds_sat(self.rpc.call("listfunds"), self.rpc.call("listpeerchannels"))
+    def check(self, replies: Mapping[str, Any] | None = None) -> ReserveStatus:
+        """Reads the node now (raises NodeRpcError when it cannot), or takes `replies` (listfunds
+        and listpeerchannels a cycle has just read); logs each change of state once."""
+        if replies is None:
+            replies = {"listfunds": self.rpc.call("listfunds"), "listpeerchannels": self.rpc.call("listpeerchannels")}
+        funds = wallet_funds_sat(replies["listfunds"], replies["listpeerchannels"])
         status = ReserveStatus(funds, self.reserve_sat(), self.now())
         with self._lock:
             before, self.last = self.last, status
@@ -90,10 +93,11 @@ class WalletReserve:
         return self.check().reason
 
 
-def refresh(reserve: WalletReserve) -> ReserveStatus | None:
-    """A check that never raises (a cycle hook): None when the node cannot be read."""
+def refresh(reserve: WalletReserve, read: Callable[[], Mapping[str, Any]] | None = None) -> ReserveStatus | None:
+    """A check that never raises (a cycle hook): None when the node cannot be read. `read`
+    gives the replies to check against (the cycle's shared read), else the node is read."""
     try:
-        return reserve.check()
+        return reserve.check(read() if read is not None else None)
     except Exception as err:  # NodeRpcError and friends: the last answer stays
         reserve.log(f"wallet reserve: cannot read the node: {err}", "warn")
         return None

@@ -201,7 +201,12 @@ class Runtime:
                 out: dict[str, Any] = {}
                 if kind in ("fees", "all"):
                     out["fees"] = self._fee_cycle()
-                refresh_reserve(self.reserve)  # revenue-status and the metrics show the suspension
+                    if out["fees"].get("set_fee"):  # setchannel changed listpeerchannels
+                        self._reads.fees_changed()
+                # revenue-status and the metrics show the suspension; checked on the cycle's
+                # read of the node once it has one (the first read also backfills forwards)
+                reads = self._reads
+                refresh_reserve(self.reserve, None if reads.first else lambda: reads.capture(self.rpc))
                 if kind in ("rebalance", "all"):
                     out["rebalance"] = self._rebalance_cycle()
                     self._notify("rebalance_done", out["rebalance"])

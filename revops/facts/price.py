@@ -268,21 +268,25 @@ def posterior(state: Mapping[str, Any], settings: PriceSettings) -> tuple[list[f
     j_lo = max(0, fee_bin(settings.floor_ppm / 4), j_anchor - reach)
     j_hi = min(GRID_MAX, fee_bin(settings.ceiling_ppm * 4), j_anchor + reach)
     a_post = _GAMMA_A + n_total
+    js = range(j_lo, j_hi + 1, R_STRIDE)
+    # The learner's hot loop (~7 channels a cycle on `hub`, ~25 data bins each), a list of grid
+    # points at a time: each data bin's row offsets per grid point (the same for every rho),
+    # then its terms added to every grid point's sums, in the data's order as a plain double
+    # loop would (the same floats, 2-3x faster).
+    offsets = [(t_h, n, [min(_SPAN, max(-_SPAN, i - j)) + _SPAN for j in js]) for i, t_h, n in data]
+    halfz2 = [0.5 * ((j * STEP - log_anchor) / PRIOR_SD) * ((j * STEP - log_anchor) / PRIOR_SD) for j in js]
     logw: list[float] = []
     logf: list[float] = []
     for ri, _rho in enumerate(RHOS):
         p_row, lp_row, log_g = _P[ri], _LOGP[ri], _LOG_BEST[ri]
-        for j in range(j_lo, j_hi + 1, R_STRIDE):
-            expo = _GAMMA_B_H
-            ll = 0.0
-            for i, t_h, n in data:
-                d = min(_SPAN, max(-_SPAN, i - j)) + _SPAN
-                expo += t_h * p_row[d]
-                if n:
-                    ll += n * lp_row[d]
-            z = (j * STEP - log_anchor) / PRIOR_SD
-            logw.append(ll - a_post * math.log(expo) - 0.5 * z * z)
-            logf.append(j * STEP + log_g)
+        expo = [_GAMMA_B_H] * len(js)
+        ll = [0.0] * len(js)
+        for t_h, n, ds in offsets:
+            expo = [e + t_h * p_row[d] for e, d in zip(expo, ds)]
+            if n:
+                ll = [x + n * lp_row[d] for x, d in zip(ll, ds)]
+        logw.extend(x - a_post * math.log(e) - h for x, e, h in zip(ll, expo, halfz2))
+        logf.extend(j * STEP + log_g for j in js)
     top = max(logw)
     w = [math.exp(x - top) for x in logw]
     s = sum(w)

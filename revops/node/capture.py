@@ -58,16 +58,18 @@ def capture_node(rpc: NodeRpc) -> dict[str, Any]:
 class CycleReads:
     """The node reads of one `revenue-cycle`, shared by its fee and rebalance halves.
 
-    The first `capture` reads everything (NODE_READS, listnodes) and backfills forwards; a
-    later one in the same cycle re-reads only listpeerchannels, the one reply the fee half
-    changes (setchannel), and reuses the rest: the node info, feerates, funds, peers and
-    gossip read milliseconds earlier. That halves the RPCs of a cycle "all" (the simulator
-    makes thousands). Outside a cycle (explain, accounting) use a fresh CycleReads: nothing
-    is reused.
+    The first `capture` reads everything (NODE_READS, listnodes) and backfills forwards; once
+    the fee half has acted (`fees_changed`), the next one re-reads only listpeerchannels, the
+    one reply setchannel changes, and every later one (the wallet reserve's check, the
+    rebalance half) reuses that. The node info, feerates, funds, peers and gossip read
+    milliseconds earlier are reused throughout. That halves the RPCs of a cycle "all" (the
+    simulator makes thousands). Outside a cycle (explain, accounting) use a fresh
+    CycleReads: nothing is reused.
     """
 
     def __init__(self) -> None:
         self._first: dict[str, Any] | None = None
+        self._channels: Any = None  # listpeerchannels as the node has it now, None: read it again
         # the price learner's book of this cycle (runtime.observe): its states and estimates
         # do not change between the halves, only the fees do, and an estimate ignores the fee
         self.price_book: Any = None
@@ -80,11 +82,18 @@ class CycleReads:
         return self._first is None
 
     def capture(self, rpc: NodeRpc) -> dict[str, Any]:
-        """capture_node(rpc), or its first result with a fresh listpeerchannels."""
+        """capture_node(rpc), or its first result with listpeerchannels as it is now."""
         if self._first is None:
             self._first = capture_node(rpc)
+            self._channels = self._first["listpeerchannels"]
             return dict(self._first)
-        return {**self._first, "listpeerchannels": rpc.call("listpeerchannels", {})}
+        if self._channels is None:
+            self._channels = rpc.call("listpeerchannels", {})
+        return {**self._first, "listpeerchannels": self._channels}
+
+    def fees_changed(self) -> None:
+        """The fee half has acted: the next capture reads listpeerchannels again."""
+        self._channels = None
 
 
 def peer_nodes(rpc: NodeRpc, listpeerchannels: dict) -> dict[str, Any]:

@@ -216,3 +216,46 @@ def test_snapshot_json_round_trip_and_facts():
     assert 300 < v["channel.price_estimate_ppm"] < 700 and v["channel.price_uncertainty"] < 0.5
     other = next(s for s in facts if s != scid)
     assert facts[other]["channel.price_samples"] == 0 and facts[other]["channel.price_reason"] == "not learned yet"
+
+
+def _posterior_by_definition(state: dict, settings: PriceSettings) -> tuple[list[float], list[float]]:
+    """The posterior's log weights and log f* written as the model's definition reads: per grid
+    point (rho, r), the Gamma-integrated likelihood of every data bin, plus the prior on r."""
+    from revops.facts import price as P
+    data = [(int(k), t, n) for k, (t, n) in state["bins"].items() if t > 0 or n > 0]
+    n_total = sum(n for _, _, n in data)
+    log_anchor = math.log(settings.clamp(state["anchor_ppm"]))
+    reach = int(P.PRIOR_SD * 3.5 / P.STEP)
+    j_anchor = int(round(log_anchor / P.STEP))
+    j_lo = max(0, fee_bin(settings.floor_ppm / 4), j_anchor - reach)
+    j_hi = min(P.GRID_MAX, fee_bin(settings.ceiling_ppm * 4), j_anchor + reach)
+    logw, logf = [], []
+    for ri in range(len(P.RHOS)):
+        for j in range(j_lo, j_hi + 1, P.R_STRIDE):
+            expo, ll = P._GAMMA_B_H, 0.0
+            for i, t, n in data:
+                d = min(P._SPAN, max(-P._SPAN, i - j)) + P._SPAN
+                expo += t * P._P[ri][d]
+                ll += n * P._LOGP[ri][d]
+            z = (j * P.STEP - log_anchor) / P.PRIOR_SD
+            logw.append(ll - (P._GAMMA_A + n_total) * math.log(expo) - 0.5 * z * z)
+            logf.append(j * P.STEP + P._LOG_BEST[ri])
+    top = max(logw)
+    w = [math.exp(x - top) for x in logw]
+    return [x / sum(w) for x in w], logf
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_posterior_is_the_models_definition(seed):
+    # posterior() sums a list of grid points at a time (the learner's hot loop); it must give
+    # what the definition gives, data bins far from the anchor (clamped offsets) included.
+    from revops.facts.price import posterior
+    rnd = random.Random(seed)
+    anchor = rnd.choice([3.0, 80.0, 450.0, 5000.0])
+    bins = {str(max(0, fee_bin(anchor) + rnd.randint(-90, 90))): [rnd.random() * 40, rnd.choice([0.0, rnd.random() * 25])]
+            for _ in range(rnd.randint(1, 30))}
+    state = {"v": 1, "last_s": 0.0, "anchor_ppm": anchor, "bins": bins}
+    w, logf, _ = posterior(state, SETTINGS)
+    want_w, want_logf = _posterior_by_definition(state, SETTINGS)
+    assert logf == pytest.approx(want_logf, rel=1e-12)
+    assert w == pytest.approx(want_w, rel=1e-9, abs=1e-15)

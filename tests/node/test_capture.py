@@ -115,7 +115,7 @@ class NodeReadsRpc:
         return {"method": method}
 
 
-def test_cycle_reads_reads_the_node_once_and_listpeerchannels_again():
+def test_cycle_reads_reads_the_node_once_and_listpeerchannels_again_after_fees_changed():
     from revops.node.capture import NODE_READS, CycleReads, capture_node
     rpc = NodeReadsRpc()
     reads = CycleReads()
@@ -123,11 +123,16 @@ def test_cycle_reads_reads_the_node_once_and_listpeerchannels_again():
     first = reads.capture(rpc)
     assert first == capture_node(NodeReadsRpc())
     assert not reads.first and len(rpc.calls) == len(NODE_READS) + 1
-    rpc.fee_ppm = 250  # the fee half's setchannel
     first["listforwards"] = {"forwards": []}  # a caller's additions do not leak into the next capture
+    unchanged = reads.capture(rpc)  # the fee half set nothing: nothing is read again
+    assert len(rpc.calls) == len(NODE_READS) + 1 and "listforwards" not in unchanged
+    rpc.fee_ppm = 250  # the fee half's setchannel
+    reads.fees_changed()
     second = reads.capture(rpc)
+    third = reads.capture(rpc)  # the wallet reserve's check, then the rebalance half: one read
     assert rpc.calls[len(NODE_READS) + 1:] == ["listpeerchannels"]
     assert second["listpeerchannels"]["channels"][0]["fee_proportional_millionths"] == 250
+    assert third == second
     assert "listforwards" not in second
     assert {k: v for k, v in second.items() if k != "listpeerchannels"} == \
         {k: v for k, v in first.items() if k not in ("listpeerchannels", "listforwards")}

@@ -45,6 +45,27 @@ def test_fee_cycle_sets_fees_and_is_idempotent(node):
     assert all(d["why"] and d["rule"] for d in journal)  # each says which rule decided, and why
 
 
+def test_a_cycle_reads_the_node_once_and_listpeerchannels_again_only_after_setchannel(node):
+    """A cycle "all" shares its reads between the fee half, the wallet reserve's check and the
+    rebalance half: listpeerchannels is read again only when the fee half changed a fee, and
+    coin_movement (which revops does not read) is not subscribed to."""
+    assert "coin_movement" not in node.ld.subscriptions
+    node.advance(3600)
+
+    def cycle_reads():
+        before = dict(node.backend.calls)
+        out = node.cycle("all")
+        return out, {m: node.backend.calls[m] - before.get(m, 0) for m in ("listpeerchannels", "listfunds")}
+
+    first, reads = cycle_reads()
+    assert first["fees"]["set_fee"] > 0
+    assert reads == {"listpeerchannels": 2, "listfunds": 1}
+    second, reads = cycle_reads()  # same minute, same facts: nothing to set
+    assert second["fees"]["set_fee"] == 0
+    assert reads == {"listpeerchannels": 1, "listfunds": 1}
+    assert node.call("revenue-status")["wallet_reserve"]["funds_sat"] > 0
+
+
 def test_reload_good_and_broken_policies_keeps_the_old_one(node):
     before = node.call("revenue-status")["policy"]["digest"]
     fees = node.policy_dir / "fees.yaml"
