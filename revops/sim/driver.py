@@ -275,10 +275,6 @@ def _table_heading(name: str, shown: int, total: int) -> str:
     return f"{name}: the {shown} of {total} channels whose fee changed (-v for all)"
 
 
-def _ppm(value) -> str:
-    return "-" if value is None else str(value)
-
-
 def verdict(reports: list[SimReport], names: list[str]) -> str:
     """One line: each policy's net profit against the first policy's, in sat and %."""
     first = reports[0]

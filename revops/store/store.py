@@ -265,6 +265,8 @@ class Store(RebalanceStore, PriceStore):
         samples of 7 d), read in one read transaction so its parts agree; `forward_sums`
         reuses the forward sums of a History read earlier in the same cycle (store/history.py)."""
         conn = self._conn()
+        # the forward sums as of now_s come with the flows of now_s (flowcache.py), when read
+        forward_sums = forward_sums or self._flows.pair_sums_at(now_s)
         conn.execute("BEGIN")
         try:
             return hist.history(conn, now_s, forward_sums)

@@ -37,6 +37,16 @@ def full_flows(store: Store, now_s: float) -> dict:
         conn.execute("COMMIT")
 
 
+def full_pair_sums(store: Store, now_s: float) -> tuple:
+    """Returns (in_fees_1d, in_volume_7d) summed afresh in SQL over the store's current rows."""
+    conn = store._conn()
+    conn.execute("BEGIN")
+    try:
+        return tuple(flowcache.nested(p) for p in flowcache.pair_sums(conn, now_s))
+    finally:
+        conn.execute("COMMIT")
+
+
 def stored_forwards(store: Store) -> list[dict]:
     """Returns the stored rows as listforwards-like dicts (for flows_from_forwards)."""
     rows = store._conn().execute("SELECT * FROM forwards").fetchall()
@@ -110,6 +120,8 @@ class History:
         self.calls += 1
         self.full_calls += self.store._flows.last_step["full"]
         assert_flows_equal(got, full_flows(self.store, self.now))
+        # the per-pair sums History reads (in_fees_1d, in_volume_7d) move with the flows
+        assert self.store._flows.pair_sums_at(self.now) == full_pair_sums(self.store, self.now)
         # channel_last keeps the last times of pruned forwards and of replaced outcomes
         if not self.pruned:
             assert_flows_equal(got, flows_from_forwards(stored_forwards(self.store), self.now))
@@ -280,3 +292,32 @@ def _equal(got: dict, want: dict) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def test_pair_sums_are_the_history_sums_and_follow_the_flows(store):
+    # For forwards of the past (the live case), the cached pair sums are what store/history.py
+    # sums in SQL over the same windows; History takes them instead of grouping again.
+    from revops.store import history as hist
+    h = History(store, random.Random(9))
+    # forwards of the past, on window edges and from the future (clock skew): the pair sums,
+    # unlike the flow windows, count one from the future only once `now` reaches it
+    store.ingest_forwards([forward(i, h.rng, CHANS, now_s=NOW_S, max_age_s=9 * DAY_S) for i in range(1, 600)])
+    for step in (0.0, 1800.0, 1800.0, DAY_S, 3 * 3600.0):
+        h.flows(step)
+        conn = store._conn()
+        sql = (hist.in_fees(conn, h.now), hist.in_fees(conn, h.now, 7 * DAY_S, "out_msat"))
+        cached = store._flows.pair_sums_at(h.now)
+        assert cached == sql and cached[1]
+        assert store.history(h.now).in_volume_7d == sql[1]
+        if step == 0.0:
+            assert cached[0]  # forwards within the day too
+    assert store._flows.pair_sums_at(h.now + 1.0) is None  # only as of the flows' own now
+    late = forward(10_000, h.rng, CHANS, now_s=h.now, max_age_s=3600.0)
+    store.ingest_forwards([{**late, "status": "settled", "resolved_time": h.now - 60.0, "out_msat": 5_000,
+                            "fee_msat": 7, "out_channel": CHANS[0], "in_channel": CHANS[1]}])
+    assert store._flows.pair_sums_at(h.now) is None  # written since: History sums in SQL
+    assert store.history(h.now).in_volume_7d[CHANS[0]][CHANS[1]] == \
+        hist.in_fees(store._conn(), h.now, 7 * DAY_S, "out_msat")[CHANS[0]][CHANS[1]]
+    h.flows(0.0)
+    store.rollup_and_prune(h.now, 30)
+    assert store._flows.pair_sums_at(h.now) is None  # dropped with the cache
