@@ -67,13 +67,14 @@ _LEAVING_SQL = ("SELECT kind, t, out_channel, in_channel, out_msat, in_msat, fee
 _NB = len(WINDOW_BOUNDS)
 _ALL = (1 << _NB) - 1  # every window
 
-#: The per-pair sums History carries (in_fees_1d, in_volume_7d): settled forwards summed per
-#: (out channel, in channel) with now - window < t <= now, as (window, the flow row's field
-#: and its column): fee_msat over 1 d, out_msat over 7 d. The same test as store/history.py's
-#: SQL, kept here by the same updates as the window sums, so a cycle does not group a week of
-#: forwards in SQL (~9 ms on `hub`). Unlike the flow windows, a forward from the future counts
-#: only once `now` reaches it: a step adds those that entered.
-PAIR_SUMS = ((86_400.0, 6, "fee_msat"), (604_800.0, 4, "out_msat"))
+#: The per-pair sums History carries (hist.FORWARD_SUMS: in_fees_1d, in_volume_7d): settled
+#: forwards summed per (out channel, in channel) with now - window < t <= now, as (window, the
+#: flow row's field, its column). The same test as store/history.py's SQL, kept here by the
+#: same updates as the window sums, so a cycle does not group a week of forwards in SQL
+#: (~9 ms on `hub`). Unlike the flow windows, a forward from the future counts only once `now`
+#: reaches it: a step adds those that entered.
+_ROW_FIELD = {"out_msat": 4, "fee_msat": 6}  # a flow row's fields by column
+PAIR_SUMS = tuple((window, _ROW_FIELD[column], column) for window, column in hist.FORWARD_SUMS)
 
 
 def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[int]]]:

@@ -42,6 +42,11 @@ WHERE kind != 0 AND t > ? AND t <= ? AND kind = 1 AND out_channel IS NOT NULL
 GROUP BY out_channel, in_channel ORDER BY out_channel"""
 
 
+#: History's forward sums, (window, column): in_fees_1d and in_volume_7d (store/flowcache.py
+#: keeps the same sums between cycles).
+FORWARD_SUMS = ((FEE_UPDATES_WINDOW_S, "fee_msat"), (7 * 86_400, "out_msat"))
+
+
 def note_applied(conn: sqlite3.Connection, records: list, at_s: float) -> None:
     """Moves channel_fee_last forward for the applied records of a journal batch (in the
     caller's transaction); a later time never goes back."""
@@ -143,7 +148,7 @@ def forwards_since(conn: sqlite3.Connection) -> float | None:
 
 def _forward_sums(conn: sqlite3.Connection, now_s: float) -> tuple:
     """Returns (in_fees_1d, in_volume_7d): per out channel, settled fees over 1 d and volume
-    over 7 d by in channel."""
+    over 7 d by in channel (FORWARD_SUMS)."""
     def frozen(sums: dict) -> MappingProxyType:
         return MappingProxyType({out: MappingProxyType(ins) for out, ins in sums.items()})
-    return frozen(in_fees(conn, now_s)), frozen(in_fees(conn, now_s, 7 * 86_400, "out_msat"))
+    return tuple(frozen(in_fees(conn, now_s, window, column)) for window, column in FORWARD_SUMS)
