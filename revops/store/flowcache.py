@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from sys import intern
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
@@ -73,6 +74,10 @@ _ALL = (1 << _NB) - 1  # every window
 #: same updates as the window sums, so a cycle does not group a week of forwards in SQL
 #: (~9 ms on `hub`). Unlike the flow windows, a forward from the future counts only once `now`
 #: reaches it: a step adds those that entered.
+#: Above this many (out, in) pairs in all, the pair sums are not kept (until the next full
+#: recompute): ~200 bytes each, and History groups them in SQL instead. A busy node has far
+#: fewer; bench/cycle.py's 5,000 channels with 1M forwards between random pairs have ~250,000.
+MAX_PAIRS = 50_000
 _ROW_FIELD = {"out_msat": 4, "fee_msat": 6}  # a flow row's fields by column
 PAIR_SUMS = tuple((window, _ROW_FIELD[column], column) for window, column in hist.FORWARD_SUMS)
 
@@ -80,7 +85,7 @@ PAIR_SUMS = tuple((window, _ROW_FIELD[column], column) for window, column in his
 def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[int]]]:
     """Returns, per PAIR_SUMS entry, (out, in) -> [rows, sum] as of now_s (a full computation;
     call it inside a read transaction)."""
-    return [{(o, i): [n, total] for o, i, n, total in hist.pair_rows(conn, now_s, window, column)}
+    return [{(intern(o), intern(i)): [n, total] for o, i, n, total in hist.pair_rows(conn, now_s, window, column)}
             for window, _, column in PAIR_SUMS]
 
 
@@ -98,7 +103,8 @@ class _State:
 
     def __init__(self, acc: dict[str, Windows], now_s: float, pairs: list[dict[tuple, list[int]]]):
         self.acc = acc
-        self.pairs = pairs  # per PAIR_SUMS entry: (out, in) -> [rows, sum]
+        # per PAIR_SUMS entry: (out, in) -> [rows, sum]; None: too many to keep (MAX_PAIRS)
+        self.pairs: list[dict[tuple, list[int]]] | None = pairs if sum(map(len, pairs)) <= MAX_PAIRS else None
         self.now = now_s
         self.full_now = now_s
         self.last: dict[str, tuple] = {}
@@ -132,15 +138,17 @@ class _State:
     def _pair_row(self, k: int, row: tuple, sign: int) -> None:
         """Adds or removes one flow row in the k-th pair sums (settled ones with an out
         channel, as the SQL); a pair left without rows is dropped, as the SQL lists none."""
-        if row[0] != K_SETTLED or row[2] is None:
+        if row[0] != K_SETTLED or row[2] is None or self.pairs is None:
             return
-        key = (row[2], row[3])
+        key = (intern(row[2]), intern(row[3]))  # one copy of each scid, not one per pair
         pairs = self.pairs[k]
         cell = pairs.get(key) or pairs.setdefault(key, [0, 0])
         cell[0] += sign
         cell[1] += sign * int(row[PAIR_SUMS[k][1]] or 0)
         if cell[0] == 0:
             del pairs[key]
+        elif cell[0] == sign == 1 and sum(map(len, self.pairs)) > MAX_PAIRS:
+            self.pairs = None
 
     def _touch(self, scids: list[str], lo: int, hi: int) -> None:
         """Marks windows lo..hi-1 of the channels changed."""
@@ -172,7 +180,7 @@ class _State:
         a's future: max(a, b - w) < t <= b); the same float tests as the SQL."""
         for k, (window, _, _) in enumerate(PAIR_SUMS):
             for lo, hi, sign in ((a - window, min(a, b - window), -1), (max(a, b - window), b, 1)):
-                if hi > lo:
+                if hi > lo and self.pairs is not None:
                     for row in conn.execute(_LEAVING_SQL, (lo, hi)):
                         self._pair_row(k, row, sign)
 
@@ -227,7 +235,8 @@ class FlowCache:
         self._pending: list | None = None  # changes committed during a computation
         self._epoch = 0  # bumped by every invalidation
         self.last_step: dict = {}  # how the last call went (full or step, rows), for benches
-        self._pair_result: tuple | None = None  # (now, (in_fees_1d, in_volume_7d)) of the last flows()
+        # the `now` of the last flows() snapshot while its pair sums are the state's (no write since)
+        self._pairs_now: float | None = None
 
     def commit(self, conn: sqlite3.Connection, changes: list, invalidate: bool = False) -> None:
         """COMMITs conn's write transaction and applies its forward changes (flow rows from
@@ -240,7 +249,7 @@ class FlowCache:
                 self._invalidate()  # did it commit? unknown: recompute rather than guess
                 raise
             if changes:
-                self._pair_result = None  # a snapshot older than these writes
+                self._pairs_now = None  # the state's pair sums are newer than the snapshot
             if invalidate:
                 self._invalidate()
             elif not changes:
@@ -260,7 +269,7 @@ class FlowCache:
 
     def _invalidate(self) -> None:
         self._state = None
-        self._pair_result = None
+        self._pairs_now = None
         self._epoch += 1
         if self._pending is not None:
             self._pending.clear()  # the running computation will not keep its state
@@ -296,7 +305,6 @@ class FlowCache:
                 finally:
                     conn.execute("COMMIT")  # ends the read transaction
                 result = state.result(last)
-                pairs = (now_s, tuple(nested(p) for p in state.pairs))
             except BaseException:
                 with self._lock:
                     self._pending = None
@@ -312,7 +320,7 @@ class FlowCache:
                 else:
                     self._state = None  # invalidated meanwhile; result is right for the snapshot
                 # History may take the snapshot's pair sums while nothing was written since
-                self._pair_result = pairs if self._state is state and not pending else None
+                self._pairs_now = now_s if self._state is state and not pending else None
             self.last_step = {"full": full, "removed": removed, "refreshed": refreshed,
                               "pending": len(pending)}
             return result
@@ -321,6 +329,8 @@ class FlowCache:
         """(in_fees_1d, in_volume_7d) of the snapshot the last flows() call read, if it was as
         of now_s and no forward was written since; None otherwise (the caller sums in SQL)."""
         with self._lock:
-            if self._pair_result is None or self._pair_result[0] != float(now_s):
+            if (self._pairs_now is None or self._pairs_now != float(now_s) or self._state is None
+                    or self._state.pairs is None):
                 return None
-            return self._pair_result[1]
+            # built on demand, not kept: at 5,000 channels they are tens of MB
+            return tuple(nested(p) for p in self._state.pairs)

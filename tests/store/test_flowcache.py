@@ -121,7 +121,8 @@ class History:
         self.full_calls += self.store._flows.last_step["full"]
         assert_flows_equal(got, full_flows(self.store, self.now))
         # the per-pair sums History reads (in_fees_1d, in_volume_7d) move with the flows
-        assert self.store._flows.pair_sums_at(self.now) == full_pair_sums(self.store, self.now)
+        pairs = self.store._flows.pair_sums_at(self.now)
+        assert pairs is None if len(CHANS) ** 2 > flowcache.MAX_PAIRS else pairs == full_pair_sums(self.store, self.now)
         # channel_last keeps the last times of pruned forwards and of replaced outcomes
         if not self.pruned:
             assert_flows_equal(got, flows_from_forwards(stored_forwards(self.store), self.now))
@@ -321,3 +322,14 @@ def test_pair_sums_are_the_history_sums_and_follow_the_flows(store):
     h.flows(0.0)
     store.rollup_and_prune(h.now, 30)
     assert store._flows.pair_sums_at(h.now) is None  # dropped with the cache
+
+
+def test_pair_sums_are_not_kept_beyond_max_pairs(store, monkeypatch):
+    # Too many (out, in) pairs to keep in memory: History groups them in SQL, as before.
+    from revops.store import history as hist
+    monkeypatch.setattr(flowcache, "MAX_PAIRS", 3)
+    h = History(store, random.Random(10))
+    store.ingest_forwards([forward(i, h.rng, CHANS, now_s=NOW_S, max_age_s=2 * DAY_S) for i in range(1, 200)])
+    h.flows(0.0)  # checks the flows; the pair sums are not there to check
+    assert store._flows.pair_sums_at(h.now) is None
+    assert store.history(h.now).in_fees_1d == hist.in_fees(store._conn(), h.now)
