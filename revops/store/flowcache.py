@@ -82,11 +82,19 @@ _ROW_FIELD = {"out_msat": 4, "fee_msat": 6}  # a flow row's fields by column
 PAIR_SUMS = tuple((window, _ROW_FIELD[column], column) for window, column in hist.FORWARD_SUMS)
 
 
-def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[int]]]:
+def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[int]]] | None:
     """Returns, per PAIR_SUMS entry, (out, in) -> [rows, sum] as of now_s (a full computation;
-    call it inside a read transaction)."""
-    return [{(intern(o), intern(i)): [n, total] for o, i, n, total in hist.pair_rows(conn, now_s, window, column)}
-            for window, _, column in PAIR_SUMS]
+    call it inside a read transaction); None as soon as there are more than MAX_PAIRS."""
+    out, kept = [], 0
+    for window, _, column in PAIR_SUMS:
+        sums: dict[tuple, list[int]] = {}
+        for o, i, n, total in hist.pair_rows(conn, now_s, window, column):
+            kept += 1
+            if kept > MAX_PAIRS:
+                return None
+            sums[(intern(o), intern(i))] = [n, total]
+        out.append(sums)
+    return out
 
 
 def nested(pairs: dict[tuple, list[int]]) -> Mapping[str, Mapping[str, int]]:
@@ -101,10 +109,9 @@ class _State:
     """Window sums of every channel as of `now` (mutated in place), their ChannelFlows and
     the bookkeeping that decides the next full recompute."""
 
-    def __init__(self, acc: dict[str, Windows], now_s: float, pairs: list[dict[tuple, list[int]]]):
+    def __init__(self, acc: dict[str, Windows], now_s: float, pairs: list[dict[tuple, list[int]]] | None):
         self.acc = acc
-        # per PAIR_SUMS entry: (out, in) -> [rows, sum]; None: too many to keep (MAX_PAIRS)
-        self.pairs: list[dict[tuple, list[int]]] | None = pairs if sum(map(len, pairs)) <= MAX_PAIRS else None
+        self.pairs = pairs  # per PAIR_SUMS entry: (out, in) -> [rows, sum]; None: more than MAX_PAIRS
         self.now = now_s
         self.full_now = now_s
         self.last: dict[str, tuple] = {}

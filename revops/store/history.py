@@ -10,8 +10,6 @@ one-per-cycle samples, the in-channel sums only the forwards of their window (fo
 from __future__ import annotations
 
 import sqlite3
-from itertools import groupby
-from operator import itemgetter
 from types import MappingProxyType
 
 from revops.facts.history import (FEE_UPDATES_WINDOW_S, FEERATE_KEEP_S, FEERATE_WINDOWS_S,
@@ -39,7 +37,7 @@ _IN_SUMS = """
 SELECT out_channel, in_channel, COUNT(*), CAST(COALESCE(SUM({column}), 0) AS INTEGER)
 FROM forwards INDEXED BY forwards_t
 WHERE kind != 0 AND t > ? AND t <= ? AND kind = 1 AND out_channel IS NOT NULL
-GROUP BY out_channel, in_channel ORDER BY out_channel"""
+GROUP BY out_channel, in_channel"""
 
 
 #: History's forward sums, (window, column): in_fees_1d and in_volume_7d (store/flowcache.py
@@ -90,8 +88,8 @@ def feerate_samples(conn: sqlite3.Connection, now_s: float,
 
 
 def pair_rows(conn: sqlite3.Connection, now_s: float, window_s: float, column: str) -> sqlite3.Cursor:
-    """(out_scid, in_scid, rows, SUM(column)) of settled forwards with now - window < t <= now,
-    ordered by out_scid (store/flowcache.py keeps the same sums as forwards come and age)."""
+    """(out_scid, in_scid, rows, SUM(column)) of settled forwards with now - window < t <= now
+    (store/flowcache.py keeps the same sums as forwards come and age)."""
     assert column in ("fee_msat", "out_msat")
     return conn.execute(_IN_SUMS.format(column=column), (now_s - window_s, now_s))
 
@@ -99,8 +97,13 @@ def pair_rows(conn: sqlite3.Connection, now_s: float, window_s: float, column: s
 def in_fees(conn: sqlite3.Connection, now_s: float, window_s: float = FEE_UPDATES_WINDOW_S,
             column: str = "fee_msat") -> dict[str, dict[str, int]]:
     """Returns out_scid -> {in_scid: SUM(column)} of settled forwards with now - window < t <= now."""
-    rows = pair_rows(conn, now_s, window_s, column)
-    return {out: {inc: total for _, inc, _, total in pairs} for out, pairs in groupby(rows, itemgetter(0))}
+    pairs: dict[str, dict[str, int]] = {}
+    for out, inc, _, total in pair_rows(conn, now_s, window_s, column):
+        ins = pairs.get(out)
+        if ins is None:
+            ins = pairs[out] = {}
+        ins[inc] = total
+    return pairs
 
 
 def _uptime(u: dict) -> PeerUptime:
