@@ -48,7 +48,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from sys import intern
-from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from revops.facts.flow import K_SETTLED, WINDOW_BOUNDS, ChannelFlow, Windows, apply_row, first_window
@@ -82,9 +81,13 @@ _ROW_FIELD = {"out_msat": 4, "fee_msat": 6}  # a flow row's fields by column
 PAIR_SUMS = tuple((window, _ROW_FIELD[column], column) for window, column in hist.FORWARD_SUMS)
 
 
-def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[int]]] | None:
+def pair_sums(conn: sqlite3.Connection, now_s: float, acc: dict[str, Windows] | None = None
+              ) -> list[dict[tuple, list[int]]] | None:
     """Returns, per PAIR_SUMS entry, (out, in) -> [rows, sum] as of now_s (a full computation;
-    call it inside a read transaction); None as soon as there are more than MAX_PAIRS."""
+    call it inside a read transaction); None as soon as there are more than MAX_PAIRS, or at
+    once when the window sums `acc` of the same now_s bound them above it."""
+    if acc is not None and pair_bound(acc) > MAX_PAIRS:
+        return None  # SQLite would sort every group before the cap could stop it
     out, kept = [], 0
     for window, _, column in PAIR_SUMS:
         sums: dict[tuple, list[int]] = {}
@@ -97,12 +100,26 @@ def pair_sums(conn: sqlite3.Connection, now_s: float) -> list[dict[tuple, list[i
     return out
 
 
+def pair_bound(acc: dict[str, Windows]) -> int:
+    """An upper bound of the pairs PAIR_SUMS would hold, from the flow windows: per window,
+    each out channel pairs with at most one in channel per settled forward out and at most
+    every channel with a settled forward in. The flow windows also count forwards from the
+    future and test the bound the other way round, so a margin covers the edge rows."""
+    bound = 0
+    for window, _, _ in PAIR_SUMS:
+        i = WINDOW_BOUNDS.index(window)
+        counts = [fl.settled_counts(ws, i) for ws in acc.values()]
+        ins = sum(1 for _, n_in in counts if n_in)
+        bound += sum(min(n_out, ins) for n_out, _ in counts) + 16
+    return bound
+
+
 def nested(pairs: dict[tuple, list[int]]) -> Mapping[str, Mapping[str, int]]:
     """(out, in) -> [rows, sum] as out -> {in: sum}, read-only: the shape History holds."""
     result: dict[str, dict[str, int]] = {}
     for (o, i), (_, total) in pairs.items():
         result.setdefault(o, {})[i] = total
-    return MappingProxyType({o: MappingProxyType(ins) for o, ins in result.items()})
+    return hist.frozen_sums(result)
 
 
 class _State:
@@ -135,9 +152,10 @@ class _State:
                 if row is not None:
                     lo = first_window(now, row[1])
                     self._touch(apply_row(acc, row, sign, lo, _NB), lo, _NB)
-                    for k, (window, _, _) in enumerate(PAIR_SUMS):
-                        if now - window < row[1] <= now:
-                            self._pair_row(k, row, sign)
+                    if self.pairs is not None:
+                        for k, (window, _, _) in enumerate(PAIR_SUMS):
+                            if now - window < row[1] <= now:
+                                self._pair_row(k, row, sign)
                     if row[7] is not None:
                         self.float_ops += 1
             self.applied += 1
@@ -303,7 +321,8 @@ class FlowCache:
             try:
                 try:
                     if full:
-                        state = _State(fl.window_sums(conn, now_s), now_s, pair_sums(conn, now_s))
+                        acc = fl.window_sums(conn, now_s)
+                        state = _State(acc, now_s, pair_sums(conn, now_s, acc))
                         removed = refreshed = 0
                     else:
                         removed = state.advance(conn, now_s)

@@ -149,6 +149,11 @@ def channel_flows(conn: sqlite3.Connection, now_s: float) -> dict[str, ChannelFl
 
 # --- for the incremental cache (flowcache.py), which counts with facts/flow.py's apply_row --
 
+def settled_counts(ws: Windows, i: int) -> tuple[int, int]:
+    """Returns (settled forwards out, settled forwards in) of window i."""
+    return ws[i][_OUT_COUNT], ws[i][_IN_COUNT]
+
+
 def has_forwards(ws: Windows) -> bool:
     """Returns whether Windows count any forward (window_sums gives the channel an entry)."""
     v = ws[-1]

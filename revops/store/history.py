@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from types import MappingProxyType
+from typing import Mapping
 
 from revops.facts.history import (FEE_UPDATES_WINDOW_S, FEERATE_KEEP_S, FEERATE_WINDOWS_S,
                                   UPTIME_WINDOW_S, ChannelFeeHistory, FeerateSample, History,
@@ -152,6 +153,9 @@ def forwards_since(conn: sqlite3.Connection) -> float | None:
 def _forward_sums(conn: sqlite3.Connection, now_s: float) -> tuple:
     """Returns (in_fees_1d, in_volume_7d): per out channel, settled fees over 1 d and volume
     over 7 d by in channel (FORWARD_SUMS)."""
-    def frozen(sums: dict) -> MappingProxyType:
-        return MappingProxyType({out: MappingProxyType(ins) for out, ins in sums.items()})
-    return tuple(frozen(in_fees(conn, now_s, window, column)) for window, column in FORWARD_SUMS)
+    return tuple(frozen_sums(in_fees(conn, now_s, window, column)) for window, column in FORWARD_SUMS)
+
+
+def frozen_sums(sums: dict[str, dict[str, int]]) -> Mapping[str, Mapping[str, int]]:
+    """out -> {in: sum}, read-only: the shape History holds its forward sums in."""
+    return MappingProxyType({out: MappingProxyType(ins) for out, ins in sums.items()})

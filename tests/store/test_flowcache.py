@@ -121,8 +121,10 @@ class History:
         self.full_calls += self.store._flows.last_step["full"]
         assert_flows_equal(got, full_flows(self.store, self.now))
         # the per-pair sums History reads (in_fees_1d, in_volume_7d) move with the flows
-        pairs = self.store._flows.pair_sums_at(self.now)
-        assert pairs is None if len(CHANS) ** 2 > flowcache.MAX_PAIRS else pairs == full_pair_sums(self.store, self.now)
+        expected = full_pair_sums(self.store, self.now)
+        assert self.store._flows.pair_sums_at(self.now) == expected
+        # the bound that spares a large node the pair query never falls below the pairs
+        assert flowcache.pair_bound(self.store._flows._state.acc) >= sum(map(len, expected))
         # channel_last keeps the last times of pruned forwards and of replaced outcomes
         if not self.pruned:
             assert_flows_equal(got, flows_from_forwards(stored_forwards(self.store), self.now))
@@ -330,6 +332,11 @@ def test_pair_sums_are_not_kept_beyond_max_pairs(store, monkeypatch):
     monkeypatch.setattr(flowcache, "MAX_PAIRS", 3)
     h = History(store, random.Random(10))
     store.ingest_forwards([forward(i, h.rng, CHANS, now_s=NOW_S, max_age_s=2 * DAY_S) for i in range(1, 200)])
-    h.flows(0.0)  # checks the flows; the pair sums are not there to check
+    queried = []
+    monkeypatch.setattr(hist, "pair_rows", lambda *a: queried.append(a) or [])
+    assert_flows_equal(store.channel_flows(h.now), full_flows(store, h.now))
+    assert queried == []  # the flow windows already bound the pairs above MAX_PAIRS
     assert store._flows.pair_sums_at(h.now) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(flowcache, "MAX_PAIRS", 3)
     assert store.history(h.now).in_fees_1d == hist.in_fees(store._conn(), h.now)
