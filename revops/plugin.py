@@ -232,7 +232,8 @@ def revenue_reload(plugin):
         raise RpcException(f"policy not reloaded, previous policy kept:\n{lines}", INVALID_PARAMS)
     return {"name": result.name, "version": result.version, "digest": result.digest,
             "changed_rules": dict(result.changed_rules), "override_problems": list(result.override_problems),
-            "duration_ms": round(result.duration_s * 1000, 1)}
+            "duration_ms": round(result.duration_s * 1000, 1),
+            "tests": {"passed": result.tests_passed, "remembered": result.tests_remembered}}
 
 
 @plugin.method("revenue-explain")

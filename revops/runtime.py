@@ -35,6 +35,7 @@ from revops.node.rpc import NodeRpc, NodeRpcError
 from revops.policy.engine import prepare
 from revops.policy.explain import explain_json
 from revops.policy.overrides import is_scoped, scoped_problem
+from revops.policy.passed import PassedTests
 from revops.price_book import update_price_book
 from revops.reserve import WalletReserve, refresh as refresh_reserve, status_json as reserve_status_json
 from revops.policy.reload import PolicyHolder, ReloadResult
@@ -81,7 +82,8 @@ class Runtime:
         self.options = options
         self.clock = clock
         self.log = log
-        self.holder = PolicyHolder(options.policy_dir, overrides=store.get_overrides())
+        self.holder = PolicyHolder(options.policy_dir, overrides=store.get_overrides(),
+                                   remembered=PassedTests.default())
         self.fees = FeeActuator(rpc, options.dry_run, options.max_fee_ppm)
         self.rebalancer = Rebalancer(rpc, store, options.dry_run, log)
         self.status_ = _Status()
@@ -169,7 +171,9 @@ class Runtime:
             changed = result.changed_rules
             self.log(f"policy {result.name} {result.version} loaded ({trigger}): "
                      f"{len(changed['added'])} added, {len(changed['removed'])} removed, "
-                     f"{len(changed['changed'])} changed rules", "info")
+                     f"{len(changed['changed'])} changed rules; {result.tests_passed} policy tests passed"
+                     f"{' (remembered: the same policy, tests and code passed before)' if result.tests_remembered else ''}",
+                     "info")
             for problem in result.override_problems:
                 self.log(problem, "warn")
         else:

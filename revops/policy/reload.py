@@ -23,6 +23,7 @@ from revops.diagnostics import Diagnostic, DiagnosticError
 from revops.policy.compile import CompiledPolicy, compile_policy
 from revops.policy.engine import PreparedPolicy, prepare, resolve_params
 from revops.policy.load import load_policy
+from revops.policy.passed import PassedTests
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,15 @@ class ReloadResult:
     digest: str | None = None
     changed_rules: Mapping[str, list[str]] = field(default_factory=dict)  # added / removed / changed
     override_problems: tuple[str, ...] = ()
+    tests_passed: int = 0
+    tests_remembered: bool = False  # a pass on the same inputs stood for the run (policy/passed.py)
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "at": self.at, "duration_ms": round(self.duration_s * 1000, 1),
                 "errors": [str(e) for e in self.errors], "name": self.name, "version": self.version,
                 "digest": self.digest, "changed_rules": dict(self.changed_rules),
-                "override_problems": list(self.override_problems)}
+                "override_problems": list(self.override_problems),
+                "tests": {"passed": self.tests_passed, "remembered": self.tests_remembered}}
 
 
 def build(path: str | Path, overrides: Mapping[str, Any] | None = None,
@@ -62,14 +66,25 @@ def build_and_test(path: str | Path, overrides: Mapping[str, Any] | None = None,
     return prepared
 
 
-def run_tests(prepared: PreparedPolicy):
+def run_tests(prepared: PreparedPolicy, remembered: PassedTests | None = None,
+              fact_types: Mapping[str, str] | None = None):
     """Run the policy's tests/ cases; return the TestReport (None without tests) or raise
-    DiagnosticError with one located line per failed case."""
-    from revops.policy.testing import run_policy_tests, test_files
-    files = test_files(prepared.compiled.source.root)
+    DiagnosticError with one located line per failed case. With `remembered`, a pass recorded
+    for the same inputs (policy/passed.py) stands for the run, and a new pass is recorded."""
+    from revops.policy.testing import TestReport, run_policy_tests, test_files
+    root = prepared.compiled.source.root
+    files = test_files(root)
     report = None
     if files:
+        key = None
+        if remembered is not None:
+            key = remembered.key(prepared.compiled.digest, root, prepared.overrides, fact_types, files)
+            count = remembered.passed(key)
+            if count is not None:
+                return TestReport([], [], remembered=count)
         report = run_policy_tests(prepared, files)
+        if report.ok and key is not None:
+            remembered.record(key, report.passed, report.inputs)
         if not report.ok:
             diagnostics = list(report.errors)
             for case in report.results:
@@ -90,6 +105,7 @@ class Verdict:
     errors: tuple[Diagnostic, ...] = ()
     tests_passed: int = 0
     tests_failed: int = 0
+    tests_remembered: bool = False  # passed before on the same inputs, not run again
 
     @property
     def ok(self) -> bool:
@@ -104,13 +120,13 @@ INTERNAL = "policy_internal_error"
 
 
 def verdict(path: str | Path, overrides: Mapping[str, Any] | None = None,
-            fact_types: Mapping[str, str] | None = None) -> Verdict:
-    """Load, compile, prepare and test the policy at `path`. Never raises: an unexpected
-    exception becomes a `policy_internal_error` diagnostic at the root file (a bug to report;
-    `bench/fuzz.py` counts them as tracebacks)."""
+            fact_types: Mapping[str, str] | None = None, remembered: PassedTests | None = None) -> Verdict:
+    """Load, compile, prepare and test the policy at `path` (`remembered`: see run_tests).
+    Never raises: an unexpected exception becomes a `policy_internal_error` diagnostic at the
+    root file (a bug to report; `bench/fuzz.py` counts them as tracebacks)."""
     try:
         prepared = build(path, overrides, fact_types)
-        report = run_tests(prepared)
+        report = run_tests(prepared, remembered, fact_types)
     except DiagnosticError as err:
         failed = sum(1 for d in err.diagnostics if d.code == "policy_test_failure")
         return Verdict(None, tuple(err.diagnostics), tests_failed=failed)
@@ -118,7 +134,8 @@ def verdict(path: str | Path, overrides: Mapping[str, Any] | None = None,
         return Verdict(None, (internal_diagnostic(path, err),))
     if report is None:
         return Verdict(prepared)
-    return Verdict(prepared, tests_passed=report.passed, tests_failed=report.failed)
+    return Verdict(prepared, tests_passed=report.passed, tests_failed=report.failed,
+                   tests_remembered=report.remembered > 0)
 
 
 def internal_diagnostic(path: str | Path, err: BaseException) -> Diagnostic:
@@ -151,9 +168,10 @@ class PolicyHolder:
     """Owns the active PreparedPolicy and the param overrides layered on it."""
 
     def __init__(self, path: str | Path, overrides: Mapping[str, Any] | None = None,
-                 fact_types: Mapping[str, str] | None = None):
+                 fact_types: Mapping[str, str] | None = None, remembered: PassedTests | None = None):
         self.path = Path(path)
         self.fact_types = fact_types
+        self.remembered = remembered  # passes of the policy's tests on the same inputs
         self._overrides = dict(overrides or {})
         self._lock = threading.Lock()  # one reload at a time; readers never take it
         self.current: PreparedPolicy | None = None
@@ -169,7 +187,7 @@ class PolicyHolder:
         with self._lock:
             start = time.perf_counter()
             old = self.current
-            judged = verdict(self.path, self._overrides, self.fact_types)
+            judged = verdict(self.path, self._overrides, self.fact_types, self.remembered)
             if not judged.ok:
                 return self._record(ReloadResult(False, time.time(), time.perf_counter() - start, judged.errors))
             prepared = judged.prepared
@@ -183,7 +201,7 @@ class PolicyHolder:
             compiled = prepared.compiled
             return self._record(ReloadResult(
                 True, time.time(), time.perf_counter() - start, (), compiled.name, compiled.version,
-                compiled.digest, changes, tuple(problems)))
+                compiled.digest, changes, tuple(problems), judged.tests_passed, judged.tests_remembered))
 
     def set_overrides(self, overrides: Mapping[str, Any]) -> PreparedPolicy:
         """Re-prepare the active policy with new param overrides and swap it in.

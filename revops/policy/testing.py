@@ -52,6 +52,8 @@ class CaseResult:
 class TestReport:
     results: list[CaseResult]
     errors: list[Diagnostic]
+    inputs: list[Path] = field(default_factory=list)  # the test files and snapshots read
+    remembered: int = 0  # cases that passed before on the same inputs, not run (policy/passed.py)
 
     @property
     def ok(self) -> bool:
@@ -59,7 +61,7 @@ class TestReport:
 
     @property
     def passed(self) -> int:
-        return sum(1 for r in self.results if r.ok)
+        return self.remembered + sum(1 for r in self.results if r.ok)
 
     @property
     def failed(self) -> int:
@@ -85,8 +87,9 @@ class LoadedCase:
         return CaseResult(self.result.file, self.result.line, self.result.note, list(self.result.failures))
 
 
-def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
-    """Read every case of the test files and build its facts once (cases that cannot load carry a failure)."""
+def load_cases(files: list[Path], read: list[Path] | None = None) -> tuple[list[LoadedCase], list[Diagnostic]]:
+    """Read every case of the test files and build its facts once (cases that cannot load
+    carry a failure); `read` collects the snapshot files read."""
     from revops.facts.build import build_facts
     from revops.facts.snapshot import load_snapshot
 
@@ -128,6 +131,8 @@ def load_cases(files: list[Path]) -> tuple[list[LoadedCase], list[Diagnostic]]:
             result = CaseResult(pos.file, pos.line, str(case.get("note", f"case {i + 1}")))
             path = file.parent / case["snapshot"]
             if path not in snapshots:
+                if read is not None:
+                    read.append(path)
                 try:
                     snapshots[path] = load_snapshot(path)
                 except DiagnosticError as err:
@@ -175,9 +180,10 @@ def run_case(loaded: LoadedCase, prepared: PreparedPolicy, matchers=MATCHERS, ca
 def run_policy_tests(prepared: PreparedPolicy, files: list[Path] | None = None) -> TestReport:
     """Run every case of the policy's test files against `prepared` (its params are the base)."""
     files = test_files(prepared.compiled.source.root) if files is None else files
-    loaded, errors = load_cases(files)
+    snapshots: list[Path] = []
+    loaded, errors = load_cases(files, snapshots)
     cache: dict = {}  # pinned params -> prepared policy: most cases of a file share their pins
-    return TestReport([run_case(case, prepared, cache=cache) for case in loaded], errors)
+    return TestReport([run_case(case, prepared, cache=cache) for case in loaded], errors, [*files, *snapshots])
 
 
 def _check_case(case, facts, states, policy: PreparedPolicy, result: CaseResult, matchers=MATCHERS) -> None:

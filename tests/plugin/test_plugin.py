@@ -91,6 +91,29 @@ def test_reload_good_and_broken_policies_keeps_the_old_one(node):
     assert node.call("revenue-status")["policy"]["digest"] == result["digest"] != before
 
 
+def test_a_policy_test_pass_is_remembered_across_restarts_and_an_edited_test_runs_again(workdir, monkeypatch):
+    monkeypatch.setenv("REVOPS_CACHE_DIR", str(workdir / "cache"))  # inherited by the plugin
+    n = Node(workdir)
+    n.start()  # the tests run (nothing remembered yet) and their pass is recorded
+    cases = n.policy_dir / "tests" / "roadmap.yaml"
+    original = cases.read_text()
+    try:
+        assert n.call("revenue-reload")["tests"]["remembered"] is True
+        cases.write_text(original.replace('"880001x1234x0": {fee_ppm: 250}', '"880001x1234x0": {fee_ppm: 251}', 1))
+        with pytest.raises(RpcError, match=r"roadmap.yaml:\d+:1: policy_test_failure.*want 251, got 250"):
+            n.call("revenue-reload")
+        cases.write_text(original)
+        reloaded = n.call("revenue-reload")
+        assert reloaded["tests"]["remembered"] is True and reloaded["tests"]["passed"] > 200
+    finally:
+        n.stop()
+    n.start()
+    try:
+        assert any("policy tests passed (remembered" in line for _, line in n.ld.logs)
+    finally:
+        n.stop()
+
+
 def test_config_is_typed_checked_persisted_and_survives_restart(workdir):
     n = Node(workdir)
     n.start()
