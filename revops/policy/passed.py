@@ -54,6 +54,14 @@ def _file_hash(path: Path) -> str | None:
         return None
 
 
+def _named(path: Path, root: Path) -> str:
+    """A file's name relative to the policy folder when inside it (else absolute)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
 class PassedTests:
     """The record of passes in one directory (None: remembering is off)."""
 
@@ -71,14 +79,16 @@ class PassedTests:
 
     def key(self, digest: str, root: Path, overrides: Mapping[str, Any], fact_types: Mapping[str, str] | None,
             test_files: list[Path]) -> str:
-        doc = [code_fingerprint(), digest, str(root.resolve()), sorted(map(str, test_files)),
+        """The key of a pass: by content, not by place (a copy of the folder elsewhere has the
+        same outcome; its snapshots are checked at lookup)."""
+        doc = [code_fingerprint(), digest, [(_named(p, root), _file_hash(p)) for p in test_files],
                json.dumps(overrides, sort_keys=True, default=str),
                json.dumps(fact_types or {}, sort_keys=True, default=str)]
         return hashlib.sha256(json.dumps(doc).encode()).hexdigest()
 
-    def passed(self, key: str) -> int | None:
+    def passed(self, key: str, root: Path) -> int | None:
         """The count of cases passed under `key`, if that pass is recorded and none of the files
-        it read changed since; None otherwise."""
+        it read (named from the policy folder `root`) differs now; None otherwise."""
         if self.directory is None:
             return None
         try:
@@ -88,15 +98,15 @@ class PassedTests:
                 return None
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if any(_file_hash(Path(p)) != h for p, h in inputs.items()):
+        if any(_file_hash(root / p) != h for p, h in inputs.items()):
             return None
         return count
 
-    def record(self, key: str, passed: int, inputs: list[Path]) -> None:
+    def record(self, key: str, passed: int, root: Path, inputs: list[Path]) -> None:
         """Records a pass (atomically: a reader sees the whole entry or none)."""
         if self.directory is None:
             return
-        hashes = {str(p.resolve()): _file_hash(p) for p in inputs}
+        hashes = {_named(p, root): _file_hash(p) for p in inputs}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             tmp = self.directory / f".{key}.{os.getpid()}.tmp"

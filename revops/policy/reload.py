@@ -79,12 +79,12 @@ def run_tests(prepared: PreparedPolicy, remembered: PassedTests | None = None,
         key = None
         if remembered is not None:
             key = remembered.key(prepared.compiled.digest, root, prepared.overrides, fact_types, files)
-            count = remembered.passed(key)
+            count = remembered.passed(key, root)
             if count is not None:
                 return TestReport([], [], remembered=count)
         report = run_policy_tests(prepared, files)
         if report.ok and key is not None:
-            remembered.record(key, report.passed, report.inputs)
+            remembered.record(key, report.passed, root, report.inputs)
         if not report.ok:
             diagnostics = list(report.errors)
             for case in report.results:

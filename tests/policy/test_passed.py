@@ -64,23 +64,28 @@ def test_a_pass_stands_for_the_next_run_until_an_input_changes(policy, tmp_path,
     assert first.ok and first.tests_passed == 1 and not first.tests_remembered and len(runs) == 1
     again = judge(policy, remembered)
     assert again.ok and again.tests_passed == 1 and again.tests_remembered and len(runs) == 1
+    # by content, not by place: a copy of the folder elsewhere (each plugin test's own copy)
+    copy = shutil.copytree(policy, tmp_path / "copy")
+    assert judge(copy, remembered).tests_remembered and len(runs) == 1
+    (copy / "tests" / "snapshot.json").write_text("{}")
+    assert not judge(copy, remembered).ok and len(runs) == 2
     # every input of the outcome is part of it: the snapshot a case reads,
     snapshot = policy / "tests" / "snapshot.json"
     snapshot.write_text(snapshot.read_text() + "\n")
-    assert not judge(policy, remembered).tests_remembered and len(runs) == 2
+    assert not judge(policy, remembered).tests_remembered and len(runs) == 3
     # the test file, the policy, the params it is prepared with
     (policy / "tests" / "cases.yaml").write_text(CASES % 100 + "# edited\n")
-    assert not judge(policy, remembered).tests_remembered and len(runs) == 3
-    (policy / "policy.yaml").write_text((policy / "policy.yaml").read_text().replace("why: base", "why: the base"))
     assert not judge(policy, remembered).tests_remembered and len(runs) == 4
-    assert not judge(policy, remembered, {"base": 100}).tests_remembered and len(runs) == 5
-    assert judge(policy, remembered, {"base": 100}).tests_remembered and len(runs) == 5
+    (policy / "policy.yaml").write_text((policy / "policy.yaml").read_text().replace("why: base", "why: the base"))
+    assert not judge(policy, remembered).tests_remembered and len(runs) == 5
+    assert not judge(policy, remembered, {"base": 100}).tests_remembered and len(runs) == 6
+    assert judge(policy, remembered, {"base": 100}).tests_remembered and len(runs) == 6
     # and revops' own code
     passed_mod._code = None
     real = passed_mod.code_fingerprint()
     passed_mod._code = "another build of revops"
     try:
-        assert not judge(policy, remembered).tests_remembered and len(runs) == 6
+        assert not judge(policy, remembered).tests_remembered and len(runs) == 7
     finally:
         passed_mod._code = real
 
