@@ -27,6 +27,8 @@ from typing import Any, Mapping
 from revops.resources import grammar_path
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # the revops package
+#: Records kept (~1 KB each); the oldest go first.
+KEEP = 200
 _code: str | None = None
 
 
@@ -112,5 +114,12 @@ class PassedTests:
             tmp = self.directory / f".{key}.{os.getpid()}.tmp"
             tmp.write_text(json.dumps({"passed": passed, "inputs": hashes}))
             os.replace(tmp, self.directory / f"{key}.json")
+            self._trim()
         except OSError:
             pass  # not remembered: the tests run again next time
+
+    def _trim(self) -> None:
+        """Keeps the KEEP newest records (every edit of a policy makes a new key)."""
+        entries = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[KEEP:]:
+            old.unlink(missing_ok=True)

@@ -121,6 +121,16 @@ def test_the_holder_remembers_and_says_so(policy, tmp_path, runs):
     assert second["tests"] == {"passed": 1, "remembered": True} and len(runs) == 1
 
 
+def test_only_the_newest_records_are_kept(policy, tmp_path, monkeypatch):
+    monkeypatch.setattr(passed_mod, "KEEP", 2)
+    remembered = PassedTests(tmp_path / "cache")
+    for base in (100, 101, 102):
+        (policy / "tests" / "cases.yaml").write_text(CASES % base)
+        assert judge(policy, remembered, {"base": base}).ok
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    assert judge(policy, remembered, {"base": 102}).tests_remembered
+
+
 def test_where_it_is_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("REVOPS_CACHE_DIR", "off")
     assert PassedTests.default().directory is None
