@@ -4,7 +4,7 @@ Reload runs a policy's tests before the policy may decide anything (reload.verdi
 for the default policy's 256 cases under both matchers, at every plugin start. Their outcome
 is a pure function of their inputs: the policy (its digest), the param overrides and fact
 types it was prepared with, its test files and the snapshots they read, and revops' own code
-(engine, facts, grammar) with the durable-rules and Python versions. A pass is recorded under
+(engine, facts, grammar) with the durable-rules, lark, PyYAML and Python versions. A pass is recorded under
 a key of these, one small JSON file per key holding the count of cases passed and the hash
 of every test file and snapshot read; a lookup checks those hashes again. A failure is never
 recorded: a failing policy runs its tests every time and says why.
@@ -34,17 +34,18 @@ _code: str | None = None
 
 def code_fingerprint() -> str:
     """A hash of what decides a test's outcome besides the policy: revops' modules, the
-    grammar, and the durable-rules and Python versions (computed once per process)."""
+    grammar, and the durable-rules, lark, PyYAML and Python versions (once per process)."""
     global _code
     if _code is None:
         h = hashlib.sha256()
         for path in sorted(_PACKAGE.rglob("*.py")) + [grammar_path()]:
             h.update(str(path.relative_to(path.parents[1])).encode() + b"\0" + path.read_bytes() + b"\0")
-        try:
-            durable = metadata.version("durable-rules")
-        except metadata.PackageNotFoundError:
-            durable = "?"
-        h.update(f"durable-rules {durable}; python {sys.version}".encode())
+        for package in ("durable-rules", "lark", "PyYAML"):  # the matcher, the DSL and the file parsers
+            try:
+                h.update(f"{package} {metadata.version(package)};".encode())
+            except metadata.PackageNotFoundError:
+                h.update(f"{package} ?;".encode())
+        h.update(f"python {sys.version}".encode())
         _code = h.hexdigest()
     return _code
 
