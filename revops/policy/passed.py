@@ -4,10 +4,10 @@ Reload runs a policy's tests before the policy may decide anything (reload.verdi
 for the default policy's 256 cases under both matchers, at every plugin start. Their outcome
 is a pure function of their inputs: the policy (its digest), the param overrides and fact
 types it was prepared with, its test files and the snapshots they read, and revops' own code
-(engine, facts, grammar) with the durable-rules, lark, PyYAML and Python versions. A pass is recorded under
-a key of these, one small JSON file per key holding the count of cases passed and the hash
-of every test file and snapshot read; a lookup checks those hashes again. A failure is never
-recorded: a failing policy runs its tests every time and says why.
+(engine, facts, grammar) with the durable-rules, lark, PyYAML and Python versions. A pass is
+recorded under a key of these, one small JSON file per key holding the count of cases passed
+and the hash of every test file and snapshot read; a lookup checks those hashes again. A
+failure is never recorded: a failing policy runs its tests every time and says why.
 
 Where: `$REVOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/revops`, else `~/.cache/revops`, under
 `policy-tests/`. `REVOPS_CACHE_DIR=off` turns it off. A directory that cannot be written or an
