@@ -84,6 +84,9 @@ class EngineWorker:
         self._sent = 0
         self._received = 0
         self._answers: dict[int, str] = {}
+        # The first unanswered request of a dead worker is the one that killed it, whoever
+        # noticed the death: (generation, number) -> why, so its caller gets the reason.
+        self._culprit: tuple[tuple[int, int], str] | None = None
 
     # -- rulesets ---------------------------------------------------------------------------
 
@@ -197,6 +200,8 @@ class EngineWorker:
         """The answer to a ticket: answers come in request order; earlier ones are kept."""
         generation, number = ticket
         if generation != self._generation:
+            if self._culprit is not None and self._culprit[0] == ticket:
+                raise EngineFailure(self._culprit[1])
             raise EngineRestarted("the durable-rules worker was restarted before it answered")
         proc = self._proc
         assert proc is not None and proc.stdout is not None
@@ -223,6 +228,7 @@ class EngineWorker:
     def _dead(self, what: str) -> str:
         """Kill and reap the worker, count it; return the reason for the error decisions."""
         proc, self._proc = self._proc, None
+        culprit = (self._generation, self._received)
         self._reset()
         self.restarts += 1
         if proc is None:
@@ -239,7 +245,9 @@ class EngineWorker:
             except (OSError, AttributeError):
                 pass
         how = f" (signal {-code})" if code is not None and code < 0 else (f" (exit {code})" if code else "")
-        return f"{what}{how}; it has been restarted"
+        reason = f"{what}{how}; it has been restarted"
+        self._culprit = (culprit, reason)
+        return reason
 
     def close(self) -> None:
         with self._lock:

@@ -95,7 +95,8 @@ def test_a_worker_that_stops_reading_fails_the_write_after_the_timeout():
         worker.close()
 
 
-def test_only_the_request_that_crashes_the_worker_fails_those_behind_it_are_sent_again():
+@pytest.mark.parametrize("noticed_by", ["its own answer", "the next submit"])
+def test_only_the_request_that_crashes_the_worker_fails_those_behind_it_are_sent_again(noticed_by):
     worker = EngineWorker(timeout_s=20)
     try:
         session = RuleSession("s", [("r0", {"$gt": {"x": 0.5}}, 1)], worker=worker)
@@ -103,6 +104,8 @@ def test_only_the_request_that_crashes_the_worker_fails_those_behind_it_are_sent
         raw = marshal.dumps([("b1", '[{"scid": "0", "x": 1e-05, "sid": "b1"}]')])
         with worker._lock:
             crash = worker._send(f"M {session.names[0]} {len(raw)}\n".encode() + raw)
+        if noticed_by == "the next submit":  # the worker is already dead when the next request comes
+            worker._proc.wait(timeout=20)
         innocent = [{"scid": "a", "x": 0.9}]
         waiting = session.submit(innocent)
         with pytest.raises(EngineFailure, match="signal 11"):
