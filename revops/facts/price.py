@@ -146,7 +146,7 @@ class PriceSettings:
     adopt_min_ppm: float = 50
     min_samples: float = 5
     half_life_s: float = 7 * 86400
-    explore_step: float = 0.3     # a draw stays within e^(+-step) of the estimate
+    explore_step: float = 0.2     # a draw stays within e^(+-step) of the estimate
     estimate_quantile: float = 0.1  # the estimate is this posterior quantile of f* (see estimate)
 
     def clamp(self, fee: float) -> float:
