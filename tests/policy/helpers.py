@@ -32,6 +32,18 @@ stages:
 """
 
 
+# One param, one rule: the smallest policy whose fee a test can move.
+BASE_FEE_POLICY = """
+params:
+  base: {type: int, default: 100, min: 1, max: 5000, doc: base fee}
+rules:
+  - id: base
+    stage: discovery
+    then: set_fee(params.base)
+    why: base
+"""
+
+
 def write_policy(tmp_path: Path, body: str, header: str = HEADER) -> Path:
     folder = tmp_path / "policy"
     folder.mkdir(exist_ok=True)

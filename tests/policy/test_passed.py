@@ -11,19 +11,10 @@ from revops.policy import passed as passed_mod
 from revops.policy import testing
 from revops.policy.passed import PassedTests
 from revops.policy.reload import PolicyHolder, verdict
-from tests.policy.helpers import FACT_TYPES, write_policy
+from tests.policy.helpers import BASE_FEE_POLICY as BODY, FACT_TYPES, write_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BODY = """
-params:
-  base: {type: int, default: 100, min: 1, max: 5000, doc: base fee}
-rules:
-  - id: base
-    stage: discovery
-    then: set_fee(params.base)
-    why: base
-"""
 CASES = """
 cases:
   - note: the base fee

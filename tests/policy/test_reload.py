@@ -18,19 +18,10 @@ import pytest
 from revops.diagnostics import DiagnosticError
 from revops.policy.reload import PolicyHolder
 from revops.resources import default_policy_dir
-from tests.policy.helpers import FACT_TYPES, channel, write_policy
+from tests.policy.helpers import BASE_FEE_POLICY as BODY, FACT_TYPES, channel, write_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BODY = """
-params:
-  base: {type: int, default: 100, min: 1, max: 5000, doc: base fee}
-rules:
-  - id: base
-    stage: discovery
-    then: set_fee(params.base)
-    why: base
-"""
 
 
 def test_failed_reload_keeps_the_running_policy(tmp_path):
