@@ -5,7 +5,9 @@ Prints
     matcher, no explanation (the plugin's fee-cycle path, which skips the rebalance stage);
     also with the rebalance stage (the rebalance cycle's path), with full explain traces
     and with the reference matcher, for comparison;
-  - reload latency: load + validate + compile + prepare (durable-rules Host) + swap.
+  - reload latency: load + validate + compile + prepare (durable-rules Host) + the policy's own
+    tests + swap; once with the tests run (an edited policy) and once with their pass
+    remembered (an unchanged policy: a restart or a repeated reload; revops/policy/passed.py).
 Targets (issue #2, 2-core machine): >= 10,000 decisions/s; reload <= 200 ms.
 
     PYTHONPATH=. python bench/policy_eval.py [--channels 5000] [--repeat 3] [--groups]
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facts_build import NOW, synthetic_rpc  # noqa: E402
 
 from revops.facts.build import build_facts  # noqa: E402
+from revops.policy.passed import PassedTests  # noqa: E402
 from revops.policy.reload import PolicyHolder  # noqa: E402
 from revops.resources import default_policy_dir  # noqa: E402
 
@@ -104,14 +107,18 @@ def main() -> None:
     print(f"engine worker (fee cycle): {spent[0] * 1000:.0f} ms of {total * 1000:.0f} ms "
           f"({spent[0] / total:.0%}) sending requests and waiting for answers; restarts: {worker_restarts()}")
 
-    timings = []
-    for _ in range(max(5, args.repeat)):
-        start = time.perf_counter()
-        result = holder.reload()
-        timings.append(time.perf_counter() - start)
-        assert result.ok, result.errors
-    print(f"reload latency (load+validate+compile+prepare+swap): median {statistics.median(timings) * 1000:.1f} ms, "
-          f"max {max(timings) * 1000:.1f} ms over {len(timings)}")
+    for label, remembered in (("tests run", None),
+                              ("tests remembered", PassedTests(Path(tempfile.mkdtemp(prefix="revops-bench-"))))):
+        holder = PolicyHolder(policy_dir, remembered=remembered)
+        assert holder.reload().ok  # the first pass is recorded
+        timings = []
+        for _ in range(max(5, args.repeat)):
+            start = time.perf_counter()
+            result = holder.reload()
+            timings.append(time.perf_counter() - start)
+            assert result.ok and result.tests_remembered == (remembered is not None), result.errors
+        print(f"reload latency, {label} (load+validate+compile+prepare+tests+swap): median "
+              f"{statistics.median(timings) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms over {len(timings)}")
 
 
 def with_groups(rpc: dict, folder: Path) -> Path:
