@@ -283,6 +283,13 @@ def revenue_capacity(plugin, days=30):
     return _call(lambda: accounting.capacity(_runtime(), days))
 
 
+@plugin.method("revenue-rebalances")
+def revenue_rebalances(plugin, days=30):
+    """Each rebalance of the last `days` (default 30) and what it earned back: the routing fees of the
+    forwards that used the liquidity it bought, against its fee."""
+    return _call(lambda: accounting.rebalances(_runtime(), days))
+
+
 @plugin.method("revenue-dashboard")
 def revenue_dashboard(plugin):
     """One human summary: P&L by period, top earners and bleeders, budget, mode, policy."""

@@ -26,8 +26,9 @@ def _chan(r: Mapping[str, Any], key: str) -> str:
 
 
 def dashboard_text(periods: Mapping[str, Mapping[str, Any]], status: Mapping[str, Any], now_s: float,
-                   rebalance: Mapping[str, Any] | None = None) -> str:
-    """Returns the dashboard; `periods` maps a label (24h, 7d, 30d, lifetime) to a revenue-history result."""
+                   rebalance: Mapping[str, Any] | None = None, payback: Mapping[str, Any] | None = None) -> str:
+    """Returns the dashboard; `periods` maps a label (24h, 7d, 30d, lifetime) to a revenue-history result,
+    `payback` is revenue-rebalances' result for 30 days."""
     policy = status.get("policy") or {}
     reload = status.get("last_reload") or {}
     lines = [f"revops dashboard, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(now_s))}",
@@ -60,6 +61,12 @@ def dashboard_text(periods: Mapping[str, Mapping[str, Any]], status: Mapping[str
                      f"left {_sat(rebalance.get('budget_left_msat'))} sat, "
                      f"reservations {rebalance.get('reservations', 0)}, "
                      f"wallet reserve {'ok' if rebalance.get('wallet_reserve_ok', True) else 'BREACHED'}")
+    if payback and (payback["accounted"]["count"] or payback["in_use"]["count"]):
+        done, live = payback["accounted"], payback["in_use"]
+        ratio = "-" if done["payback"] is None else f"{done['payback']:.2f}x"
+        lines.append(f"  30d: {done['count']} rebalances accounted, earned back {ratio} of their fees "
+                     f"({done['paid_back']} paid back, net {_sat(done['net_msat'])} sat); {live['count']} still in use "
+                     "(revenue-rebalances)")
     cycle = status.get("last_cycle") or {}
     if cycle:
         lines += ["", f"last fee cycle: {cycle.get('channels')} channels, {cycle.get('set_fee', 0)} fees set, "

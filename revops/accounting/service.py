@@ -11,6 +11,7 @@ from typing import Any
 from revops.accounting.capacity import recommend
 from revops.accounting.dashboard import dashboard_text
 from revops.accounting.history import revenue_history
+from revops.accounting.payback import payback_report
 from revops.runtime import RequestError
 
 
@@ -54,11 +55,26 @@ def capacity(runtime, days: Any = 30) -> dict:
     return recommend(obs.facts, lifetime, recent, latest, feerates, days, obs.now)
 
 
+def rebalances(runtime, days: Any = 30) -> dict:
+    """revenue-rebalances [days]: each settled rebalance of the last `days` with what it earned back
+    (facts/payback.py), and the totals."""
+    if days is None:
+        raise RequestError("days must be a positive number of days (at most 36500), got None")
+    days = _days(days)
+    with runtime.exclusive():
+        runtime.forward_events.flush()
+        now = runtime.clock.now()
+        books = runtime.store.rebalance_account(now, now - days * 86400)
+    return payback_report(books, days)
+
+
 def dashboard(runtime, rebalance: dict | None = None) -> dict:
     """revenue-dashboard: one human summary, printed flat by lightning-cli (format-hint simple);
     `rebalance` is the rebalancer's last summary (Metrics.on_rebalance), if any."""
     with runtime.exclusive():
         periods = {label: _history(runtime, days) for label, days in
                    (("24h", 1.0), ("7d", 7.0), ("30d", 30.0), ("lifetime", None))}
-    text = dashboard_text(periods, runtime.status(), runtime.clock.now(), rebalance)
+        now = runtime.clock.now()
+        payback = payback_report(runtime.store.rebalance_account(now, now - 30 * 86400), 30)
+    text = dashboard_text(periods, runtime.status(), now, rebalance, payback)
     return {"format-hint": "simple", "dashboard": text}

@@ -302,6 +302,7 @@ class Rebalancer:
             return 0
         target_ratio = min(1.0, (local_sat + amount) / capacity_sat) if capacity_sat else 0.0
         record = {"scid": target.scid, "amount_sat": amount, "chunk_sat": chunk_sat, "max_ppm": max_ppm,
+                  "local_msat": int(facts["channel.local_msat"]),
                   "target": round(target_ratio, 4), "candidates": candidates,
                   "reserved_msat": reservation_msat(amount, chunk_sat, max_ppm, standing), "rule": plan["rule"],
                   "sling": "job" if standing else "once", "outppm": outppm}

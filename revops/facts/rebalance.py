@@ -42,6 +42,14 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("channel.rebalance_value_util_after", "number", "ratio",
      "forecast HTLC value utilisation with one more chunk in flight: (in flight + chunk) / the "
      "in-flight limit (capacity when the limit cannot be derived)"),
+    ("channel.rebalance_accounted_30d", "number", "count",
+     "rebalances into this channel begun in the last 30 d whose account is final: their liquidity was "
+     "used up, or 14 d passed (revenue-rebalances)"),
+    ("channel.rebalance_earned_ppm", "number", "ppm",
+     "what those rebalances earned back per sat they bought: routing fees of the forwards that used "
+     "their liquidity / amount moved (idle liquidity earns 0; 0 when none)"),
+    ("channel.rebalance_payback_30d", "number", "ratio",
+     "what those rebalances earned back per sat of fee they cost (0 when none)"),
     ("peer.rebalance_cost_known", "bool", "", "a revops rebalance into this peer succeeded in the last 30 d"),
     ("peer.rebalance_cost_ppm", "number", "ppm",
      "measured fee per amount of rebalances into this peer over 30 d, amount-weighted (0 when unknown)"),
@@ -71,6 +79,8 @@ class RebalanceHistory:
     spent_24h_msat: int = 0
     reserved_msat: int = 0
     chunk_msat: int = 0  # the size of one sling attempt (the rebalance_chunk_sat param)
+    # target scid -> (count, earned, moved, spent) msat of the accounted rebalances (facts/payback.py)
+    payback: Mapping[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
 
 EMPTY_REBALANCE = RebalanceHistory()
@@ -100,6 +110,7 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
             median_by_peer[pid] = _median_without(all_fees, own_fees[pid]) if pid in own_fees else overall
         fees_msat, amount_msat = history.peer_cost.get(pid, (0, 0))
         ok, failed = history.source_outcomes.get(scid, (0, 0))
+        accounted, earned, bought, paid = history.payback.get(scid, (0, 0, 0, 0))
         v.update({
             "channel.rebalance_job_active": scid in history.active_scids,
             "channel.rebalance_failures": history.failures.get(scid, 0),
@@ -111,6 +122,9 @@ def rebalance_facts(chans: list[tuple[str, str, dict[str, Any]]], history: Rebal
             "channel.rebalance_slot_util_after": min(1.0, (v["channel.htlcs_in_flight"] + 1)
                                                      / max(1, v["channel.max_accepted_htlcs"])),
             "channel.rebalance_value_util_after": _value_util_after(v, history.chunk_msat),
+            "channel.rebalance_accounted_30d": accounted,
+            "channel.rebalance_earned_ppm": earned * 1_000_000 / bought if bought > 0 else 0.0,
+            "channel.rebalance_payback_30d": earned / paid if paid > 0 else 0.0,
             "peer.rebalance_cost_known": amount_msat > 0,
             "peer.rebalance_cost_ppm": fees_msat * 1_000_000 / amount_msat if amount_msat > 0 else 0.0,
         })
@@ -138,7 +152,8 @@ def rebalance_to_json(h: RebalanceHistory) -> dict:
             "moved_30d_msat": dict(h.moved_30d_msat), "peer_cost": {k: list(v) for k, v in h.peer_cost.items()},
             "source_outcomes": {k: list(v) for k, v in h.source_outcomes.items()},
             "budget_msat": h.budget_msat, "spent_24h_msat": h.spent_24h_msat,
-            "reserved_msat": h.reserved_msat, "chunk_msat": h.chunk_msat}
+            "reserved_msat": h.reserved_msat, "chunk_msat": h.chunk_msat,
+            "payback": {k: list(v) for k, v in h.payback.items()}}
 
 
 def rebalance_from_json(d: Mapping[str, Any]) -> RebalanceHistory:
@@ -151,6 +166,7 @@ def rebalance_from_json(d: Mapping[str, Any]) -> RebalanceHistory:
             peer_cost={k: (int(a), int(b)) for k, (a, b) in d.get("peer_cost", {}).items()},
             source_outcomes={k: (int(a), int(b)) for k, (a, b) in d.get("source_outcomes", {}).items()},
             budget_msat=int(d.get("budget_msat", 0)), spent_24h_msat=int(d.get("spent_24h_msat", 0)),
-            reserved_msat=int(d.get("reserved_msat", 0)), chunk_msat=int(d.get("chunk_msat", 0)))
+            reserved_msat=int(d.get("reserved_msat", 0)), chunk_msat=int(d.get("chunk_msat", 0)),
+            payback={k: (int(n), int(e), int(m), int(p)) for k, (n, e, m, p) in d.get("payback", {}).items()})
     except (TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"rebalance: {err}") from None

@@ -75,6 +75,7 @@ class SimReport:
     channels: list[dict] = field(default_factory=list)
     params: dict = field(default_factory=dict)   # params set for the run (fair baselines)
     capture: float | None = None                 # net profit / the oracle's (simulate --oracle)
+    rebalance_payback: dict = field(default_factory=dict)  # revenue-rebalances' totals at the end
     note: str = ""                               # e.g. the oracle says it is only a reference
 
     def to_json(self) -> dict:
@@ -154,6 +155,8 @@ def simulate(scenario: str, policy_dir: str | Path, days: float = 30, seed: int 
             ld.call("revenue-cycle", {"what": "all", "now": node.now_s}, timeout_s=600)
             report.cycles += 1
             params = {p["name"]: p.get("value") for p in ld.call("revenue-config").get("params", [])}
+            account = ld.call("revenue-rebalances", {"days": days + 1})
+            report.rebalance_payback = {"accounted": account["accounted"], "in_use": account["in_use"]}
             _figures(report, backend, start_fees, days, params)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -221,6 +224,15 @@ def _ppm(value) -> str:
     return "-" if value is None else str(value)
 
 
+def _payback(r: SimReport) -> str:
+    """What the rebalances accounted by the end earned per sat they cost (revenue-rebalances)."""
+    done = (r.rebalance_payback or {}).get("accounted") or {}
+    if not done.get("count"):
+        return "-"
+    ratio = "-" if done.get("payback") is None else f"{done['payback']:.2f}x"
+    return f"{ratio} ({done['paid_back']} of {done['count']} paid back)"
+
+
 def add_capture(reports: list[SimReport], oracle: SimReport) -> None:
     """Set each report's capture = its net profit / the oracle's (None if the oracle lost money)."""
     for r in reports:
@@ -232,6 +244,7 @@ def render(reports: list[SimReport], verbose: bool = False) -> str:
     rows = [("net profit (sat)", lambda r: f"{r.net_profit_msat / 1000:,.0f}"),
             ("routing fees (sat)", lambda r: f"{r.routing_fees_msat / 1000:,.0f}"),
             ("rebalance spend (sat)", lambda r: f"{r.rebalance_spend_msat / 1000:,.0f}"),
+            ("rebalances earned back", _payback),
             ("on-chain costs (sat)", lambda r: f"{r.onchain_cost_msat / 1000:,.0f}"),
             ("forwards settled", lambda r: f"{r.forwards_settled:,}"),
             ("forwards failed", lambda r: f"{r.forwards_failed:,}"),

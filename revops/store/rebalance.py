@@ -18,6 +18,8 @@ import json
 import sqlite3
 from typing import Any
 
+from revops.facts.flow import K_SETTLED
+from revops.facts.payback import ChannelForward, Payback, Rebalance, account
 from revops.facts.rebalance import COST_WINDOW_S, RebalanceHistory
 from revops.store.db import transaction
 
@@ -148,6 +150,33 @@ class RebalanceStore:
                        "fee_ppm": fee * 1_000_000 / moved}
                 for scid, pid, n, moved, fee in rows}
 
+    def rebalance_account(self, now_s: float, since_s: float, scid: str | None = None) -> list[Payback]:
+        """What each settled rebalance that moved liquidity (started since `since_s`) earned back,
+        by facts/payback.py's account of its target channel's settled forwards; oldest first."""
+        conn = self._conn()
+        sql = ("SELECT id, scid, created_s, moved_msat, spent_msat, plan_json FROM rebalance_jobs "
+               "WHERE state = 'done' AND moved_msat > 0 AND created_s >= ?")
+        args: list[Any] = [since_s]
+        if scid is not None:
+            sql += " AND scid = ?"
+            args.append(scid)
+        by_scid: dict[str, list[Rebalance]] = {}
+        for job_id, target, start, moved, spent, plan in conn.execute(sql, args).fetchall():
+            local = json.loads(plan).get("local_msat")  # absent in jobs from before the account
+            by_scid.setdefault(target, []).append(
+                Rebalance(job_id, target, start, int(moved), int(spent), local if isinstance(local, int) else None))
+        books: list[Payback] = []
+        for target, jobs in by_scid.items():
+            first = min(j.start_s for j in jobs)
+            out = conn.execute("SELECT t, out_msat, fee_msat FROM forwards WHERE out_channel = ? AND kind = ? "
+                               "AND t >= ?", (target, K_SETTLED, first)).fetchall()
+            into = conn.execute("SELECT t, in_msat FROM forwards WHERE in_channel = ? AND kind = ? AND t >= ?",
+                                (target, K_SETTLED, first)).fetchall()
+            forwards = ([ChannelForward(t, False, a or 0, fee or 0) for t, a, fee in out]
+                        + [ChannelForward(t, True, a or 0, 0) for t, a in into])
+            books.extend(account(jobs, forwards, now_s))
+        return sorted(books, key=lambda b: (b.start_s, b.job_id))
+
     def rebalance_history(self, now_s: float, budget_msat: int, backoff_base_s: float = 3600.0,
                           backoff_max_s: float = 7 * DAY_S, chunk_msat: int = 0) -> RebalanceHistory:
         """What the facts need: running jobs, failure streaks and backoff, learned costs, budget use."""
@@ -183,10 +212,16 @@ class RebalanceStore:
                 for c in json.loads(cands):
                     ok, bad = sources.get(c, (0, 0))
                     sources[c] = (ok + 1, bad) if moved_msat > 0 else (ok, bad + 1)
+        payback: dict[str, tuple[int, int, int, int]] = {}
+        for book in self.rebalance_account(now_s, now_s - COST_WINDOW_S):
+            if book.accounted:
+                n, e, m, p = payback.get(book.scid, (0, 0, 0, 0))
+                payback[book.scid] = (n + 1, e + round(book.earned_msat), m + book.moved_msat, p + book.spent_msat)
         # Exponential backoff after the latest failure: base x 2^(failures - 1), capped.
         until = {scid: last + min(backoff_max_s, backoff_base_s * 2 ** (failures[scid] - 1))
                  for scid, last in backoff.items()}
         return RebalanceHistory(active_scids=active, failures=failures, backoff_until_s=until,
                                 cost_30d_msat=cost, moved_30d_msat=moved, peer_cost=peer_cost,
                                 source_outcomes=sources, budget_msat=int(budget_msat),
-                                spent_24h_msat=spent, reserved_msat=reserved, chunk_msat=int(chunk_msat))
+                                spent_24h_msat=spent, reserved_msat=reserved, chunk_msat=int(chunk_msat),
+                                payback=payback)

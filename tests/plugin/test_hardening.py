@@ -184,7 +184,7 @@ READERS = {
     "feerates": ("revenue-explain", "revenue-snapshot", "revenue-capacity"),
 }
 ALL_READS = ("revenue-explain", "revenue-snapshot", "revenue-history", "revenue-capacity", "revenue-dashboard",
-             "revenue-status", "revenue-decisions")
+             "revenue-status", "revenue-decisions", "revenue-rebalances")
 
 
 @pytest.fixture(scope="module")

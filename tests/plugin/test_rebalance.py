@@ -12,6 +12,9 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
+from revops.sim.errors import RpcError
 from revops.store import Store
 
 from .conftest import Node
@@ -76,6 +79,10 @@ def test_sink_drain_refills_depleted_channels_with_positive_net(workdir):
         summaries = run(node, 6 * 24)
         status = node.call("revenue-status")
         explain = node.call("revenue-explain")
+        account = node.call("revenue-rebalances", {"days": 7})
+        dashboard = node.call("revenue-dashboard")["dashboard"]
+        with pytest.raises(RpcError, match="days must be a positive number"):
+            node.call("revenue-rebalances", {"days": "a week"})
     finally:
         node.stop()
     with Store(workdir / "revops.sqlite3") as store:
@@ -112,6 +119,23 @@ def test_sink_drain_refills_depleted_channels_with_positive_net(workdir):
                  and f["received_time"] >= first[f["out_channel"]])
     assert earned > sum(c["fee_msat"] for c in costs.values()) > 0
     assert node.sim.now_s - start_s == 6 * 86400
+    # revenue-rebalances: every rebalance that moved something, and what it earned back from the
+    # forwards out of its channel after it began, never more than those forwards paid.
+    # (The account was read before the stop, which settled the jobs still running then.)
+    assert sorted(r["job_id"] for r in account["rebalances"]) == sorted(
+        j["id"] for j in moved if not j["outcome"].startswith("shutdown"))
+    assert all(j["plan"]["local_msat"] >= 0 for j in moved)
+    fees_after = {r["job_id"]: sum(f["fee_msat"] for f in node.backend("listforwards", {})["forwards"]
+                                   if f.get("status") == "settled" and f.get("out_channel") == r["scid"]
+                                   and f["resolved_time"] >= r["start_s"]) for r in account["rebalances"]}
+    assert all(0 <= r["used_msat"] <= r["moved_msat"] for r in account["rebalances"])
+    assert all(r["earned_msat"] <= fees_after[r["job_id"]] + 1 for r in account["rebalances"])
+    assert any(r["earned_msat"] > 0 for r in account["rebalances"])
+    totals = account["accounted"]["earned_msat"] + account["in_use"]["earned_so_far_msat"]
+    assert abs(totals - sum(r["earned_msat"] for r in account["rebalances"])) <= len(moved)
+    done = account["accounted"]
+    assert (f"30d: {done['count']} rebalances accounted, earned back {done['payback']:.2f}x of their fees "
+            f"({done['paid_back']} paid back") in dashboard
     # revenue-status carries the cycle summary the metrics helper reads.
     reb = status["rebalance"]
     assert reb["ok"] and {"jobs", "budget", "reservations", "wallet_reserve"} <= set(reb)
