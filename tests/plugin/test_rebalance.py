@@ -1,6 +1,7 @@
 """Rebalancing through the real plugin on the simulated node (issue #6).
 
-sink-drain refills depleted sinks and earns more on them than it spends; a peer with two
+sink-drain refills depleted sinks and earns more on them than it spends, and
+revenue-rebalances accounts for what each refill earned back; a peer with two
 channels is never rebalanced against itself; without sling only fees run; below the wallet
 reserve nothing is spent and running jobs stop; only revops' own sling jobs are cleaned up,
 also after a crash.
