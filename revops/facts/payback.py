@@ -105,7 +105,6 @@ def _open_and_expire(pending: list[Payback], layers: list[list], free: float, st
     returns the free liquidity after both."""
     while pending and pending[0].start_s <= t:
         book = pending.pop(0)
-        free = _expire(layers, free, book.start_s, horizon_s)
         local = starts.get(book.job_id)
         if local is not None:  # re-read: the balance then, less what older layers still hold
             free = max(0.0, local - sum(lay[0] for lay in layers))
