@@ -28,6 +28,13 @@ def _days(days: Any) -> float | None:
     return float(days)
 
 
+def _window_days(days: Any) -> float:
+    """`days` of a method that weighs a recent window: null is not "lifetime" there."""
+    if days is None:
+        raise RequestError("days must be a positive number of days (at most 36500), got None")
+    return _days(days)
+
+
 def _history(runtime, days: float | None) -> dict:
     deps = runtime.check_dependencies()
     runtime.forward_events.flush()
@@ -43,9 +50,7 @@ def history(runtime, days: Any = None) -> dict:
 
 def capacity(runtime, days: Any = 30) -> dict:
     """revenue-capacity [days]: close-and-splice recommendations with their numbers."""
-    if days is None:  # null is not "lifetime" here: recommendations weigh a recent window
-        raise RequestError("days must be a positive number of days (at most 36500), got None")
-    days = _days(days)
+    days = _window_days(days)
     with runtime.exclusive():
         lifetime = _history(runtime, None)
         recent = _history(runtime, days)
@@ -58,9 +63,7 @@ def capacity(runtime, days: Any = 30) -> dict:
 def rebalances(runtime, days: Any = 30) -> dict:
     """revenue-rebalances [days]: each settled rebalance of the last `days` with what it earned back
     (facts/payback.py), and the totals."""
-    if days is None:
-        raise RequestError("days must be a positive number of days (at most 36500), got None")
-    days = _days(days)
+    days = _window_days(days)
     with runtime.exclusive():
         runtime.forward_events.flush()
         now = runtime.clock.now()

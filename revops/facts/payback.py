@@ -70,12 +70,11 @@ def account(rebalances: Iterable[Rebalance], forwards: Iterable[ChannelForward],
     T's settled forwards from the first rebalance's start on, in any order."""
     bought = sorted((r for r in rebalances if r.moved_msat > 0), key=lambda r: (r.start_s, r.job_id))
     books = [Payback(r.job_id, r.scid, r.start_s, r.moved_msat, r.spent_msat) for r in bought]
-    starts = {r.job_id: r.local_msat for r in bought}
     free = 0.0
     layers: list[list] = []  # [remaining msat, Payback], oldest first
-    pending = list(books)
+    pending = list(zip(bought, books))  # not yet begun, oldest first
     for f in sorted(forwards, key=lambda f: f.t):
-        free = _open_and_expire(pending, layers, free, starts, f.t, horizon_s)
+        free = _open_and_expire(pending, layers, free, f.t, horizon_s)
         if f.inflow:
             free += f.amount_msat
             continue
@@ -95,19 +94,18 @@ def account(rebalances: Iterable[Rebalance], forwards: Iterable[ChannelForward],
         for layer in [lay for lay in layers if lay[0] <= 0]:
             layer[1].accounted = True
             layers.remove(layer)
-    _open_and_expire(pending, layers, free, starts, now_s, horizon_s)
+    _open_and_expire(pending, layers, free, now_s, horizon_s)
     return books
 
 
-def _open_and_expire(pending: list[Payback], layers: list[list], free: float, starts: dict, t: float,
+def _open_and_expire(pending: list[tuple[Rebalance, Payback]], layers: list[list], free: float, t: float,
                      horizon_s: float) -> float:
     """Opens the layers of the rebalances that started by `t` and closes those past the horizon;
     returns the free liquidity after both."""
-    while pending and pending[0].start_s <= t:
-        book = pending.pop(0)
-        local = starts.get(book.job_id)
-        if local is not None:  # re-read: the balance then, less what older layers still hold
-            free = max(0.0, local - sum(lay[0] for lay in layers))
+    while pending and pending[0][0].start_s <= t:
+        rebalance, book = pending.pop(0)
+        if rebalance.local_msat is not None:  # re-read: the balance then, less what older layers still hold
+            free = max(0.0, rebalance.local_msat - sum(lay[0] for lay in layers))
         layers.append([book.moved_msat, book])
     return _expire(layers, free, t, horizon_s)
 
