@@ -104,6 +104,9 @@ def _open_and_expire(pending: list[tuple[Rebalance, Payback]], layers: list[list
     returns the free liquidity after both."""
     while pending and pending[0][0].start_s <= t:
         rebalance, book = pending.pop(0)
+        # Layers past the horizon at this job's start are closed first: their liquidity is part
+        # of the balance recorded then, not held apart from it.
+        free = _expire(layers, free, rebalance.start_s, horizon_s)
         if rebalance.local_msat is not None:  # re-read: the balance then, less what older layers still hold
             free = max(0.0, rebalance.local_msat - sum(lay[0] for lay in layers))
         layers.append([book.moved_msat, book])

@@ -50,6 +50,16 @@ def test_after_the_horizon_what_is_left_is_free_liquidity_for_the_next_rebalance
     assert (second.used_msat, second.earned_msat) == (200, 2.0)
 
 
+def test_a_balance_below_an_expired_layer_is_the_free_liquidity_not_the_layer():
+    # Job 1's 1,000 was never used by forwards but left unseen (a payment of our own): job 2
+    # recorded 300 local when it began, after job 1's horizon. The 300 serves first, job 2's
+    # layer the rest; the expired layer adds nothing on top of the balance it was part of.
+    jobs = [Rebalance(1, "T", 0, 1000, 10, 0), Rebalance(2, "T", HORIZON_S + DAY, 500, 5, local_msat=300)]
+    first, second = account(jobs, [out(HORIZON_S + 2 * DAY, 1000, 10)], now_s=HORIZON_S + 3 * DAY)
+    assert (first.used_msat, first.accounted) == (0, True)
+    assert (second.used_msat, second.earned_msat, second.accounted) == (500, 5.0, True)
+
+
 def test_a_job_that_moved_nothing_has_no_account():
     assert account([Rebalance(1, "T", 0, 0, 0, 0)], [out(1, 600, 6)], now_s=2) == []
 
