@@ -22,6 +22,10 @@ revenue-maximising fee of a grid point is r x g(rho) (g below), independent of L
                                  estimate: the fee worth trying next
     channel.price_reason         why that fee
 
+A market that moves under the channel (a competitor that closes, a cheaper route, demand that
+turns) is seen by comparing a recent window of the bins (half-life a day) with what the older
+data predict at the same fees (`shift_ratio`); the older data are then dropped.
+
 Too little data (fewer than `min_samples` attempts) gives the prior's wide uncertainty and the
 conservative fee: the channel's own fee when revops first saw it (or `prior_ppm` when that was
 lightningd's default), never a wild one, and always within the policy's floor and ceiling.
@@ -64,6 +68,13 @@ RECOMPUTE_S = 3 * 3600
 #: An interval longer than this (the plugin was down) counts only this much exposure.
 MAX_GAP_S = 6 * 3600
 STATE_VERSION = 1
+#: Market shifts (`shift_ratio`): the recent window's half-life, the hours of it and of the
+#: older data a fee bin needs to be compared, the attempts the test needs, and its deviance.
+SHIFT_WINDOW_S = 86400.0
+SHIFT_MIN_H = 2.0
+SHIFT_MIN_OLD_H = 6.0
+SHIFT_MIN_ATTEMPTS = 8.0
+SHIFT_DEVIANCE = 12.0
 #: A fee bin counts as tried once the channel was offered at it this long (decayed hours).
 TRIED_MIN_H = 1.0
 
@@ -148,6 +159,7 @@ class PriceSettings:
     half_life_s: float = 7 * 86400
     explore_step: float = 0.2     # a draw stays within e^(+-step) of the estimate
     estimate_quantile: float = 0.1  # the estimate is this posterior quantile of f* (see estimate)
+    shift_ratio: float = 1.6      # the recent attempts off the older data's rate by this x: a shift (0: off)
 
     def clamp(self, fee: float) -> float:
         return min(self.ceiling_ppm, max(self.floor_ppm, fee))
@@ -201,6 +213,26 @@ def parse_state(doc: Any) -> tuple[dict | None, str]:
     last, anchor, bins = doc.get("last_s"), doc.get("anchor_ppm"), doc.get("bins")
     if not _finite(last) or not _finite(anchor) or anchor <= 0 or not isinstance(bins, Mapping):
         return None, "last_s, anchor_ppm or bins missing or invalid"
+    clean, why = _parse_bins(bins)
+    if clean is None:
+        return None, why
+    out = {"v": STATE_VERSION, "last_s": float(last), "anchor_ppm": float(anchor), "bins": clean}
+    recent, _ = _parse_bins(doc.get("recent"))
+    if recent is not None:  # an invalid recent window only restarts the window
+        out["recent"] = recent
+    shift = doc.get("shift")
+    if isinstance(shift, Mapping) and _finite(shift.get("at_s")) and _finite(shift.get("ratio")):
+        out["shift"] = {"at_s": float(shift["at_s"]), "ratio": float(shift["ratio"])}
+    cache = doc.get("cache")
+    if isinstance(cache, Mapping):
+        out["cache"] = dict(cache)
+    return out, ""
+
+
+def _parse_bins(bins: Any) -> tuple[dict | None, str]:
+    """Returns ({bin: [hours, attempts]}, "") of well-formed stored bins, else (None, why)."""
+    if not isinstance(bins, Mapping):
+        return None, "bins missing"
     clean: dict[str, list[float]] = {}
     for k, v in bins.items():
         try:
@@ -211,11 +243,7 @@ def parse_state(doc: Any) -> tuple[dict | None, str]:
                 or not all(_finite(x) and x >= 0 for x in v)):
             return None, f"bin {k!r} is invalid"
         clean[str(i)] = [float(v[0]), float(v[1])]
-    out = {"v": STATE_VERSION, "last_s": float(last), "anchor_ppm": float(anchor), "bins": clean}
-    cache = doc.get("cache")
-    if isinstance(cache, Mapping):
-        out["cache"] = dict(cache)
-    return out, ""
+    return clean, ""
 
 
 def _finite(x: Any) -> bool:
@@ -234,20 +262,64 @@ def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attem
     if dt <= 0:
         return dict(state)
     decay = 0.5 ** (dt / settings.half_life_s)
-    bins: dict[str, list[float]] = {}
-    for k, (t_h, n) in state["bins"].items():
-        t_h, n = t_h * decay, n * decay
-        if t_h >= 1e-3 or n >= 1e-3:
-            bins[k] = [t_h, n]
     b = fee_bin(fee_ppm)
+    credit = None  # (hours, attempts) for the fee in force
     if b >= 0 and (active or attempts):
-        cell = bins.setdefault(str(b), [0.0, 0.0])
-        cell[0] += min(dt, MAX_GAP_S) / 3600.0 if active else 0.0
-        cell[1] += max(0, attempts)
+        credit = (min(dt, MAX_GAP_S) / 3600.0 if active else 0.0, max(0, attempts))
+    bins = _decayed(state["bins"], decay, b, credit)
     out = {"v": STATE_VERSION, "last_s": float(now_s), "anchor_ppm": state["anchor_ppm"], "bins": bins}
+    if "shift" in state:
+        out["shift"] = state["shift"]
+    if settings.shift_ratio > 0:
+        out["recent"] = recent = _decayed(state.get("recent") or {}, 0.5 ** (dt / SHIFT_WINDOW_S), b, credit)
+        ratio = shift_ratio(bins, recent, settings.shift_ratio)
+        if ratio is not None:
+            # The market moved: what came before describes another market. Only the recent
+            # data stay (and the cached estimate, of the old market, goes).
+            out["bins"] = {k: list(v) for k, v in recent.items()}
+            out["shift"] = {"at_s": float(now_s), "ratio": ratio}
+            return out
     if "cache" in state:
         out["cache"] = state["cache"]
     return out
+
+
+def _decayed(bins: Mapping[str, Any], decay: float, b: int, credit: tuple[float, int] | None) -> dict:
+    """Returns bins decayed by `decay` (the nearly empty dropped), `credit` (hours, attempts) added to bin b."""
+    out: dict[str, list[float]] = {}
+    for k, (t_h, n) in bins.items():
+        t_h, n = t_h * decay, n * decay
+        if t_h >= 1e-3 or n >= 1e-3:
+            out[k] = [t_h, n]
+    if credit is not None:
+        cell = out.setdefault(str(b), [0.0, 0.0])
+        cell[0] += credit[0]
+        cell[1] += credit[1]
+    return out
+
+
+def shift_ratio(bins: Mapping[str, Any], recent: Mapping[str, Any], threshold: float) -> float | None:
+    """Returns observed / expected attempts of the recent window when the market moved under the
+    channel, else None. Expected is what the older data (all bins minus the recent ones) predict
+    at the fees of the recent window, bin by bin, so a change of the channel's own fee is not
+    mistaken for one of the market. A shift is a ratio of `threshold` or more either way (a
+    competitor that closes, a cheaper route, a peer's demand that turns) with a Poisson deviance
+    above SHIFT_DEVIANCE (chance alone reaches that about once in 2,000 tests)."""
+    observed = expected = 0.0
+    for k, (t_recent, n_recent) in recent.items():
+        t_all, n_all = bins.get(k, (0.0, 0.0))
+        t_old, n_old = t_all - t_recent, n_all - n_recent
+        if t_recent < SHIFT_MIN_H or t_old < SHIFT_MIN_OLD_H:
+            continue
+        observed += n_recent
+        expected += t_recent * max(n_old, 0.5) / t_old
+    if max(observed, expected) < SHIFT_MIN_ATTEMPTS:
+        return None
+    ratio = max(observed, 0.5) / expected
+    if 1 / threshold < ratio < threshold:
+        return None
+    deviance = 2 * ((observed * math.log(observed / expected) if observed > 0 else 0.0) - (observed - expected))
+    return ratio if deviance > SHIFT_DEVIANCE else None
 
 
 # --------------------------------------------------------------------------- posterior
@@ -303,7 +375,7 @@ def estimate(state: Mapping[str, Any] | None, scid: str, now_s: float,
     if n_total < settings.min_samples:
         return PriceEstimate(anchor, PRIOR_SD, n_total, anchor,
                              f"too little data ({n_total:.1f} attempts): stays at the conservative "
-                             f"{anchor:.0f} ppm")
+                             f"{anchor:.0f} ppm" + _shift_note(state, now_s))
     w, logf, _ = posterior(state, settings)
     mean = sum(wi * f for wi, f in zip(w, logf))
     sd = math.sqrt(max(0.0, sum(wi * (f - mean) ** 2 for wi, f in zip(w, logf))))
@@ -337,7 +409,16 @@ def estimate(state: Mapping[str, Any] | None, scid: str, now_s: float,
         reason += (f"; the estimate is held within {math.exp(settings.explore_step) - 1:.0%} of the fees "
                    f"tried so far ({math.exp(lo_tried + settings.explore_step):.0f}.."
                    f"{math.exp(hi_tried - settings.explore_step):.0f} ppm)")
-    return PriceEstimate(est, sd, n_total, nxt, reason)
+    return PriceEstimate(est, sd, n_total, nxt, reason + _shift_note(state, now_s))
+
+
+def _shift_note(state: Mapping[str, Any], now_s: float) -> str:
+    """Says so for two days after the learner saw the market move (observe) and dropped the older data."""
+    shift = state.get("shift")
+    if not shift or not 0 <= now_s - shift["at_s"] < 2 * SHIFT_WINDOW_S:
+        return ""
+    return (f"; the market moved {(now_s - shift['at_s']) / 3600:.0f} h ago (x{shift['ratio']:.2f} the attempts "
+            f"the older data predicted at the same fees): older data dropped")
 
 
 def weighted_quantile(weights: list[float], values: list[float], q: float) -> float:
@@ -416,7 +497,7 @@ def price_to_json(book: PriceBook) -> dict:
     return {"settings": {"floor_ppm": s.floor_ppm, "ceiling_ppm": s.ceiling_ppm, "prior_ppm": s.prior_ppm,
                          "adopt_min_ppm": s.adopt_min_ppm, "min_samples": s.min_samples,
                          "half_life_s": s.half_life_s, "explore_step": s.explore_step,
-                         "estimate_quantile": s.estimate_quantile},
+                         "estimate_quantile": s.estimate_quantile, "shift_ratio": s.shift_ratio},
             "states": {scid: dict(st) for scid, st in book.states.items()}}
 
 

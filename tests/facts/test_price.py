@@ -259,3 +259,69 @@ def test_the_fast_posterior_is_the_models_definition(seed):
     want_w, want_logf = _posterior_by_definition(state, SETTINGS)
     assert logf == pytest.approx(want_logf, rel=1e-12)
     assert w == pytest.approx(want_w, rel=1e-9, abs=1e-15)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method; the means here are small)."""
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _run(state, rng, hours: int, fee: float, per_hour: float, settings: PriceSettings, start_s: float):
+    """Half-hour cycles at one fee with Poisson attempts; returns (state, the time a shift was seen or None)."""
+    seen = None
+    for i in range(1, 2 * hours + 1):
+        now = start_s + i * 1800
+        state = observe(state, now, fee, _poisson(rng, per_hour / 2), True, settings)
+        if seen is None and state.get("shift", {}).get("at_s") == now:
+            seen = now
+    return state, seen
+
+
+@pytest.mark.parametrize("after, direction", [(0.2, "fewer"), (3.0, "more")])
+def test_a_market_that_moves_under_the_channel_drops_the_older_data(after, direction):
+    # Five days at 400 ppm, 4 attempts an hour; then the market moves (a cheaper route: a fifth
+    # of the attempts; a competitor closes: three times as many) and the fee stays where it was.
+    rng, s = random.Random(5), PriceSettings()
+    state, seen = _run(observe(None, 0, 400, 0, True, s), rng, 120, 400, 4.0, s, 0)
+    assert seen is None and state["bins"][str(fee_bin(400))][1] > 300
+    moved_at = 120 * 3600
+    state, seen = _run(state, rng, 24, 400, 4.0 * after, s, moved_at)
+    assert seen is not None and seen - moved_at <= 24 * 3600, seen  # the window (half-life a day) must turn
+    ratio = state["shift"]["ratio"]
+    assert (ratio < 1 / s.shift_ratio) if direction == "fewer" else (ratio > s.shift_ratio)
+    # what is left is the recent window (a day's half-life: at most ~35 h) and the hours since,
+    # not the 120 hours of the old market
+    since_h = (moved_at + 24 * 3600 - seen) / 3600
+    assert state["bins"][str(fee_bin(400))][0] < 24 / math.log(2) + since_h
+    e = estimate(state, "1x1x1", seen + 3600, s)
+    assert "the market moved 1 h ago" in e.reason, e.reason
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_steady_market_never_looks_moved(seed):
+    # 30 days of a steady logistic market, the fee moved between three bins every 12 h: the
+    # rates differ by fee, but each fee's recent rate matches its own older one.
+    rng, s = random.Random(seed), PriceSettings()
+    state = observe(None, 0, 300, 0, True, s)
+    for day in range(60):
+        fee = (250, 300, 400)[(day * 7 + seed) % 3]
+        state, seen = _run(state, rng, 12, fee, 6.0 * acceptance(fee, 350, 120), s, day * 12 * 3600)
+        assert seen is None, (day, state.get("shift"))
+
+
+def test_shift_ratio_zero_keeps_no_recent_window():
+    rng, s = random.Random(1), PriceSettings(shift_ratio=0.0)
+    state, _ = _run(observe(None, 0, 400, 0, True, s), rng, 120, 400, 4.0, s, 0)
+    state, seen = _run(state, rng, 24, 400, 0.4, s, 120 * 3600)
+    assert seen is None and "recent" not in state and "shift" not in state
+
+
+def test_a_corrupt_recent_window_restarts_the_window_only():
+    doc = {"v": 1, "last_s": 0, "anchor_ppm": 300, "bins": {"60": [5.0, 9.0]}, "recent": {"60": [1, "x"]},
+           "shift": {"at_s": "yesterday"}}
+    state, why = parse_state(doc)
+    assert why == "" and state["bins"] == {"60": [5.0, 9.0]} and "recent" not in state and "shift" not in state

@@ -80,6 +80,34 @@ def test_corrupt_price_state_starts_fresh_with_a_log_line(workdir):
         node.stop()
 
 
+def test_a_market_that_moves_is_seen_and_the_older_data_dropped(workdir):
+    """The payments through one busy channel fall to a tenth (in the simulator, its demand out:
+    a cheaper route took them, or the merchant behind it went quiet) while its fee stays
+    (pinned by the operator, so the learner sees the same fee before and after): within a
+    day its price_reason in revenue-explain says the market moved and its samples restart;
+    the channels whose market stayed are not touched."""
+    node = Node(workdir, scenario="hub", seed=11)
+    (node.policy_dir / "groups.yaml").write_text("")   # pins need the pin stage it adds
+    node.start()
+    try:
+        channel = max((ch for ch in node.sim.channels if ch.scid), key=lambda ch: ch.demand_out * ch.total_msat)
+        scid = channel.scid
+        node.call("revenue-config", [f"channel:{scid}:pin_fee_ppm", int(channel.ref_fee_ppm * 0.8)])
+        run_cycles(node, 96)   # two days
+        before = price_facts(node.call("revenue-explain"))[scid]
+        assert before["channel.price_samples"] > 30, before
+        channel.demand_out /= 10
+        node.sim.market_dirty()
+        run_cycles(node, 48)
+        after = price_facts(node.call("revenue-explain"))
+        assert "the market moved" in after[scid]["channel.price_reason"], after[scid]
+        assert after[scid]["channel.price_samples"] < before["channel.price_samples"] / 2
+        moved = [s for s, f in after.items() if "the market moved" in f["channel.price_reason"]]
+        assert moved == [scid], moved
+    finally:
+        node.stop()
+
+
 def test_estimate_quantile_is_an_operator_knob_that_takes_effect_at_once(workdir):
     """price_estimate_quantile through revenue-config: a dearer quantile gives dearer learned
     prices in the very next revenue-explain (the cached estimates are recomputed), never
