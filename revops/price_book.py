@@ -57,6 +57,10 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
                 attempts_by_since[since] = store.forward_attempts(since, now_s)
             attempts = attempts_by_since[since].get(scid, 0)
         state = observe(old, now_s, fee, attempts, active, settings)
+        shift = state.get("shift")
+        if save and shift and shift["at_s"] == now_s:  # once: explain and dry-run do not save
+            log(f"price learner: {scid}: the market moved (x{shift['ratio']:.2f} the attempts the older data "
+                f"predicted at the same fees); learning again from the last day", "info")
         estimates[scid], cache = cached_estimate(state, scid, now_s, fee, settings)
         if cache is not None:
             state["cache"] = cache

@@ -99,6 +99,7 @@ def test_a_market_that_moves_is_seen_and_the_older_data_dropped(workdir):
         channel.demand_out /= 10
         node.sim.market_dirty()
         run_cycles(node, 48)
+        node.ld.wait_for_log(lambda level, msg: f"{scid}: the market moved" in msg and level == "info", timeout_s=10)
         after = price_facts(node.call("revenue-explain"))
         assert "the market moved" in after[scid]["channel.price_reason"], after[scid]
         assert after[scid]["channel.price_samples"] < before["channel.price_samples"] / 2
