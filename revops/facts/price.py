@@ -159,7 +159,7 @@ class PriceSettings:
     half_life_s: float = 7 * 86400
     explore_step: float = 0.2     # a draw stays within e^(+-step) of the estimate
     estimate_quantile: float = 0.1  # the estimate is this posterior quantile of f* (see estimate)
-    shift_ratio: float = 1.6      # the recent attempts off the older data's rate by this x: a shift (0: off)
+    shift_ratio: float = 1.6      # the recent attempts off the older data's rate by this x: a shift (<= 1: off)
 
     def clamp(self, fee: float) -> float:
         return min(self.ceiling_ppm, max(self.floor_ppm, fee))
@@ -270,7 +270,7 @@ def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attem
     out = {"v": STATE_VERSION, "last_s": float(now_s), "anchor_ppm": state["anchor_ppm"], "bins": bins}
     if "shift" in state:
         out["shift"] = state["shift"]
-    if settings.shift_ratio > 0:
+    if settings.shift_ratio > 1:  # at or below 1 every ratio would be a shift: the test is off
         out["recent"] = recent = _decayed(state.get("recent") or {}, 0.5 ** (dt / SHIFT_WINDOW_S), b, credit)
         ratio = shift_ratio(bins, recent, settings.shift_ratio)
         if ratio is not None:

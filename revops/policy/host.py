@@ -142,4 +142,4 @@ class HostSettings:
             half_life_s=max(3600.0, float(v["price_half_life_days"]) * 86400),
             explore_step=float(v["price_explore_step"]),
             estimate_quantile=min(1.0, max(0.0, float(v["price_estimate_quantile"]))),
-            shift_ratio=float(v["price_shift_ratio"]) if float(v["price_shift_ratio"]) > 1 else 0.0)
+            shift_ratio=float(v["price_shift_ratio"]))

@@ -313,8 +313,11 @@ def test_a_steady_market_never_looks_moved(seed):
         assert seen is None, (day, state.get("shift"))
 
 
-def test_shift_ratio_zero_keeps_no_recent_window():
-    rng, s = random.Random(1), PriceSettings(shift_ratio=0.0)
+@pytest.mark.parametrize("off", [0.0, 0.5, 1.0])
+def test_shift_ratio_up_to_one_keeps_no_recent_window(off):
+    # below 1 every ratio would pass the test: the learner treats it as off, wherever the
+    # settings come from (a policy, or a snapshot's `price.settings`)
+    rng, s = random.Random(1), PriceSettings(shift_ratio=off)
     state, _ = _run(observe(None, 0, 400, 0, True, s), rng, 120, 400, 4.0, s, 0)
     state, seen = _run(state, rng, 24, 400, 0.4, s, 120 * 3600)
     assert seen is None and "recent" not in state and "shift" not in state
