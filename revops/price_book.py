@@ -13,7 +13,7 @@ import json
 from typing import Callable, Mapping
 
 from revops.facts import current_fee_ppm
-from revops.facts.price import PriceBook, PriceSettings, cached_estimate, observe, parse_state
+from revops.facts.price import PriceBook, PriceSettings, cached_estimate, observe, parse_state, shift_words
 
 
 def load_states(store, log: Callable[[str, str], None]) -> dict[str, dict]:
@@ -59,8 +59,8 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
         state = observe(old, now_s, fee, attempts, active, settings)
         shift = state.get("shift")
         if save and shift and shift["at_s"] == now_s:  # once: explain and dry-run do not save
-            log(f"price learner: {scid}: the market moved (x{shift['ratio']:.2f} the attempts the older data "
-                f"predicted at the same fees); learning again from the last day", "info")
+            log(f"price learner: {scid}: the market moved ({shift_words(shift)}); learning again from the last day",
+                "info")
         estimates[scid], cache = cached_estimate(state, scid, now_s, fee, settings)
         if cache is not None:
             state["cache"] = cache

@@ -417,8 +417,12 @@ def _shift_note(state: Mapping[str, Any], now_s: float) -> str:
     shift = state.get("shift")
     if not shift or not 0 <= now_s - shift["at_s"] < 2 * SHIFT_WINDOW_S:
         return ""
-    return (f"; the market moved {(now_s - shift['at_s']) / 3600:.0f} h ago (x{shift['ratio']:.2f} the attempts "
-            f"the older data predicted at the same fees): older data dropped")
+    return f"; the market moved {(now_s - shift['at_s']) / 3600:.0f} h ago ({shift_words(shift)}): older data dropped"
+
+
+def shift_words(shift: Mapping[str, float]) -> str:
+    """What a shift the learner saw measured, in words (price_reason, the fee cycle's log line)."""
+    return f"x{shift['ratio']:.2f} the attempts the older data predicted at the same fees"
 
 
 def weighted_quantile(weights: list[float], values: list[float], q: float) -> float:
