@@ -25,6 +25,10 @@ def load_states(store, log: Callable[[str, str], None]) -> dict[str, dict]:
         log(f"price learner: cannot read its state ({type(err).__name__}: {err}); starting fresh", "warn")
         return out
     for scid, text in raw.items():
+        state = store.saved_price_state(scid, text)
+        if state is not None:  # this process saved it as it is: parsed and checked already
+            out[scid] = state
+            continue
         try:
             state, why = parse_state(json.loads(text))
         except (TypeError, ValueError) as err:

@@ -64,21 +64,38 @@ def _short(value: Any) -> str:
 def dumps(obj: Any) -> str:
     """json.dumps for durable-rules: no bare exponents; NaN/inf raise ValueError.
 
-    The fast path is plain json.dumps plus one regex search; only text that holds an
-    exponent (rare: ratios under 1e-4, amounts over 1e16) is encoded again value by value.
+    A list (a batch of facts) is written item by item, so that a float repr writes with an
+    exponent (rare: ratios under 1e-4, amounts over 1e16) costs the re-encoding of its own
+    fact only: the text of each item is plain json.dumps unless it may hold an exponent, in
+    which case those floats are marked and the item encoded again.
     """
+    if isinstance(obj, list):
+        return "[" + ", ".join(map(_dumps_item, obj)) + "]"  # json.dumps's own separator
+    return _dumps_item(obj)
+
+
+def _dumps_item(obj: Any) -> str:
     text = json.dumps(obj, allow_nan=False)
     # repr always signs an exponent: two substring tests (memchr speed) rule out most text.
-    if ("e-" not in text and "e+" not in text) or _BARE_EXPONENT.search(text) is None:
+    if "e-" not in text and "e+" not in text:
         return text
-    return _MARKED.sub(lambda m: m.group(1), json.dumps(_mark_numbers(obj), allow_nan=False))
+    marked = _mark_numbers(obj)
+    if marked is obj:  # the "e-" was in a string
+        return text
+    return _MARKED.sub(lambda m: m.group(1), json.dumps(marked, allow_nan=False))
 
 
 def _mark_numbers(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return _MARK + number_text(obj)
+    """obj with each float that repr writes with an exponent (|x| < 1e-4 or >= 1e16) replaced
+    by its marked number_text; obj itself (not a copy) when it holds none."""
+    if obj.__class__ is float:
+        return obj if obj == 0.0 or 1e-4 <= abs(obj) < 1e16 or obj != obj else _MARK + number_text(obj)
     if isinstance(obj, dict):
-        return {k: _mark_numbers(v) for k, v in obj.items()}
+        items = [(k, _mark_numbers(v)) for k, v in obj.items()]
+        return obj if all(v is obj[k] for k, v in items) else dict(items)
     if isinstance(obj, (list, tuple)):
-        return [_mark_numbers(v) for v in obj]
+        values = [_mark_numbers(v) for v in obj]
+        return obj if all(a is b for a, b in zip(values, obj)) else values
+    if isinstance(obj, float):  # a float subclass: json.dumps writes float.__repr__
+        return _mark_numbers(float(obj))
     return obj

@@ -36,17 +36,28 @@ class PriceStore:
     def _conn(self) -> sqlite3.Connection:  # provided by Store
         raise NotImplementedError
 
+    #: scid -> (JSON text, state) of what this process saved last (save_price_states)
+    _price_saved: dict[str, tuple[str, Any]] = {}
+
     def price_states(self) -> dict[str, str]:
         """Returns scid -> the stored state's JSON text (unparsed: the caller checks it)."""
         return dict(self._conn().execute("SELECT scid, state_json FROM price_state"))
 
+    def saved_price_state(self, scid: str, text: str) -> Any:
+        """Returns the state this process saved for scid when `text` is still what it wrote (the
+        caller need not parse and check it again: a fee cycle's largest read), else None."""
+        saved = self._price_saved.get(scid)
+        return saved[1] if saved is not None and saved[0] == text else None
+
     def save_price_states(self, states: dict[str, Any], at_s: float) -> None:
-        """Replaces the stored state of these channels, in one transaction."""
-        rows = [(scid, json.dumps(s, allow_nan=False, separators=(",", ":")), float(at_s))
-                for scid, s in states.items()]
+        """Replaces the stored state of these channels, in one transaction. The states are
+        remembered as saved (saved_price_state): the caller does not change them afterwards."""
+        texts = {scid: json.dumps(s, allow_nan=False, separators=(",", ":")) for scid, s in states.items()}
+        self._price_saved = {}  # a failed write leaves nothing remembered
         with transaction(self._conn()) as conn:
             conn.executemany("INSERT OR REPLACE INTO price_state (scid, state_json, updated_s) "
-                             "VALUES (?, ?, ?)", rows)
+                             "VALUES (?, ?, ?)", [(scid, text, float(at_s)) for scid, text in texts.items()])
+        self._price_saved = {scid: (text, states[scid]) for scid, text in texts.items()}
 
     def forward_attempts(self, since_s: float, now_s: float) -> dict[str, int]:
         """Returns out scid -> forwards that accepted its fee and resolved in (since, now]."""

@@ -3,8 +3,13 @@ contained in a worker process, and one channel's bad value is that channel's err
 
 from __future__ import annotations
 
+import json
 import marshal
+import math
 import os
+import random
+import re
+import struct
 import subprocess
 import sys
 import textwrap
@@ -32,6 +37,50 @@ def test_numbers_are_written_so_durable_rules_reads_them():
     assert dumps([{"x": 1e-05, "s": "1e+16"}]) == '[{"x": 1.0e-05, "s": "1e+16"}]'  # strings untouched
     with pytest.raises(ValueError):
         dumps([{"x": float("nan")}])
+
+
+def _marked_everywhere(obj) -> str:
+    """The encoder as it was (every float through number_text), the reference for dumps."""
+    def mark(o):
+        if isinstance(o, float):
+            return "\x00M" + number_text(o)
+        if isinstance(o, dict):
+            return {k: mark(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [mark(v) for v in o]
+        return o
+    return re.sub(r'"\\u0000M([^"]*)"', lambda m: m.group(1), json.dumps(mark(obj), allow_nan=False))
+
+
+def test_dumps_writes_exactly_what_marking_every_float_writes():
+    # dumps fixes only the facts of a batch that hold an exponent; the text must be the same
+    # as encoding every float through number_text, strings that look like numbers included.
+    rnd = random.Random(12)
+    words = ["1e-05", 'a"1e+16"', 'x\\"2e-07', "e-1", "\\", "node-1e-9", '"', "\u00fc1e-05", ""]
+
+    def value(depth=0):
+        c = rnd.random()
+        if c < 0.35:
+            v = struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0]
+            return v if math.isfinite(v) else 1e-05
+        if c < 0.55:
+            return rnd.choice([1e-05, -2e-07, 1e16, -1e300, 5e-324, 0.5, 1e-4, 1.5e-05, 0.0, -0.0])
+        if c < 0.7:
+            return rnd.choice(words) + rnd.choice(words)
+        if c < 0.8:
+            return rnd.randint(-10**18, 10**18)
+        if c < 0.9 or depth > 2:
+            return rnd.choice([True, False, None])
+        if c < 0.95:
+            return [value(depth + 1) for _ in range(rnd.randint(0, 3))]
+        return {rnd.choice(words): value(depth + 1) for _ in range(rnd.randint(0, 3))}
+
+    for trial in range(3000):
+        obj = [{rnd.choice(words) + str(k): value() for k in range(rnd.randint(0, 8))}
+               for _ in range(rnd.randint(0, 4))]
+        if trial % 3 == 0:
+            obj = obj[0] if obj else 1e-05
+        assert dumps(obj) == _marked_everywhere(obj), obj
 
 
 def test_tiny_and_huge_facts_match_exactly(tmp_path):

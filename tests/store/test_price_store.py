@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from revops.facts.price import PriceSettings, observe
 from revops.price_book import load_states, update_price_book
 from revops.store import Store
@@ -67,3 +69,19 @@ def test_a_missing_table_starts_everything_fresh(store):
     logs = []
     assert load_states(store, lambda m, lvl: logs.append(m)) == {}
     assert "cannot read its state" in logs[0]
+
+
+def test_what_this_process_saved_is_not_parsed_again_but_another_writer_is_read(store):
+    # A fee cycle reads back what the last one saved: the saved state itself, no JSON parse.
+    s = PriceSettings()
+    mine = observe(None, T0, 300, 0, True, s)
+    theirs = observe(None, T0, 900, 0, True, s)
+    store.save_price_states({"2x2x2": mine, "3x3x3": mine}, T0)
+    states = load_states(store, lambda m, lvl: None)
+    assert states["2x2x2"] is mine and states["3x3x3"] is mine
+    # another process (a restored backup, a second tool) rewrote a row: the database wins
+    store._conn().execute(
+        "UPDATE price_state SET state_json = ? WHERE scid = '3x3x3'", (json.dumps(theirs),))
+    states = load_states(store, lambda m, lvl: None)
+    assert states["2x2x2"] is mine
+    assert states["3x3x3"] == theirs and states["3x3x3"]["anchor_ppm"] == 900
