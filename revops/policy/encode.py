@@ -26,6 +26,7 @@ _BARE_EXPONENT = re.compile(r"\d[eE][+-]?\d")
 _MARK = "\x00" + secrets.token_hex(8) + ":"  # no fact string can guess it
 _MARKED = re.compile(r'"\\u0000' + _MARK[1:] + r'([^"]*)"')
 _DOUBLE_MAX = 1.7976931348623157e308
+_ENCODER = json.JSONEncoder(allow_nan=False)  # made once: json.dumps builds one a call
 
 
 class FactError(ValueError):
@@ -64,25 +65,27 @@ def _short(value: Any) -> str:
 def dumps(obj: Any) -> str:
     """json.dumps for durable-rules: no bare exponents; NaN/inf raise ValueError.
 
-    A list (a batch of facts) is written item by item, so that a float repr writes with an
-    exponent (rare: ratios under 1e-4, amounts over 1e16) costs the re-encoding of its own
-    fact only: the text of each item is plain json.dumps unless it may hold an exponent, in
-    which case those floats are marked and the item encoded again.
+    The fast path is one plain encoding; only text that may hold an exponent (rare: ratios
+    under 1e-4, amounts over 1e16) is encoded again, and a list (a batch of facts) item by
+    item, so that the floats are marked and encoded again in the items that hold one only.
     """
+    text = _ENCODER.encode(obj)
+    # repr always signs an exponent: two substring tests (memchr speed) rule out most text.
+    if "e-" not in text and "e+" not in text:
+        return text
     if isinstance(obj, list):
         return "[" + ", ".join(map(_dumps_item, obj)) + "]"  # json.dumps's own separator
     return _dumps_item(obj)
 
 
 def _dumps_item(obj: Any) -> str:
-    text = json.dumps(obj, allow_nan=False)
-    # repr always signs an exponent: two substring tests (memchr speed) rule out most text.
+    text = _ENCODER.encode(obj)
     if "e-" not in text and "e+" not in text:
         return text
     marked = _mark_numbers(obj)
     if marked is obj:  # the "e-" was in a string
         return text
-    return _MARKED.sub(lambda m: m.group(1), json.dumps(marked, allow_nan=False))
+    return _MARKED.sub(lambda m: m.group(1), _ENCODER.encode(marked))
 
 
 def _mark_numbers(obj: Any) -> Any:
