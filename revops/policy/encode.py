@@ -21,8 +21,6 @@ import re
 import secrets
 from typing import Any
 
-# An exponent not preceded by a fraction, in json.dumps output: the only form we must fix.
-_BARE_EXPONENT = re.compile(r"\d[eE][+-]?\d")
 _MARK = "\x00" + secrets.token_hex(8) + ":"  # no fact string can guess it
 _MARKED = re.compile(r'"\\u0000' + _MARK[1:] + r'([^"]*)"')
 _DOUBLE_MAX = 1.7976931348623157e308
