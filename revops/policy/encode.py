@@ -67,23 +67,27 @@ def dumps(obj: Any) -> str:
     under 1e-4, amounts over 1e16) is encoded again, and a list (a batch of facts) item by
     item, so that the floats are marked and encoded again in the items that hold one only.
     """
+    if not isinstance(obj, list):
+        return _dumps_item(obj)
     text = _ENCODER.encode(obj)
-    # repr always signs an exponent: two substring tests (memchr speed) rule out most text.
-    if "e-" not in text and "e+" not in text:
+    if not _may_hold_exponent(text):
         return text
-    if isinstance(obj, list):
-        return "[" + ", ".join(map(_dumps_item, obj)) + "]"  # json.dumps's own separator
-    return _dumps_item(obj)
+    return "[" + ", ".join(map(_dumps_item, obj)) + "]"  # json.dumps's own separator
 
 
 def _dumps_item(obj: Any) -> str:
     text = _ENCODER.encode(obj)
-    if "e-" not in text and "e+" not in text:
+    if not _may_hold_exponent(text):
         return text
     marked = _mark_numbers(obj)
     if marked is obj:  # the "e-" was in a string
         return text
     return _MARKED.sub(lambda m: m.group(1), _ENCODER.encode(marked))
+
+
+def _may_hold_exponent(text: str) -> bool:
+    # repr always signs an exponent: two substring tests (memchr speed) rule out most text.
+    return "e-" in text or "e+" in text
 
 
 def _mark_numbers(obj: Any) -> Any:
