@@ -52,7 +52,7 @@ class LearnerSetter:
         self.cursor = 0
         self.pending: list[int] = []
 
-    def _attempts(self, node) -> dict[str, int]:
+    def _attempts(self, node) -> dict[str, float]:
         """Forwards out of each channel that accepted its fee, resolved since the last call."""
         fw, out, still = node.forwards, {}, []
         rows, self.cursor = self.pending + list(range(self.cursor, len(fw))), len(fw)
@@ -62,8 +62,9 @@ class LearnerSetter:
                 still.append(i)
             elif fw.out_ch[i] >= 0 and (status in (SETTLED, FAILED)
                                         or (status == LOCAL_FAILED and fw.failcode[i] != FEE_INSUFFICIENT)):
-                scid = fw.scids[fw.out_ch[i]]
-                out[scid] = out.get(scid, 0) + 1
+                scid = fw.scids[fw.out_ch[i]]  # a dust forward counts as its share (store/price.py)
+                dust = self.settings.dust_sat * 1000
+                out[scid] = out.get(scid, 0) + (min(1.0, (fw.out_msat[i] or fw.in_msat[i]) / dust) if dust > 0 else 1)
         self.pending = still
         return out
 

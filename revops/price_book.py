@@ -44,7 +44,7 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
                       log: Callable[[str, str], None], save: bool) -> PriceBook:
     """Returns the PriceBook as of now_s for the channels of listpeerchannels; saves it if `save`."""
     states = load_states(store, log)
-    attempts_by_since: dict[float, dict[str, int]] = {}
+    attempts_by_since: dict[float, dict[str, float]] = {}
     new: dict[str, dict] = {}
     estimates = {}
     for ch in channels:
@@ -58,7 +58,7 @@ def update_price_book(store, channels: list, now_s: float, settings: PriceSettin
         if old is not None and old["last_s"] < now_s:
             since = old["last_s"]
             if since not in attempts_by_since:
-                attempts_by_since[since] = store.forward_attempts(since, now_s)
+                attempts_by_since[since] = store.forward_attempts(since, now_s, settings.dust_sat * 1000)
             attempts = attempts_by_since[since].get(scid, 0)
         state = observe(old, now_s, fee, attempts, active, settings)
         shift = state.get("shift")

@@ -24,7 +24,7 @@ from typing import Any
 
 from revops.facts import classes
 from revops.facts.classes import laplace
-from revops.facts.flow import EMPTY_WINDOW, ChannelFlow, flows_from_forwards
+from revops.facts.flow import DUST_MSAT, EMPTY_WINDOW, ChannelFlow, flows_from_forwards
 from revops.facts.history import (EMPTY_HISTORY, History, channel_history_facts,
                                   market_history_facts, peer_history_facts)
 from revops.facts.price import EMPTY_PRICE, PriceBook, price_facts
@@ -238,15 +238,22 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
     days = flow_days(age_days if age_known else None, forwards_since_s, now_s)
 
     max_htlcs = _int(g("max_accepted_htlcs"), DEFAULT_MAX_HTLCS) or DEFAULT_MAX_HTLCS
-    n_htlcs = 0
+    # A dust HTLC (lightningd marks it local_trimmed: too small to enforce on chain; or under
+    # the channel's dust limit) pays no fee a premium could ration: a flood of them (jamming)
+    # is defended by htlc minimums, so it fills slots but not htlc_util.
+    dust_limit = _int(g("dust_limit_msat"), DUST_MSAT) or DUST_MSAT
+    n_htlcs = n_dust = 0
     htlc_msat = 0
     for h in _list(g("htlcs")):
         n_htlcs += 1
         if _is_map(h):
-            htlc_msat += _int(h.get("amount_msat"))
+            amount = _int(h.get("amount_msat"))
+            htlc_msat += amount
+            n_dust += h.get("local_trimmed") is True or 0 < amount < dust_limit
     value_cap = _int(g("our_max_htlc_value_in_flight_msat"), total) or total
     value_cap = min(value_cap, total) if total else value_cap
     slot_util = min(1.0, n_htlcs / max_htlcs)
+    priced_slot_util = min(1.0, (n_htlcs - n_dust) / max_htlcs)
     value_util = min(1.0, htlc_msat / value_cap) if value_cap > 0 else 0.0
 
     v: dict[str, Any] = {
@@ -277,9 +284,10 @@ def _channel_facts(ch: Mapping[str, Any], scid: str, blockheight: int, now_s: fl
         "channel.max_accepted_htlcs": max_htlcs,
         "channel.htlcs_in_flight": n_htlcs,
         "channel.htlcs_in_flight_msat": htlc_msat,
+        "channel.htlcs_in_flight_dust": n_dust,
         "channel.htlc_slot_util": slot_util,
         "channel.htlc_value_util": value_util,
-        "channel.htlc_util": max(slot_util, value_util),
+        "channel.htlc_util": max(priced_slot_util, value_util),
     }
 
     if flow.windows:

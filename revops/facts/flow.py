@@ -128,13 +128,21 @@ def forward_kind(status: str, failcode: Any) -> int | None:
     return K_OFFERED if status == "offered" else None
 
 
-def forward_times(kind: int, received: float | None, resolved: float | None
-                  ) -> tuple[float, float | None]:
+#: Bitcoin's standard dust limit, lightningd's default dust_limit_msat. A forward out smaller
+#: than this locks no capital worth a hold-time premium: a flood of 1-10 sat HTLCs held for
+#: minutes (jamming) would otherwise make every channel it crosses look slow.
+DUST_MSAT = 546_000
+
+
+def forward_times(kind: int, received: float | None, resolved: float | None,
+                  out_msat: int | None = None) -> tuple[float, float | None]:
     """Returns (t, hold_s): t is resolved_time, else received_time, else 0 (a zero time
     counts as absent); hold_s is resolved - received for settled and failed forwards with
-    both times, else None."""
+    both times, else None, and None for a dust forward (out_msat below DUST_MSAT; 0 or None:
+    the amount is unknown, the hold counts)."""
     t = resolved or received or 0.0
-    hold = resolved - received if (kind in (K_SETTLED, K_REMOTE) and resolved and received) else None
+    hold = resolved - received if (kind in (K_SETTLED, K_REMOTE) and resolved and received
+                                   and not (out_msat and out_msat < DUST_MSAT)) else None
     return t, hold
 
 
@@ -235,7 +243,7 @@ def _flow_row(f: Mapping[str, Any]) -> tuple | None:
             (received is not None and type(received) not in _TIME_TYPES) or \
             (resolved is not None and type(resolved) not in _TIME_TYPES):
         return None
-    t, hold = forward_times(kind, received, resolved)
+    t, hold = forward_times(kind, received, resolved, out_msat)
     return (kind, t, g("out_channel"), g("in_channel"), out_msat, in_msat, fee, hold)
 
 

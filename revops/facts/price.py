@@ -4,6 +4,8 @@ What a routing node observes about its own price is censored: a payment that fin
 too high takes another route and leaves no trace. What it does see is how many payments
 *accepted* the fee it advertised (every forward out of the channel, settled, failed
 downstream or failed locally for lack of liquidity) and for how long each fee was in force.
+A forward smaller than `dust_sat` counts as its share of one attempt: dust HTLCs (a flood,
+jamming, probes) come whatever the fee, so they say nothing about the price.
 So the learner keeps, per channel, exposure hours and attempts per log-fee bin (10 % wide),
 decayed with a half-life so old prices fade (moving markets), and fits
 
@@ -87,7 +89,7 @@ ROWS: list[tuple[str, str, str, str]] = [
      "posterior sd of log f* (0.3 ~ within +-30 %); the prior's sd (1.0) with too little data"),
     ("channel.price_samples", "number", "count",
      "forward attempts out of this channel behind the estimate (settled, failed, local liquidity "
-     "failures), decayed with the learner's half-life"),
+     "failures; one under price_dust_sat counts as its share of one), decayed with the learner's half-life"),
     ("channel.price_next_ppm", "number", "ppm",
      "the fee the learner would try next: a Thompson draw of f* kept within explore_step of the "
      "estimate, within min_fee_ppm..max_fee_ppm (the estimate with too little data)"),
@@ -160,6 +162,7 @@ class PriceSettings:
     explore_step: float = 0.2     # a draw stays within e^(+-step) of the estimate
     estimate_quantile: float = 0.1  # the estimate is this posterior quantile of f* (see estimate)
     shift_ratio: float = 1.6      # the recent attempts off the older data's rate by this x: a shift (<= 1: off)
+    dust_sat: float = 1000        # a forward smaller than this counts as its share of an attempt (0: all whole)
 
     def clamp(self, fee: float) -> float:
         return min(self.ceiling_ppm, max(self.floor_ppm, fee))
@@ -250,7 +253,7 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attempts: int,
+def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attempts: float,
             active: bool, settings: PriceSettings) -> dict:
     """Returns the state moved forward to now_s: old bins decayed, the hours since the last
     update credited to the fee in force (`fee_ppm`, read at the start of this cycle: the fee
@@ -284,7 +287,7 @@ def observe(state: Mapping[str, Any] | None, now_s: float, fee_ppm: float, attem
     return out
 
 
-def _decayed(bins: Mapping[str, Any], decay: float, b: int, credit: tuple[float, int] | None) -> dict:
+def _decayed(bins: Mapping[str, Any], decay: float, b: int, credit: tuple[float, float] | None) -> dict:
     """Returns bins decayed by `decay` (the nearly empty dropped), `credit` (hours, attempts) added to bin b."""
     out: dict[str, list[float]] = {}
     for k, (t_h, n) in bins.items():
@@ -501,7 +504,8 @@ def price_to_json(book: PriceBook) -> dict:
     return {"settings": {"floor_ppm": s.floor_ppm, "ceiling_ppm": s.ceiling_ppm, "prior_ppm": s.prior_ppm,
                          "adopt_min_ppm": s.adopt_min_ppm, "min_samples": s.min_samples,
                          "half_life_s": s.half_life_s, "explore_step": s.explore_step,
-                         "estimate_quantile": s.estimate_quantile, "shift_ratio": s.shift_ratio},
+                         "estimate_quantile": s.estimate_quantile, "shift_ratio": s.shift_ratio,
+                         "dust_sat": s.dust_sat},
             "states": {scid: dict(st) for scid, st in book.states.items()}}
 
 

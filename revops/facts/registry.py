@@ -77,7 +77,8 @@ def _window_specs() -> list[tuple[str, str, str, str]]:
             (f"channel.in_failed_{w}", "number", "count",
              f"forwards entering through this channel that failed (any cause) in the last {w}"),
             (f"channel.hold_samples_{w}", "number", "count",
-             f"resolved forwards out this channel with a hold time, in the last {w}"),
+             f"resolved forwards out this channel with a hold time, in the last {w} (a dust "
+             f"forward, under 546 sat, has none: it locks no capital worth a premium)"),
             (f"channel.hold_time_avg_{w}_s", "number", "s",
              f"mean resolved_time - received_time of forwards out this channel in the last {w} "
              f"(0 without samples)"),
@@ -127,12 +128,16 @@ _ROWS: list[tuple[str, str, str, str]] = [
     ("channel.max_accepted_htlcs", "number", "count", "HTLC slot limit (483 when absent)"),
     ("channel.htlcs_in_flight", "number", "count", "HTLCs pending in either direction"),
     ("channel.htlcs_in_flight_msat", "number", "msat", "sum of amount_msat of pending HTLCs"),
+    ("channel.htlcs_in_flight_dust", "number", "count",
+     "pending HTLCs lightningd marks local_trimmed or under the channel's dust_limit_msat (546 sat "
+     "when absent): a dust flood"),
     ("channel.htlc_slot_util", "number", "ratio",
-     "htlcs_in_flight / max_accepted_htlcs, clamped to 0..1"),
+     "htlcs_in_flight / max_accepted_htlcs, clamped to 0..1 (dust HTLCs included)"),
     ("channel.htlc_value_util", "number", "ratio",
      "htlcs_in_flight_msat / min(our_max_htlc_value_in_flight_msat, total_msat), 0..1"),
     ("channel.htlc_util", "number", "ratio",
-     "max(htlc_slot_util, htlc_value_util): value-weighted utilisation (dust-flood proof)"),
+     "max(slots held by HTLCs of at least the dust limit / max_accepted_htlcs, htlc_value_util): "
+     "the use a fee can ration; dust HTLCs pay no fee worth a premium (htlcs_in_flight_dust)"),
     # --- channel: flow summaries
     ("channel.has_forwarded", "bool", "",
      "a settled forward entered or left through this channel in the known history"),

@@ -65,6 +65,7 @@ FEATURES: Mapping[str, tuple[HostParam, ...]] = MappingProxyType({
         HostParam("price_explore_step", "number", _PRICE.explore_step),
         HostParam("price_estimate_quantile", "number", _PRICE.estimate_quantile),
         HostParam("price_shift_ratio", "number", _PRICE.shift_ratio),
+        HostParam("price_dust_sat", "number", _PRICE.dust_sat),
     ),
     "wallet_reserve": (HostParam("wallet_reserve_sat", "int", 0),),
     "gossip_budget": (HostParam("gossip_max_updates_node_day", "int", None),),
@@ -142,4 +143,5 @@ class HostSettings:
             half_life_s=max(3600.0, float(v["price_half_life_days"]) * 86400),
             explore_step=float(v["price_explore_step"]),
             estimate_quantile=min(1.0, max(0.0, float(v["price_estimate_quantile"]))),
-            shift_ratio=float(v["price_shift_ratio"]))
+            shift_ratio=float(v["price_shift_ratio"]),
+            dust_sat=max(0.0, float(v["price_dust_sat"])))

@@ -54,7 +54,7 @@ _IN_COLS = ("in_msat", "fee_msat")
 _WHERE = f"(:now - t) < :b{len(_BOUNDS) - 1}"
 
 # count(hold_s) is count(*) for kinds 1 and 2 (hold_s is set on every settled/failed row
-# with both times) except rows lacking a time, so it is counted on its own.
+# with both times) except rows lacking a time and dust forwards, so it is counted on its own.
 _OUT_SQL = f"""
 SELECT out_channel, kind, {_window_sums(_OUT_COLS)},
        {", ".join(f"count(hold_s) FILTER (WHERE (:now - t) < :b{i})" for i in range(len(_BOUNDS)))}

@@ -116,11 +116,11 @@ def _time(v: Any, name: str) -> float | None:
 
 
 def derived(status: int, failcode: int | None, received: float | None,
-            resolved: float | None) -> tuple[float, float | None, int]:
+            resolved: float | None, out_msat: int | None) -> tuple[float, float | None, int]:
     """Returns the (t, hold_s, kind) columns of a stored forward, by the counting rules of
     facts/flow.py (forward_kind, forward_times)."""
     kind = forward_kind(STATUS_NAMES[status], failcode)
-    return (*forward_times(kind, received, resolved), kind)
+    return (*forward_times(kind, received, resolved, out_msat), kind)
 
 
 def normalize(f: Mapping[str, Any]) -> tuple:
@@ -138,13 +138,14 @@ def normalize(f: Mapping[str, Any]) -> tuple:
     received = _time(f.get("received_time"), "received_time")
     resolved = _time(f.get("resolved_time"), "resolved_time")
     failcode = _int(f.get("failcode"), "failcode")
+    out_msat = _int(f.get("out_msat"), "out_msat")
     return (_int(f.get("created_index"), "created_index"),
             _int(f.get("updated_index"), "updated_index"),
             in_channel, _int(f.get("in_htlc_id"), "in_htlc_id"),
             out_channel, _int(f.get("out_htlc_id"), "out_htlc_id"),
-            _int(f.get("in_msat"), "in_msat"), _int(f.get("out_msat"), "out_msat"),
+            _int(f.get("in_msat"), "in_msat"), out_msat,
             _int(f.get("fee_msat"), "fee_msat"), status, failcode,
-            received, resolved, *derived(status, failcode, received, resolved))
+            received, resolved, *derived(status, failcode, received, resolved, out_msat))
 
 
 def find(conn: sqlite3.Connection, r: tuple) -> sqlite3.Row | None:
@@ -189,7 +190,7 @@ def merge(old: tuple, new: tuple) -> tuple:
     if old[_UPDATED] is not None and new[_UPDATED] is not None:
         merged[_UPDATED] = max(old[_UPDATED], new[_UPDATED])
     merged[_T], merged[_HOLD], merged[_KIND] = derived(
-        merged[_STATUS], merged[_FAILCODE], merged[_RECEIVED], merged[_RESOLVED])
+        merged[_STATUS], merged[_FAILCODE], merged[_RECEIVED], merged[_RESOLVED], merged[_OUT_MSAT])
     return tuple(merged)
 
 

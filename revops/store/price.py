@@ -24,9 +24,16 @@ SCHEMA = (
 # Resolved forwards out of each channel in (since, now]: settled (kind 1), failed downstream
 # (2) and local failures for liquidity or slots (3) all accepted our advertised fee; policy
 # failures (4: fee insufficient, the sender had an old fee) and pending rows (0) do not count.
+# A forward smaller than the dust size counts as its share of one (size / dust): a flood of
+# 1-10 sat HTLCs, jamming or probing, comes whatever the fee, and counted whole it told the
+# learner that no fee was too dear (htlc-flood: every channel priced at the ceiling). The size
+# is out_msat, else in_msat (a local failure may have no out_msat); with neither, one whole.
 # Reads the partial index forwards_t (kind != 0).
-_ATTEMPTS = """SELECT out_channel, COUNT(*) FROM forwards INDEXED BY forwards_t
-WHERE t > ? AND t <= ? AND kind != 0 AND kind IN (1, 2, 3) AND out_channel IS NOT NULL
+_ATTEMPTS = """SELECT out_channel,
+  SUM(CASE WHEN :dust <= 0 OR COALESCE(NULLIF(out_msat, 0), in_msat) IS NULL THEN 1.0
+           ELSE MIN(1.0, MAX(0.0, COALESCE(NULLIF(out_msat, 0), in_msat)) / :dust) END)
+FROM forwards INDEXED BY forwards_t
+WHERE t > :since AND t <= :now AND kind != 0 AND kind IN (1, 2, 3) AND out_channel IS NOT NULL
 GROUP BY out_channel"""
 
 
@@ -59,6 +66,8 @@ class PriceStore:
                              "VALUES (?, ?, ?)", [(scid, text, float(at_s)) for scid, text in texts.items()])
         self._price_saved = {scid: (text, states[scid]) for scid, text in texts.items()}
 
-    def forward_attempts(self, since_s: float, now_s: float) -> dict[str, int]:
-        """Returns out scid -> forwards that accepted its fee and resolved in (since, now]."""
-        return dict(self._conn().execute(_ATTEMPTS, (float(since_s), float(now_s))))
+    def forward_attempts(self, since_s: float, now_s: float, dust_msat: float = 0.0) -> dict[str, float]:
+        """Returns out scid -> forwards that accepted its fee and resolved in (since, now], those
+        smaller than `dust_msat` counted as their share of one (0: every forward counts whole)."""
+        return dict(self._conn().execute(_ATTEMPTS, {"dust": float(dust_msat), "since": float(since_s),
+                                                     "now": float(now_s)}))

@@ -198,10 +198,24 @@ def test_htlc_utilisation(facts):
     assert a["channel.htlc_value_util"] == pytest.approx(0.15)  # 300M / min(u64 max, 2e9)
     assert a["channel.htlc_util"] == pytest.approx(0.15)
     assert b["channel.htlc_slot_util"] == pytest.approx(0.8)    # 24 dust HTLCs / 30
+    assert b["channel.htlcs_in_flight_dust"] == 24 and a["channel.htlcs_in_flight_dust"] == 0
     assert b["channel.htlc_value_util"] == pytest.approx(24_000 / 1e9)
-    assert b["channel.htlc_util"] == pytest.approx(0.8)         # slots dominate
+    assert b["channel.htlc_util"] == pytest.approx(24_000 / 1e9)  # dust slots: no fee to ration
     assert c["channel.htlc_value_util"] == pytest.approx(0.5)   # 250M / our 500M limit
     assert d["channel.max_accepted_htlcs"] == 483 and d["channel.htlc_util"] == 0.0
+
+
+def test_trimmed_htlcs_are_dust_whatever_their_size():
+    """lightningd's local_trimmed (too small to enforce on chain: under the dust limit after
+    the HTLC transaction's fee) marks dust above dust_limit_msat too; dust holds slots that
+    htlc_util leaves out."""
+    r = rpc()
+    trimmed = dict(htlc(2_000_000), local_trimmed=True)
+    r["listpeerchannels"]["channels"][1]["htlcs"] = [trimmed] * 12 + [htlc(600_000)] * 6
+    b = build_facts(r, NOW)
+    b = next(f.values for f in b if f.scid == B)
+    assert b["channel.htlcs_in_flight_dust"] == 12 and b["channel.htlc_slot_util"] == pytest.approx(0.6)
+    assert b["channel.htlc_util"] == pytest.approx(0.2)    # the 6 HTLCs above the dust limit / 30
 
 
 def test_windows_out_side(facts):

@@ -138,3 +138,47 @@ def test_estimate_quantile_is_an_operator_knob_that_takes_effect_at_once(workdir
         assert "price_estimate_quantile" in refused.value.message
     finally:
         node.stop()
+
+
+def attempts_learned(node: Node) -> dict[str, float]:
+    """Each channel's attempts in its learner state now (decayed), from revenue-snapshot."""
+    book = price_from_json(node.call("revenue-snapshot")["price"])
+    return {scid: sum(n for _, n in st["bins"].values()) for scid, st in book.states.items()}
+
+
+def test_a_dust_flood_is_not_taken_for_demand(workdir):
+    """htlc-flood: three peers push 1-10 sat HTLCs through every channel whatever its fee,
+    most of what a channel forwards there. Each counts as its size over price_dust_sat (1,000
+    sat) of an attempt, so the learner's samples are the real payments plus a sliver; counted
+    whole (price_dust_sat 0, as before), the flood was demand at any fee and priced every
+    channel at the ceiling. Attempts are credited from a channel's first cycle on; they are
+    read from the learner's state (price_samples is cached for up to 3 h)."""
+    node = Node(workdir, scenario="htlc-flood", seed=3)
+    node.start()
+    try:
+        run_cycles(node, 1)
+        start = node.sim.now_s
+        run_cycles(node, 12)   # 6 simulated hours
+        real: dict[str, float] = {}
+        dust: dict[str, float] = {}
+        for f in node.backend("listforwards", {})["forwards"]:
+            kept = f["status"] in ("settled", "failed") or (
+                f["status"] == "local_failed" and f.get("failcode") not in (4107, 4108, 4109, 4110))
+            if not kept or "out_channel" not in f or f.get("resolved_time", f["received_time"]) <= start:
+                continue
+            size = f.get("out_msat") or f["in_msat"]
+            into = real if size >= 1_000_000 else dust
+            into[f["out_channel"]] = into.get(f["out_channel"], 0.0) + min(1.0, size / 1_000_000)
+        dust_count = sum(1 for f in node.backend("listforwards", {})["forwards"]
+                         if (f.get("out_msat") or f["in_msat"]) < 1_000_000)
+        samples = attempts_learned(node)
+        assert dust_count > 2 * sum(real.values()), (dust_count, sum(real.values()))
+        for scid, n in samples.items():
+            counted = real.get(scid, 0.0) + dust.get(scid, 0.0)
+            assert 0.97 * real.get(scid, 0.0) - 1e-6 <= n <= counted + 1e-6, (scid, n, real.get(scid), dust.get(scid))
+        node.call("revenue-config", {"key": "price_dust_sat", "value": 0})
+        run_cycles(node, 2)
+        whole = attempts_learned(node)
+        assert sum(whole.values()) > sum(samples.values()) + 50, (sum(whole.values()), sum(samples.values()))
+    finally:
+        node.stop()

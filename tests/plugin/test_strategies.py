@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from revops.sim import model_render
 from revops.sim.model_chain import Shock
 
 from .conftest import Node
@@ -91,7 +92,25 @@ def scarcity_curve(c: dict, up: float = 0.4, down: float = 0.1, start: float = 0
     return top ** (max(0.0, ema - start) / (1 - start))
 
 
-def test_htlc_flood_is_priced_on_a_continuous_scarcity_curve(run):
+def test_a_dust_flood_fills_slots_but_is_not_priced(run):
+    """htlc-flood's 1-10 sat HTLCs are under every channel's dust limit (546 sat): they fill
+    the flooders' slots, revenue-explain shows them, and no scarcity premium prices them in
+    (a fee cannot ration what pays no fee; real payments would only be turned away)."""
+    node = run("htlc-flood")
+    flooded = {node.sim.channels[i].scid for i in node.sim.market.flood_rate}
+    cycles(node, 6)
+    now = explain(node)
+    for scid in flooded:
+        f = now[scid]["facts"]
+        assert f["channel.htlcs_in_flight_dust"] > 0 and f["channel.htlc_slot_util"] > 0.35, scid
+        assert f["channel.htlc_util"] < 0.35, scid
+        assert not event(now[scid], "scarcity-premium")["matched"], scid
+
+
+def test_scarce_slots_are_priced_on_a_continuous_curve(run, monkeypatch):
+    """The same flood on a node whose channels have a dust limit below its HTLCs (0.5 sat):
+    they hold slots that a fee could ration, and the premium follows the curve."""
+    monkeypatch.setattr(model_render, "DUST_LIMIT_MSAT", 500)
     node = run("htlc-flood")
     flooded = {node.sim.channels[i].scid for i in node.sim.market.flood_rate}
     samples = []

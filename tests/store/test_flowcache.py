@@ -210,7 +210,7 @@ def test_too_many_changes_invalidate(store, monkeypatch):
 def test_hold_sums_reset_when_a_window_empties(store):
     f = {"created_index": 1, "in_htlc_id": 1, "in_channel": "1x1x0", "out_channel": "2x2x0",
          "status": "settled", "received_time": NOW_S - 0.3, "resolved_time": NOW_S,
-         "in_msat": 1000, "out_msat": 900, "fee_msat": 100, "updated_index": 1}
+         "in_msat": 1_000_100, "out_msat": 1_000_000, "fee_msat": 100, "updated_index": 1}
     g = {**f, "created_index": 2, "in_htlc_id": 2, "resolved_time": NOW_S - DAY_S + 5,
          "received_time": NOW_S - DAY_S + 4.9}
     store.ingest_forwards([f, g])

@@ -89,12 +89,24 @@ def test_resolution_before_offered_is_never_downgraded(store):
 
 
 def test_resolution_upgrades_offered(store):
-    store.ingest_forward_event(_offered(SETTLED))
+    settled = {**SETTLED, "in_msat": 1_000_010, "out_msat": 1_000_000}   # 1,000 sat: above dust
+    store.ingest_forward_event(_offered(settled))
     assert _one(store, in_htlc_id=5)["status"] == 0
-    assert store.ingest_forward_event(SETTLED)
+    assert store.ingest_forward_event(settled)
     row = _one(store, in_htlc_id=5)
     assert (row["status"], row["t"], row["hold_s"]) == (1, 101.5, 1.0)
     assert store.channel_flows(200.0)["2x2x2"].window("1d").out_count == 1
+
+
+def test_a_dust_forward_has_no_hold_time(store):
+    """SETTLED moves 1 sat, under the 546 sat dust limit: it counts as a forward, but its hold
+    says nothing about the capital a channel locks (a jamming flood holds dust for minutes)."""
+    store.ingest_forward_event(_offered(SETTLED))
+    assert store.ingest_forward_event(SETTLED)
+    row = _one(store, in_htlc_id=5)
+    assert (row["status"], row["t"], row["hold_s"]) == (1, 101.5, None)
+    w = store.channel_flows(200.0)["2x2x2"].window("1d")
+    assert (w.out_count, w.hold_count) == (1, 0)
 
 
 def test_terminal_outcome_changes_only_with_a_later_updated_index(store):

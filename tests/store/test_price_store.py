@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from revops.facts.price import PriceSettings, observe
 from revops.price_book import load_states, update_price_book
 from revops.store import Store
@@ -33,6 +35,17 @@ def test_attempts_count_every_forward_that_accepted_the_fee(store):
         fwd(8, "settled", T0 + 70, out="3x3x3"),
     ])
     assert store.forward_attempts(T0, T0 + 100) == {"2x2x2": 3, "3x3x3": 1}
+
+
+def test_a_forward_under_the_dust_size_counts_as_its_share_of_an_attempt(store):
+    small = fwd(1, "failed", T0 + 10)
+    small.update(out_msat=5_000, in_msat=5_001)                       # a 5 sat flood HTLC
+    local = fwd(2, "local_failed", T0 + 20, failcode=4103)
+    local["in_msat"] = 250_000                                        # no out_msat: its in_msat is the size
+    store.ingest_forwards([small, local, fwd(3, "settled", T0 + 30), fwd(4, "settled", T0 + 40, out="3x3x3")])
+    assert store.forward_attempts(T0, T0 + 100, dust_msat=1_000_000) == pytest.approx(
+        {"2x2x2": 0.005 + 0.25 + 1, "3x3x3": 1})
+    assert store.forward_attempts(T0, T0 + 100, dust_msat=0) == {"2x2x2": 3, "3x3x3": 1}
 
 
 def test_state_round_trip_and_survives_reopening(tmp_path):
