@@ -107,6 +107,19 @@ def test_a_dust_flood_fills_slots_but_is_not_priced(run):
         assert not event(now[scid], "scarcity-premium")["matched"], scid
 
 
+def test_a_dust_flood_does_not_price_the_node_out_of_its_market(run):
+    """Two days of htlc-flood through the plugin: the flood is most of what a channel forwards,
+    yet the fees stay near each channel's competitor price. Before the flood was discounted
+    (learner, scarcity and hold premiums), most channels reached the 2,500 ppm ceiling."""
+    node = run("htlc-flood", seed=3)
+    cycles(node, 48)
+    fees = {c["short_channel_id"]: c["updates"]["local"]["fee_proportional_millionths"]
+            for c in node.backend("listpeerchannels", {})["channels"]}
+    ref = {ch.scid: ch.ref_fee_ppm for ch in node.sim.channels if ch.scid in fees}
+    dear = sorted(s for s in ref if fees[s] > 2 * ref[s] + 100)
+    assert len(dear) <= len(ref) // 10, {s: (fees[s], round(ref[s])) for s in dear}
+
+
 def test_scarce_slots_are_priced_on_a_continuous_curve(run, monkeypatch):
     """The same flood on a node whose channels have a dust limit below its HTLCs (0.5 sat):
     they hold slots that a fee could ration, and the premium follows the curve."""
