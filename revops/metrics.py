@@ -32,6 +32,8 @@ CHANNEL_GAUGES = (
     ("channel.htlc_slot_util", "htlc_slot_utilization_ratio", "HTLCs in flight over the slot limit, 0..1."),
     ("channel.htlc_value_util", "htlc_value_utilization_ratio",
      "Value of HTLCs in flight over the channel's in-flight limit, 0..1."),
+    ("channel.htlcs_in_flight_dust", "htlcs_in_flight_dust",
+     "Pending HTLCs under the dust limit (local_trimmed): a jamming flood shows here."),
     ("channel.capacity_sat", "capacity_sat", "Channel capacity in sat."),
 )
 #: Rebalancer summary keys exported as gauges (see on_rebalance).

@@ -66,6 +66,7 @@ def test_metrics_through_the_plugin(workdir):
         assert all(0 <= v <= 1 for v in ratio.values()) and len(ratio) == len(scids)
         assert "revops_channel_htlc_slot_utilization_ratio" in after
         assert "revops_channel_htlc_value_utilization_ratio" in after
+        assert value(after, "revops_channel_htlcs_in_flight_dust") == 0   # hub has no dust flood
         assert value(after, "revops_decisions_total") == summary["channels"]
         assert value(after, "revops_fee_broadcasts_total") == summary["set_fee"]
         rules = {s.labels["rule"] for s in after["revops_decisions"] if s.name == "revops_decisions_total"}
@@ -131,3 +132,21 @@ def test_the_rebalancers_summary_is_scraped(workdir):
         assert value(families, "revops_wallet_reserve_ok") == (0 if summary["wallet_reserve"]["suspended"] else 1)
     finally:
         node.stop()
+
+
+def test_a_dust_flood_shows_in_the_metrics(workdir):
+    """htlc-flood: the gauge of dust HTLCs in flight is what revenue-explain's fact says, and
+    nonzero on the channels the flooders fill."""
+    n = Node(workdir, scenario="htlc-flood", seed=3, options={"revenue-ops-metrics-listen": "127.0.0.1:0"})
+    n.start()
+    try:
+        at = n.call("revenue-status")["metrics"]
+        n.advance(3600)
+        n.cycle("fees")
+        gauge = {s.labels["scid"]: s.value for s in scrape(at)["revops_channel_htlcs_in_flight_dust"]}
+        facts = {c["scid"]: c["facts"]["channel.htlcs_in_flight_dust"] for c in n.call("revenue-explain")["channels"]}
+        assert gauge == facts
+        flooded = {n.sim.channels[i].scid for i in n.sim.market.flood_rate}
+        assert all(gauge[s] > 0 for s in flooded), {s: gauge[s] for s in flooded}
+    finally:
+        n.stop()
