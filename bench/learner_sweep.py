@@ -55,6 +55,7 @@ class LearnerSetter:
     def _attempts(self, node) -> dict[str, float]:
         """Forwards out of each channel that accepted its fee, resolved since the last call."""
         fw, out, still = node.forwards, {}, []
+        dust = self.settings.dust_sat * 1000  # a dust forward counts as its share (store/price.py)
         rows, self.cursor = self.pending + list(range(self.cursor, len(fw))), len(fw)
         for i in rows:
             status = fw.status[i]
@@ -62,9 +63,9 @@ class LearnerSetter:
                 still.append(i)
             elif fw.out_ch[i] >= 0 and (status in (SETTLED, FAILED)
                                         or (status == LOCAL_FAILED and fw.failcode[i] != FEE_INSUFFICIENT)):
-                scid = fw.scids[fw.out_ch[i]]  # a dust forward counts as its share (store/price.py)
-                dust = self.settings.dust_sat * 1000
-                out[scid] = out.get(scid, 0) + (min(1.0, (fw.out_msat[i] or fw.in_msat[i]) / dust) if dust > 0 else 1)
+                scid = fw.scids[fw.out_ch[i]]
+                size = fw.out_msat[i] or fw.in_msat[i]
+                out[scid] = out.get(scid, 0) + (min(1.0, size / dust) if dust > 0 else 1)
         self.pending = still
         return out
 

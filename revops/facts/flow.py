@@ -135,7 +135,7 @@ DUST_MSAT = 546_000
 
 
 def forward_times(kind: int, received: float | None, resolved: float | None,
-                  out_msat: int | None = None) -> tuple[float, float | None]:
+                  out_msat: int | None) -> tuple[float, float | None]:
     """Returns (t, hold_s): t is resolved_time, else received_time, else 0 (a zero time
     counts as absent); hold_s is resolved - received for settled and failed forwards with
     both times, else None, and None for a dust forward (out_msat below DUST_MSAT; 0 or None:

@@ -26,14 +26,13 @@ SCHEMA = (
 # failures (4: fee insufficient, the sender had an old fee) and pending rows (0) do not count.
 # A forward smaller than the dust size counts as its share of one (size / dust): a flood of
 # 1-10 sat HTLCs, jamming or probing, comes whatever the fee, and counted whole it told the
-# learner that no fee was too dear (htlc-flood: every channel priced at the ceiling). The size
+# learner that no fee was too dear (htlc-flood: most channels priced at the ceiling). The size
 # is out_msat, else in_msat (a local failure may have no out_msat); with neither, one whole.
 # Reads the partial index forwards_t (kind != 0).
 _ATTEMPTS = """SELECT out_channel,
-  SUM(CASE WHEN :dust <= 0 OR COALESCE(NULLIF(out_msat, 0), in_msat) IS NULL THEN 1.0
-           ELSE MIN(1.0, MAX(0.0, COALESCE(NULLIF(out_msat, 0), in_msat)) / :dust) END)
-FROM forwards INDEXED BY forwards_t
-WHERE t > :since AND t <= :now AND kind != 0 AND kind IN (1, 2, 3) AND out_channel IS NOT NULL
+  SUM(CASE WHEN :dust <= 0 OR size IS NULL THEN 1.0 ELSE MIN(1.0, MAX(0.0, size) / :dust) END)
+FROM (SELECT out_channel, COALESCE(NULLIF(out_msat, 0), in_msat) AS size FROM forwards INDEXED BY forwards_t
+      WHERE t > :since AND t <= :now AND kind != 0 AND kind IN (1, 2, 3) AND out_channel IS NOT NULL)
 GROUP BY out_channel"""
 
 
