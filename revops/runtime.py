@@ -164,8 +164,12 @@ class Runtime:
     # -- policy ------------------------------------------------------------------------------
 
     def reload(self, trigger: str = "revenue-reload") -> ReloadResult:
-        """The one reload path (RPC, file watch, startup): validate, swap or keep, record, log."""
+        """The one reload path (RPC, file watch, startup): validate, swap or keep, record, log.
+
+        Observers (metrics, journal) record before the log line, so whoever waits for the
+        line sees the recorded state."""
         result = self.holder.reload()
+        self._notify("reload_done", result)
         if result.ok:
             self._watcher.remember()
             changed = result.changed_rules
@@ -183,7 +187,6 @@ class Runtime:
                      f"{len(result.errors)} error(s)", "warn")
             for err in result.errors:
                 self.log(str(err), "warn")
-        self._notify("reload_done", result)
         return result
 
     def _reload_if_changed(self) -> None:
