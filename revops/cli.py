@@ -350,8 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run the real plugin on a simulated node and report money earned")
     p.add_argument("--scenario", default="hub", help="a scenario name (hub, sink-drain, zombies, competitor-shift, "
-                   "demand-shift, mempool-shock, htlc-flood, flappy-peers, large, self-loops) or a scenario "
-                   "YAML file")
+                   "demand-shift, mempool-shock, htlc-flood, flappy-peers, large, self-loops, cheap-market) or a "
+                   "scenario YAML file")
     p.add_argument("--policy", default=default, help="policy folder (default: the shipped default)")
     p.add_argument("--compare", nargs="+", action="extend", metavar="DIR",
                    help="more policies to run on the same seed (--compare A B or --compare A --compare B)")

@@ -126,8 +126,10 @@ def test_mempool_shock_raises_the_shock_ratio(node, tmp_path):
 def test_flow_windows_count_only_the_days_revops_has_watched(node, tmp_path):
     """A node revops started watching two days ago (the simulated node has no older forwards)
     has two days of flow in its 30-day window: rates divide by two days, not thirty. Before,
-    the chain-cost floor read a thirtieth of the real flow and sat at its 500 ppm cap."""
+    the chain-cost floor read a thirtieth of the real flow and sat at its 500 ppm cap. (The
+    floor's minimum flow is set to 1 sat a day here, so that it reads each channel's own flow.)"""
     t0 = node.sim.now_s                          # the plugin's clock at start
+    node.call("revenue-config", ["chain_cost_floor_min_flow_sat", 1])
     node.advance(2 * 86400)
     node.cycle()
     live = assert_offline_equals_live(node, tmp_path)   # the snapshot carries when watching began
@@ -145,6 +147,6 @@ def test_flow_windows_count_only_the_days_revops_has_watched(node, tmp_path):
         assert f["channel.revenue_rate_7d_msat_per_h"] == pytest.approx(f["channel.fees_earned_7d_msat"] / (days * 24))
         floor = next(e for e in c["trace"] if e["rule"] == "chain-cost-floor")
         assert floor["matched"]
-        want = min(500, f["market.replacement_cost_sat"] * 1e9 / (out30 / days * 365))
+        want = min(500, f["market.replacement_cost_sat"] * 1e9 / (max(out30 / days, 1000) * 365))
         assert next(x["ppm"] for x in floor["effects"] if x["action"] == "raise_floor") == pytest.approx(want)
     assert routed >= 10

@@ -209,3 +209,26 @@ def test_flapping_peers_volume_is_discounted(run):
         if checked >= 2:
             break
     assert checked >= 2, "no flapping channel took a climbing step with revenue"
+
+
+def test_an_overpriced_node_prices_down_to_a_cheap_market(run):
+    """Eight days of cheap-market through the plugin: competitors charge 10-80 ppm and our
+    channels start at 50-450. A channel that sells nothing is priced down until it sells, and
+    no chain-cost floor grows out of its thin flow: most channels end below where they
+    started, and the node routes. Before, the hill climber read "0 now, 0 before" as no worse
+    and climbed away from the market, and the floor (replacement cost over a thin flow, up
+    to 500 ppm) locked out the channels a zero-fee probe had revived: 509 sat in 8 days."""
+    node = run("cheap-market")
+    start = {c["short_channel_id"]: c["updates"]["local"]["fee_proportional_millionths"]
+             for c in node.backend("listpeerchannels", {})["channels"]}
+    cycles(node, 8 * 24)
+    end = {c["short_channel_id"]: c["updates"]["local"]["fee_proportional_millionths"]
+           for c in node.backend("listpeerchannels", {})["channels"]}
+    cheaper = [s for s in start if s in end and end[s] < start[s]]
+    assert len(cheaper) >= 3 * len(start) // 4, {s: (start[s], end.get(s)) for s in start if s not in cheaper}
+    earned_sat = sum(f["fee_msat"] for f in node.backend("listforwards", {"status": "settled"})["forwards"]) // 1000
+    assert earned_sat > 5000, earned_sat
+    explained = explain(node)
+    floors = [(s, e["why"]) for s, c in explained.items() for e in c["trace"]
+              if e["rule"] == "chain-cost-floor" and e["matched"]]
+    assert floors and all(float(why.rsplit("needs ", 1)[1].split()[0]) <= 50 for _, why in floors), floors

@@ -16,7 +16,7 @@ from revops.sim.scenario import SCENARIO_DIR, load_scenario, parse_scenario, sce
 
 EXPECTED = {"hub": 40, "sink-drain": 40, "zombies": 40, "mempool-shock": 40,
             "htlc-flood": 40, "flappy-peers": 40, "large": 2000, "self-loops": 28,
-            "competitor-shift": 40, "demand-shift": 40}
+            "competitor-shift": 40, "demand-shift": 40, "cheap-market": 40}
 EXAMPLE_SNAPSHOT = Path(__file__).resolve().parents[2] / "examples" / "snapshot.json"
 
 
